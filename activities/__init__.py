@@ -1,0 +1,1 @@
+"""Node types: one module per family, all listed in one registry (`activities.registry`)."""

@@ -1,0 +1,45 @@
+"""Nodes the workflow itself executes: a durable timer and a human decision (a signal)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from activities.registry import NodeType
+
+
+class DelayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(ge=0, le=30 * 86_400, description="How long the durable timer waits")
+
+
+class HumanReviewConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instructions: str = Field(default="", description="What the reviewer should check")
+    payload: Any = Field(default=None, description="A template: what the reviewer sees")
+    timeout_s: float | None = Field(default=None, gt=0, le=365 * 86_400)
+    on_timeout: Literal["reject", "approve"] | None = Field(
+        default=None, description="Decision taken when timeout_s passes (default: reject)"
+    )
+
+
+NODE_TYPES = (
+    NodeType(
+        name="delay",
+        role="task",
+        config_model=DelayConfig,
+        execution="workflow",
+        description="Waits `seconds` on a durable timer",
+    ),
+    NodeType(
+        name="human_review",
+        role="review",
+        config_model=HumanReviewConfig,
+        execution="workflow",
+        description="Waits for a reviewer's decision (the `review` signal)",
+        allowed_branches=frozenset({"rejected"}),
+    ),
+)

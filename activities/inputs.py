@@ -1,0 +1,94 @@
+"""Start-type nodes: the run's inputs, one node per document, JSON value or text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from temporalio import activity
+
+from activities.models import NodeTaskInput, NodeTaskOutput
+from activities.registry import NodeType
+
+
+class StartConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    accept: list[str] | None = Field(
+        default=None, description="Accepted MIME types (e.g. application/pdf, image/*)"
+    )
+
+
+class StartJsonConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    json_schema: dict[str, Any] | None = Field(
+        default=None, alias="schema", description="JSON Schema the input must match"
+    )
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                validator_for(value).check_schema(value)
+            except SchemaError as exc:
+                raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        return value
+
+
+class StartTextConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def mime_accepted(mime_type: str, accept: list[str] | None) -> bool:
+    if not accept:
+        return True
+    major = mime_type.split("/", 1)[0]
+    return any(pattern in (mime_type, f"{major}/*", "*/*") for pattern in accept)
+
+
+@activity.defn(name="start")
+async def start_node(task: NodeTaskInput) -> NodeTaskOutput:
+    # The input is the document's file reference (claim check): bytes never enter history.
+    return NodeTaskOutput(output=task.input)
+
+
+@activity.defn(name="start_json")
+async def start_json_node(task: NodeTaskInput) -> NodeTaskOutput:
+    return NodeTaskOutput(output=task.input)
+
+
+@activity.defn(name="start_text")
+async def start_text_node(task: NodeTaskInput) -> NodeTaskOutput:
+    return NodeTaskOutput(output={"text": task.input})
+
+
+NODE_TYPES = (
+    NodeType(
+        name="start",
+        role="start",
+        config_model=StartConfig,
+        execution="local",
+        description="A document input; output: file_id, filename, mime_type, size_bytes, sha256",
+        make_activity=lambda deps: start_node,
+    ),
+    NodeType(
+        name="start_json",
+        role="start",
+        config_model=StartJsonConfig,
+        execution="local",
+        description="A JSON input, validated against `schema` when the run is created",
+        make_activity=lambda deps: start_json_node,
+    ),
+    NodeType(
+        name="start_text",
+        role="start",
+        config_model=StartTextConfig,
+        execution="local",
+        description="A text input; output: {text}",
+        make_activity=lambda deps: start_text_node,
+    ),
+)

@@ -1,0 +1,32 @@
+"""The one input and one result model shared by every node activity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from runlane.definition import Node
+from runlane.templating import TemplateContext
+
+
+class NodeTaskInput(BaseModel):
+    run_id: str
+    workflow_id: str
+    node: Node
+    # Outputs of the ancestors this node references, and only those: history stays small.
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    # For start nodes: the run input given for this node.
+    input: Any = None
+
+    def template_context(self) -> TemplateContext:
+        return TemplateContext(
+            outputs=self.outputs,
+            run={"id": self.run_id, "workflow_id": self.workflow_id},
+            vars=self.vars,
+        )
+
+
+class NodeTaskOutput(BaseModel):
+    output: Any = None

@@ -1,0 +1,117 @@
+"""The node-type registry, read by the API (validation, OpenAPI) and the worker (activities).
+
+Custom node types are ordinary Python packages exposing a `NodeType` through the entry point
+group `runlane.node_types`; they are loaded here, so nobody forks Runlane to add one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel
+
+from runlane.definition import Definition, NodeRole
+from runlane.settings import Settings
+from workflows.models import NodePlan
+
+ENTRY_POINT_GROUP = "runlane.node_types"
+_REMOTE_TIMEOUT_MARGIN_S = 5.0
+
+# local: a local activity (pure, cheap, still one marker per node in the Temporal UI);
+# remote: a regular activity (I/O, retried by the server, heartbeats);
+# workflow: handled by the workflow itself (durable timers, signals).
+Execution = Literal["local", "remote", "workflow"]
+
+
+@dataclass(frozen=True)
+class ActivityDeps:
+    """What activity factories may need; built once in worker.py."""
+
+    settings: Settings
+    http_client: httpx.AsyncClient
+
+
+@dataclass(frozen=True)
+class NodeType:
+    name: str
+    role: NodeRole
+    config_model: type[BaseModel]
+    execution: Execution
+    description: str
+    default_timeout_s: float = 30.0
+    allowed_branches: frozenset[str] = frozenset()
+    # Returns the activity callable registered under `name`; None for workflow-handled types.
+    make_activity: Callable[[ActivityDeps], Callable[..., Any]] | None = None
+    # Re-running it repeats an effect outside Runlane (shown by the retry plan).
+    side_effecting: bool = False
+
+
+@dataclass(frozen=True)
+class NodeRegistry:
+    types: Mapping[str, NodeType] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> NodeType:
+        return self.types[name]
+
+    def get(self, name: str) -> NodeType | None:
+        return self.types.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.types
+
+    def __iter__(self) -> Iterable[str]:  # type: ignore[override]
+        return iter(self.types)
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def keys(self) -> Iterable[str]:
+        return self.types.keys()
+
+    def activities(self, deps: ActivityDeps) -> list[Callable[..., Any]]:
+        return [t.make_activity(deps) for t in self.types.values() if t.make_activity]
+
+    def plans(self, definition: Definition) -> dict[str, NodePlan]:
+        """How each node of a valid definition executes, frozen into the run's input."""
+        plans: dict[str, NodePlan] = {}
+        for node in definition.nodes:
+            spec = self.types[node.type]
+            timeout = node.timeout_s or spec.default_timeout_s
+            own_timeout = node.config.get("timeout_s")
+            if node.timeout_s is None and spec.execution == "remote" and own_timeout:
+                # The activity's timeout leaves room for the node's own request timeout.
+                timeout = float(own_timeout) + _REMOTE_TIMEOUT_MARGIN_S
+            plans[node.id] = NodePlan(role=spec.role, execution=spec.execution, timeout_s=timeout)
+        return plans
+
+
+def build_registry(extra: Iterable[NodeType] = ()) -> NodeRegistry:
+    from activities import control, http, inputs, pure
+
+    types: dict[str, NodeType] = {}
+    for node_type in (*inputs.NODE_TYPES, *pure.NODE_TYPES, *http.NODE_TYPES, *control.NODE_TYPES):
+        types[node_type.name] = node_type
+    for node_type in extra:
+        if node_type.name in types:
+            raise ValueError(f"node type '{node_type.name}' is registered twice")
+        types[node_type.name] = node_type
+    return NodeRegistry(types)
+
+
+def _plugin_node_types() -> list[NodeType]:
+    loaded: list[NodeType] = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        value = point.load()
+        loaded.extend(value if isinstance(value, list | tuple) else [value])
+    return loaded
+
+
+@lru_cache
+def default_registry() -> NodeRegistry:
+    """Core node types plus every installed plugin's."""
+    return build_registry(_plugin_node_types())

@@ -1,0 +1,289 @@
+"""Workflow definitions: the model, the graph and the validator (API.md "Definition").
+
+The validator reports every problem it finds, each with its node id, rather than stopping at
+the first: a caller fixing a definition wants the whole list. Node types are passed in (the
+registry lives in `activities/`), so this module has no dependency on any node implementation
+and the workflow sandbox can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from runlane import templating
+
+NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_NODE_ID_RE = re.compile(NODE_ID_PATTERN)
+
+# What the interpreter needs to know about a node type, beyond its config schema.
+NodeRole = Literal["start", "end", "condition", "review", "task"]
+
+
+class NodeTypeSpec(Protocol):
+    @property
+    def role(self) -> NodeRole: ...
+    @property
+    def config_model(self) -> type[BaseModel]: ...
+    @property
+    def allowed_branches(self) -> frozenset[str]: ...
+
+
+class RetryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    initial_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    backoff: float = Field(default=2.0, ge=1.0, le=10.0)
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    type: str
+    label: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+    retry: RetryConfig | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=86_400)
+
+
+class Edge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    target: str
+    branch: str | None = None
+
+
+class Definition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: list[Node]
+    edges: list[Edge] = Field(default_factory=list)
+    # Constants templates read as `{{$vars.name}}`.
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+
+class Problem(BaseModel):
+    node_id: str | None = None
+    message: str
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Adjacency of a definition whose node ids and edge ends are known to be valid."""
+
+    definition: Definition
+
+    @cached_property
+    def nodes(self) -> dict[str, Node]:
+        return {node.id: node for node in self.definition.nodes}
+
+    @cached_property
+    def incoming(self) -> dict[str, list[Edge]]:
+        result: dict[str, list[Edge]] = {node_id: [] for node_id in self.nodes}
+        for edge in self.definition.edges:
+            result[edge.target].append(edge)
+        return result
+
+    @cached_property
+    def outgoing(self) -> dict[str, list[Edge]]:
+        result: dict[str, list[Edge]] = {node_id: [] for node_id in self.nodes}
+        for edge in self.definition.edges:
+            result[edge.source].append(edge)
+        return result
+
+    @cached_property
+    def topological_order(self) -> list[str]:
+        """Kahn's order, ties broken by position in the definition (stable, deterministic).
+        Nodes on a cycle are left out; the validator reports them."""
+        position = {node_id: index for index, node_id in enumerate(self.nodes)}
+        indegree = {node_id: len(edges) for node_id, edges in self.incoming.items()}
+        heap = [(position[n], n) for n, degree in indegree.items() if degree == 0]
+        heapq.heapify(heap)
+        order: list[str] = []
+        while heap:
+            _, node_id = heapq.heappop(heap)
+            order.append(node_id)
+            for edge in self.outgoing[node_id]:
+                indegree[edge.target] -= 1
+                if indegree[edge.target] == 0:
+                    heapq.heappush(heap, (position[edge.target], edge.target))
+        return order
+
+    @cached_property
+    def ancestors(self) -> dict[str, frozenset[str]]:
+        result: dict[str, frozenset[str]] = {}
+        for node_id in self.topological_order:
+            found: set[str] = set()
+            for edge in self.incoming[node_id]:
+                found.add(edge.source)
+                found |= result.get(edge.source, frozenset())
+            result[node_id] = frozenset(found)
+        return result
+
+    def reachable_from(self, roots: Iterable[str]) -> set[str]:
+        seen = set(roots)
+        stack = list(seen)
+        while stack:
+            for edge in self.outgoing[stack.pop()]:
+                if edge.target not in seen:
+                    seen.add(edge.target)
+                    stack.append(edge.target)
+        return seen
+
+    def descendants(self, node_id: str) -> set[str]:
+        return self.reachable_from([node_id]) - {node_id}
+
+
+def _loc_node_id(raw: Any, loc: tuple[Any, ...]) -> str | None:
+    """Name the node a pydantic error location points into, when it does."""
+    if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int):
+        try:
+            node_id = raw["nodes"][loc[1]]["id"]
+        except (KeyError, IndexError, TypeError):
+            return None
+        return node_id if isinstance(node_id, str) else None
+    return None
+
+
+def _format_loc(loc: Iterable[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def parse_definition(raw: Any) -> tuple[Definition | None, list[Problem]]:
+    try:
+        return Definition.model_validate(raw), []
+    except ValidationError as exc:
+        problems = [
+            Problem(
+                node_id=_loc_node_id(raw, tuple(error["loc"])),
+                message=f"{_format_loc(error['loc'])}: {error['msg']}",
+            )
+            for error in exc.errors()
+        ]
+        return None, problems
+
+
+def validate_definition(
+    raw: Any, node_types: Mapping[str, NodeTypeSpec]
+) -> tuple[Definition | None, list[Problem]]:
+    """Parse and check a definition; the definition is returned only when it is valid."""
+    definition, problems = parse_definition(raw)
+    if definition is None:
+        return None, problems
+    problems = list(_graph_problems(definition, node_types))
+    return (definition if not problems else None), problems
+
+
+def _graph_problems(
+    definition: Definition, node_types: Mapping[str, NodeTypeSpec]
+) -> Iterable[Problem]:
+    seen: set[str] = set()
+    for node in definition.nodes:
+        if not _NODE_ID_RE.match(node.id):
+            yield Problem(node_id=node.id, message="node id must match [A-Za-z0-9_-]{1,64}")
+        if node.id in seen:
+            yield Problem(node_id=node.id, message=f"duplicate node id '{node.id}'")
+        seen.add(node.id)
+        spec = node_types.get(node.type)
+        if spec is None:
+            known = ", ".join(sorted(node_types))
+            yield Problem(node_id=node.id, message=f"unknown node type '{node.type}' ({known})")
+            continue
+        try:
+            spec.config_model.model_validate(node.config)
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = _format_loc(("config", *error["loc"]))
+                yield Problem(node_id=node.id, message=f"{where}: {error['msg']}")
+        for ref in templating.references(node.config):
+            problem = templating.reference_problem(ref)
+            if problem:
+                yield Problem(node_id=node.id, message=problem)
+
+    if len(seen) != len(definition.nodes):
+        return  # edges and graph checks would only repeat the duplicate-id problem
+    ids = seen
+    edges_ok = True
+    edge_keys: set[tuple[str, str, str | None]] = set()
+    for edge in definition.edges:
+        for end in (edge.source, edge.target):
+            if end not in ids:
+                edges_ok = False
+                yield Problem(
+                    node_id=end,
+                    message=f"edge {edge.source} -> {edge.target} names unknown node '{end}'",
+                )
+        key = (edge.source, edge.target, edge.branch)
+        if key in edge_keys:
+            yield Problem(node_id=edge.source, message=f"duplicate edge to '{edge.target}'")
+        edge_keys.add(key)
+    if not edges_ok:
+        return
+
+    graph = Graph(definition)
+    roles = {
+        node.id: node_types[node.type].role for node in definition.nodes if node.type in node_types
+    }
+    starts = [node_id for node_id, role in roles.items() if role == "start"]
+    if not starts:
+        yield Problem(message="a definition needs at least one start-type node")
+    if not any(role == "end" for role in roles.values()):
+        yield Problem(message="a definition needs at least one 'end' node")
+
+    for edge in definition.edges:
+        source = graph.nodes[edge.source]
+        spec = node_types.get(source.type)
+        if spec is None:
+            continue
+        if roles[edge.target] == "start":
+            yield Problem(node_id=edge.target, message="a start node cannot have incoming edges")
+        allowed = spec.allowed_branches
+        if spec.role == "condition" and edge.branch not in allowed:
+            yield Problem(
+                node_id=edge.source,
+                message=f"edge to '{edge.target}' must carry branch \"true\" or \"false\"",
+            )
+        elif spec.role != "condition" and edge.branch is not None and edge.branch not in allowed:
+            hint = f" (allowed: {', '.join(sorted(allowed))})" if allowed else ""
+            yield Problem(
+                node_id=edge.source,
+                message=f"edge to '{edge.target}' has branch '{edge.branch}'"
+                f" that a {source.type} node does not take{hint}",
+            )
+
+    ordered = set(graph.topological_order)
+    cyclic = [node_id for node_id in graph.nodes if node_id not in ordered]
+    for node_id in cyclic:
+        yield Problem(node_id=node_id, message="node is part of a cycle")
+    if cyclic:
+        return
+
+    reachable = graph.reachable_from(starts)
+    for node_id in graph.nodes:
+        if node_id not in reachable:
+            yield Problem(node_id=node_id, message="node is not reachable from any start node")
+
+    for node in definition.nodes:
+        ancestors = graph.ancestors[node.id]
+        for ref in templating.references(node.config):
+            if ref.node_id is None:
+                continue
+            if ref.node_id not in ids:
+                message = f"template '{{{{{ref.raw}}}}}' names unknown node '{ref.node_id}'"
+            elif ref.node_id not in ancestors:
+                message = (
+                    f"template '{{{{{ref.raw}}}}}' names '{ref.node_id}', "
+                    "which is not an ancestor of this node"
+                )
+            else:
+                continue
+            yield Problem(node_id=node.id, message=message)

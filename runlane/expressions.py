@@ -1,0 +1,55 @@
+"""`condition` expressions: JMESPath over an object keyed by ancestor node ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+
+class ExpressionError(ValueError):
+    pass
+
+
+def compile_expression(expression: str) -> Any:
+    try:
+        return jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise ExpressionError(f"invalid JMESPath expression: {exc}") from exc
+
+
+def _fields(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if node.get("type") == "field" and isinstance(node.get("value"), str):
+            yield node["value"]
+        for child in node.get("children", []):
+            yield from _fields(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _fields(child)
+
+
+def field_names(expression: str) -> set[str]:
+    """Every identifier the expression mentions: a superset of the node ids it reads.
+
+    Used to pass only what a condition needs into its activity (history stays small) and to
+    check that it names no node that is not an ancestor.
+    """
+    return set(_fields(compile_expression(expression).parsed))
+
+
+def evaluate(expression: str, data: Mapping[str, Any]) -> Any:
+    try:
+        return compile_expression(expression).search(dict(data))
+    except JMESPathError as exc:
+        raise ExpressionError(f"expression failed: {exc}") from exc
+
+
+def truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null, empty string/list/object are false."""
+    # Compared by identity/type: in Python `0 == False`, but 0 is true in JMESPath.
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, str | list | dict) and len(value) == 0)

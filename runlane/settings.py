@@ -1,0 +1,94 @@
+"""One settings object for the API, the worker, `make run` and docker-compose.
+
+Every variable is documented in API.md's configuration table. Nothing here is read at
+import time: callers go through :func:`get_settings` (cached), and workflow code never
+reads settings at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_ORGANIZATION = "org_dev"
+DEV_KEY_FILENAME = "dev-api-key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNLANE_", extra="ignore")
+
+    # "key1:org_a,key2:org_b"; empty means: the generated development key for org_dev.
+    api_keys: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_url: str = "http://localhost:8233"
+    task_queue: str = "runlane"
+    data_dir: Path = Path("./.data")
+    database_url: str = ""
+    max_upload_bytes: int = Field(default=52_428_800, gt=0)
+    http_allow_private: bool = False
+
+    @field_validator("temporal_ui_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'runlane.db').resolve()}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def dev_key_path(self) -> Path:
+        return self.data_dir / DEV_KEY_FILENAME
+
+    def key_to_organization(self) -> dict[str, str]:
+        """Parse RUNLANE_API_KEYS; without it, load (or create once) the dev key."""
+        if self.api_keys.strip():
+            return parse_api_keys(self.api_keys)
+        return {ensure_dev_key(self.dev_key_path): DEV_ORGANIZATION}
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, org = item.partition(":")
+        if not sep or not key.strip() or not org.strip():
+            raise ValueError(f"RUNLANE_API_KEYS entry {item!r} is not 'key:organization'")
+        keys[key.strip()] = org.strip()
+    return keys
+
+
+def ensure_dev_key(path: Path) -> str:
+    """The development key lives in the data dir so it survives restarts and is shared by
+    every local process (and by the README's quickstart, which reads the file)."""
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = "rl_dev_" + secrets.token_urlsafe(24)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(key + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

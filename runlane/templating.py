@@ -1,0 +1,130 @@
+"""Templates of API.md: `{{ref}}` references rendered without `eval`.
+
+A string that is exactly one `{{ref}}` keeps the referenced value's JSON type; a reference
+inside a longer string is interpolated as text. `ref` is `node_id[.path]` (the first dot ends
+the node id; list items by index), `$run.id`, `$run.workflow_id` or `$vars.name[.path]`.
+Pure functions only: the workflow sandbox imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_REF = r"\s*([^{}\s]+)\s*"
+_WHOLE = re.compile(r"^\{\{" + _REF + r"\}\}$")
+_INNER = re.compile(r"\{\{" + _REF + r"\}\}")
+
+RUN_FIELDS = ("id", "workflow_id")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One parsed `{{...}}`: `root` is a node id, `$run` or `$vars`."""
+
+    raw: str
+    root: str
+    path: tuple[str, ...]
+
+    @property
+    def node_id(self) -> str | None:
+        return None if self.root.startswith("$") else self.root
+
+
+@dataclass(frozen=True)
+class TemplateContext:
+    outputs: Mapping[str, Any]
+    run: Mapping[str, Any] = field(default_factory=dict)
+    vars: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Missing:
+    pass
+
+
+MISSING = _Missing()
+
+
+def parse_reference(raw: str) -> Reference:
+    root, _, rest = raw.partition(".")
+    path = tuple(rest.split(".")) if rest else ()
+    return Reference(raw=raw, root=root, path=path)
+
+
+def references(template: Any) -> Iterator[Reference]:
+    """Every reference in a template (any JSON value), in document order."""
+    if isinstance(template, str):
+        for match in _INNER.finditer(template):
+            yield parse_reference(match.group(1))
+    elif isinstance(template, Mapping):
+        for value in template.values():
+            yield from references(value)
+    elif isinstance(template, list):
+        for item in template:
+            yield from references(item)
+
+
+def reference_problem(ref: Reference) -> str | None:
+    """What is wrong with a reference on its own (ancestry is the validator's business)."""
+    if ref.root == "$run":
+        if len(ref.path) != 1 or ref.path[0] not in RUN_FIELDS:
+            return f"'{{{{{ref.raw}}}}}': $run has only {', '.join(RUN_FIELDS)}"
+    elif ref.root == "$vars":
+        if not ref.path:
+            return f"'{{{{{ref.raw}}}}}': name a variable, as $vars.name"
+    elif ref.root.startswith("$"):
+        return f"'{{{{{ref.raw}}}}}': unknown reference {ref.root} (use $run or $vars)"
+    return None
+
+
+def lookup(value: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if isinstance(value, Mapping):
+            if part not in value:
+                return MISSING
+            value = value[part]
+        elif isinstance(value, list):
+            if not part.isdigit() or int(part) >= len(value):
+                return MISSING
+            value = value[int(part)]
+        else:
+            return MISSING
+    return value
+
+
+def resolve(ref: Reference, context: TemplateContext) -> Any:
+    if ref.root == "$run":
+        return lookup(context.run, ref.path)
+    if ref.root == "$vars":
+        return lookup(context.vars, ref.path)
+    if ref.root not in context.outputs:
+        return MISSING
+    return lookup(context.outputs[ref.root], ref.path)
+
+
+def _as_text(value: Any) -> str:
+    if value is MISSING or value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def render(template: Any, context: TemplateContext) -> Any:
+    """Render a template; keys of objects are literal, values are rendered recursively."""
+    if isinstance(template, str):
+        whole = _WHOLE.match(template)
+        if whole:
+            value = resolve(parse_reference(whole.group(1)), context)
+            return None if value is MISSING else value
+        return _INNER.sub(
+            lambda m: _as_text(resolve(parse_reference(m.group(1)), context)), template
+        )
+    if isinstance(template, Mapping):
+        return {key: render(value, context) for key, value in template.items()}
+    if isinstance(template, list):
+        return [render(item, context) for item in template]
+    return template

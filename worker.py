@@ -1,0 +1,41 @@
+"""The Runlane worker: executes run workflows and node activities. It only wires."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import httpx
+
+from activities.registry import ActivityDeps, default_registry
+from runlane.settings import get_settings
+from runlane.temporal import connect, create_worker, ensure_search_attributes
+
+log = logging.getLogger("runlane.worker")
+
+
+async def main() -> None:
+    settings = get_settings()
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with httpx.AsyncClient() as http_client:
+        deps = ActivityDeps(settings=settings, http_client=http_client)
+        worker = create_worker(
+            client,
+            task_queue=settings.task_queue,
+            activities=default_registry().activities(deps),
+        )
+        async with worker:
+            log.info("worker polling task queue %r at %s", settings.task_queue, settings.temporal_address)
+            await stop.wait()
+            log.info("worker stopping")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(main())

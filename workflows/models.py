@@ -1,0 +1,176 @@
+"""Input, state and message models of the run workflow.
+
+These are the workflow's wire format (recorded in history): add fields with defaults only,
+so histories of runs in flight keep decoding. The REST schemas in `api/schemas.py` are
+separate; the API translates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from runlane.definition import Definition, NodeRole
+
+RunStatus = Literal["pending", "running", "waiting_for_human", "completed", "error", "cancelled"]
+StepStatus = Literal[
+    "pending", "running", "completed", "error", "skipped", "waiting_for_human", "cancelled"
+]
+TriggerType = Literal["api", "restart", "rerun", "schedule", "webhook"]
+ErrorStage = Literal["input_collection", "execution", "routing", "output_storage"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "error", "cancelled"})
+
+
+class FileRef(BaseModel):
+    """A claim check: the document's bytes stay in the blob store."""
+
+    file_id: str
+    filename: str
+    mime_type: str
+    size_bytes: int
+    sha256: str
+
+
+class RunInputs(BaseModel):
+    documents: dict[str, FileRef] = Field(default_factory=dict)
+    json_data: dict[str, Any] = Field(default_factory=dict)
+    text_data: dict[str, str] = Field(default_factory=dict)
+
+
+class WorkflowRef(BaseModel):
+    workflow_id: str
+    snapshot_id: str | None  # None when the run used the draft
+    version: int | None
+    name_at_run_time: str
+
+
+class Trigger(BaseModel):
+    type: TriggerType = "api"
+    source_run_id: str | None = None
+
+
+class NodePlan(BaseModel):
+    """How a node executes, frozen when the run starts (not read from the registry inside the
+    workflow): in-flight runs replay the same way even if a node type changes later."""
+
+    role: NodeRole
+    execution: Literal["local", "remote", "workflow"]
+    timeout_s: float
+
+
+class RunInput(BaseModel):
+    run_id: str
+    organization_id: str
+    workflow: WorkflowRef
+    definition: Definition
+    plans: dict[str, NodePlan]
+    inputs: RunInputs
+    trigger: Trigger = Field(default_factory=Trigger)
+    created_at: datetime
+
+
+class StepError(BaseModel):
+    type: str
+    message: str
+
+
+class ReviewRecord(BaseModel):
+    decision: Literal["approve", "reject"]
+    reviewer: str | None = None
+    comment: str | None = None
+    decided_at: datetime
+
+
+class StepState(BaseModel):
+    node_id: str
+    node_type: str
+    label: str = ""
+    status: StepStatus = "pending"
+    attempt: int = 0
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_ms: int | None = None
+    output: Any = None
+    error: StepError | None = None
+    review: ReviewRecord | None = None
+
+
+class RunError(BaseModel):
+    stage: ErrorStage
+    node_id: str | None = None
+    type: str
+    message: str
+
+
+class Timing(BaseModel):
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    human_waiting_started_at: datetime | None = None
+    accumulated_human_waiting_ms: int = 0
+    duration_ms: int | None = None
+    active_duration_ms: int | None = None
+
+
+class AttemptRecord(BaseModel):
+    attempt: int
+    temporal_run_id: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    status: RunStatus = "running"
+    resumed_from_node_id: str | None = None
+
+
+class RunState(BaseModel):
+    """What the `state` query answers: everything the run record and steps are built from."""
+
+    run_id: str
+    organization_id: str
+    workflow: WorkflowRef
+    trigger: Trigger
+    inputs: RunInputs
+    status: RunStatus = "pending"
+    timing: Timing
+    steps: list[StepState] = Field(default_factory=list)
+    final_outputs: Any = None
+    error: RunError | None = None
+    waiting_for_node_ids: list[str] = Field(default_factory=list)
+    attempt: int = 1
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+
+
+class ReviewDecision(BaseModel):
+    """Body of the `review` signal and the `decide` update (API.md "Human review")."""
+
+    node_id: str
+    decision: Literal["approve", "reject"]
+    data: Any = None
+    comment: str | None = None
+    reviewer: str | None = None
+
+
+class ReviewAccepted(BaseModel):
+    node_id: str
+    decision: Literal["approve", "reject"]
+
+
+def initial_state(run_input: RunInput, status: RunStatus = "pending") -> RunState:
+    """A run before anything executed: every step pending, in topological order."""
+    from runlane.definition import Graph
+
+    graph = Graph(run_input.definition)
+    return RunState(
+        run_id=run_input.run_id,
+        organization_id=run_input.organization_id,
+        workflow=run_input.workflow,
+        trigger=run_input.trigger,
+        inputs=run_input.inputs,
+        status=status,
+        timing=Timing(created_at=run_input.created_at),
+        steps=[
+            StepState(node_id=node_id, node_type=graph.nodes[node_id].type, label=graph.nodes[node_id].label)
+            for node_id in graph.topological_order
+        ],
+    )

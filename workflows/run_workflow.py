@@ -1,0 +1,424 @@
+"""RunWorkflow: one deterministic interpreter for every workflow definition.
+
+A node becomes ready when all its incoming edges are resolved; it runs if at least one of them
+was taken and is skipped otherwise (so the untaken side of a condition is skipped and a join
+after both sides runs once). Ready nodes run concurrently. Pure nodes are local activities,
+I/O nodes regular activities (both named after the node type, with the node label as the
+summary the Temporal UI shows), delays are durable timers and human reviews wait for the
+`review` signal (or the `decide` update, which answers synchronously).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.control import DelayConfig, HumanReviewConfig
+    from activities.models import NodeTaskInput, NodeTaskOutput
+    from runlane import expressions, search_attributes, templating
+    from runlane.definition import Edge, Graph, Node, RetryConfig
+    from workflows.models import (
+        AttemptRecord,
+        ErrorStage,
+        NodePlan,
+        ReviewAccepted,
+        ReviewDecision,
+        ReviewRecord,
+        RunError,
+        RunInput,
+        RunState,
+        RunStatus,
+        StepError,
+        StepState,
+        initial_state,
+    )
+
+RUN_FAILED = "RunFailed"
+REVIEW_NOT_WAITING = "ReviewNotWaiting"
+
+# The stage an error is reported in follows the failing node's role.
+_STAGE_BY_ROLE: dict[str, ErrorStage] = {
+    "start": "input_collection",
+    "condition": "routing",
+    "end": "output_storage",
+}
+
+
+class NodeFailed(Exception):
+    def __init__(self, node_id: str, error: StepError) -> None:
+        super().__init__(f"node '{node_id}' failed: {error.message}")
+        self.node_id = node_id
+        self.error = error
+
+
+def _ms(start: datetime, end: datetime) -> int:
+    return int((end - start).total_seconds() * 1000)
+
+
+def _describe_failure(err: BaseException) -> StepError:
+    cause: BaseException = err
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return StepError(type=cause.type or "ApplicationError", message=cause.message)
+    if isinstance(cause, TimeoutError):
+        return StepError(type="Timeout", message=f"node timed out ({cause.type})")
+    return StepError(type=type(cause).__name__, message=str(cause))
+
+
+@workflow.defn
+class RunWorkflow:
+    @workflow.init
+    def __init__(self, input: RunInput) -> None:
+        self._input = input
+        self._graph = Graph(input.definition)
+        self._outputs: dict[str, Any] = {}
+        self._state = initial_state(input)
+        # Steps are updated in place; the query copies them out.
+        self._steps = {step.node_id: step for step in self._state.steps}
+        self._waiting: list[str] = []
+        self._decisions: dict[str, tuple[ReviewDecision, datetime]] = {}
+
+    # ----------------------------------------------------------------- entry point
+
+    @workflow.run
+    async def run(self, input: RunInput) -> RunState:
+        now = workflow.now()
+        self._state.timing.started_at = now
+        self._state.attempts = [
+            AttemptRecord(
+                attempt=1,
+                temporal_run_id=workflow.info().first_execution_run_id,
+                started_at=now,
+            )
+        ]
+        self._set_status("running")
+        try:
+            await self._execute_graph()
+        except asyncio.CancelledError:
+            self._finish("cancelled")
+            raise
+        except NodeFailed as failure:
+            role = self._input.plans[failure.node_id].role
+            self._state.error = RunError(
+                stage=_STAGE_BY_ROLE.get(role, "execution"),
+                node_id=failure.node_id,
+                type=failure.error.type,
+                message=failure.error.message,
+            )
+            self._finish("error")
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            # Failing the Temporal execution shows operators a failed run in the UI, and the
+            # failed node's events are what "retry from the failure point" resets to.
+            # The final state rides along so the API can read an ended run without a worker.
+            raise ApplicationError(
+                str(failure), self.state(), type=RUN_FAILED, non_retryable=True
+            ) from None
+        self._state.final_outputs = self._final_outputs()
+        self._finish("completed")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state()
+
+    # ----------------------------------------------------------------- handlers
+
+    @workflow.query
+    def state(self) -> RunState:
+        return self._state.model_copy(
+            update={
+                "steps": [step.model_copy() for step in self._steps.values()],
+                "waiting_for_node_ids": list(self._waiting),
+            }
+        )
+
+    @workflow.signal
+    def review(self, decision: ReviewDecision) -> None:
+        """Operators may send this from the Temporal UI or CLI; invalid or repeated decisions
+        are ignored (a decision applies at most once per node)."""
+        problem = self._review_problem(decision)
+        if problem:
+            workflow.logger.warning("review signal ignored: %s", problem)
+            return
+        self._decisions[decision.node_id] = (decision, workflow.now())
+
+    @workflow.update
+    def decide(self, decision: ReviewDecision) -> ReviewAccepted:
+        self._decisions[decision.node_id] = (decision, workflow.now())
+        return ReviewAccepted(node_id=decision.node_id, decision=decision.decision)
+
+    @decide.validator
+    def _validate_decide(self, decision: ReviewDecision) -> None:
+        problem = self._review_problem(decision)
+        if problem:
+            raise ApplicationError(problem, type=REVIEW_NOT_WAITING, non_retryable=True)
+
+    def _review_problem(self, decision: ReviewDecision) -> str | None:
+        if decision.node_id not in self._waiting:
+            return f"node '{decision.node_id}' is not waiting for a review"
+        if decision.node_id in self._decisions:
+            return f"node '{decision.node_id}' already has a decision"
+        return None
+
+    # ----------------------------------------------------------------- scheduling
+
+    async def _execute_graph(self) -> None:
+        incoming = self._graph.incoming
+        unresolved = {node_id: len(edges) for node_id, edges in incoming.items()}
+        taken = dict.fromkeys(incoming, 0)
+        ready = deque(n for n in self._graph.topological_order if unresolved[n] == 0)
+        # Insertion-ordered; never iterate a set in workflow code.
+        running: dict[str, asyncio.Task[list[Edge]]] = {}
+
+        def resolve(node_id: str, taken_edges: list[Edge]) -> None:
+            for edge in self._graph.outgoing[node_id]:
+                unresolved[edge.target] -= 1
+                if any(edge is chosen for chosen in taken_edges):
+                    taken[edge.target] += 1
+                if unresolved[edge.target] == 0:
+                    ready.append(edge.target)
+
+        try:
+            while ready or running:
+                while ready:
+                    node_id = ready.popleft()
+                    if incoming[node_id] and taken[node_id] == 0:
+                        self._steps[node_id].status = "skipped"
+                        resolve(node_id, [])
+                    else:
+                        running[node_id] = asyncio.create_task(self._run_node(node_id))
+                if not running:
+                    break
+                await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+                for node_id, task in list(running.items()):
+                    if task.done():
+                        del running[node_id]
+                        resolve(node_id, task.result())  # re-raises NodeFailed
+        except BaseException:
+            # A failed node or a cancelled run stops its siblings (their activities receive a
+            # cancellation request) before the run ends.
+            for task in running.values():
+                task.cancel()
+            if running:
+                await asyncio.gather(*running.values(), return_exceptions=True)
+            raise
+
+    async def _run_node(self, node_id: str) -> list[Edge]:
+        node = self._graph.nodes[node_id]
+        plan = self._input.plans[node_id]
+        step = self._steps[node_id]
+        step.status = "running"
+        step.attempt += 1
+        step.started_at = workflow.now()
+        try:
+            if plan.role == "review":
+                output, edges = await self._review_node(node)
+            else:
+                if node.type == "delay":
+                    config = DelayConfig.model_validate(node.config)
+                    await workflow.sleep(config.seconds, summary=node.label or node.id)
+                    output = {}
+                else:
+                    output = await self._activity_node(node, plan)
+                edges = self._taken_edges(node, plan, output)
+        except (asyncio.CancelledError, CancelledError):
+            self._close_step(step, "cancelled")
+            raise
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                self._close_step(step, "cancelled")
+                raise asyncio.CancelledError() from err
+            step.error = _describe_failure(err)
+            self._close_step(step, "error")
+            raise NodeFailed(node_id, step.error) from None
+        except NodeFailed as failure:
+            step.error = failure.error
+            self._close_step(step, "error")
+            raise
+        step.output = output
+        self._outputs[node_id] = output
+        self._close_step(step, "completed")
+        return edges
+
+    def _taken_edges(self, node: Node, plan: NodePlan, output: Any) -> list[Edge]:
+        edges = self._graph.outgoing[node.id]
+        if plan.role == "condition":
+            branch = "true" if output.get("result") else "false"
+            return [edge for edge in edges if edge.branch == branch]
+        return [edge for edge in edges if edge.branch is None]
+
+    def _close_step(self, step: StepState, status: Any) -> None:
+        step.status = status
+        step.completed_at = workflow.now()
+        if step.started_at is not None:
+            step.duration_ms = _ms(step.started_at, step.completed_at)
+
+    # ----------------------------------------------------------------- node kinds
+
+    def _referenced_outputs(self, node: Node) -> dict[str, Any]:
+        """Only the ancestor outputs this node reads travel in its activity input."""
+        names = {ref.node_id for ref in templating.references(node.config) if ref.node_id}
+        expression = node.config.get("expression")
+        if node.type == "condition" and isinstance(expression, str):
+            names |= expressions.field_names(expression)
+        ancestors = self._graph.ancestors[node.id]
+        return {
+            name: self._outputs[name]
+            for name in sorted(names)
+            if name in ancestors and name in self._outputs
+        }
+
+    def _start_input(self, node: Node) -> Any:
+        inputs = self._input.inputs
+        if node.type == "start":
+            document = inputs.documents.get(node.id)
+            return document.model_dump() if document else None
+        if node.type == "start_json":
+            return inputs.json_data.get(node.id)
+        if node.type == "start_text":
+            return inputs.text_data.get(node.id)
+        return None
+
+    async def _activity_node(self, node: Node, plan: NodePlan) -> Any:
+        task = NodeTaskInput(
+            run_id=self._input.run_id,
+            workflow_id=self._input.workflow.workflow_id,
+            node=node,
+            outputs=self._referenced_outputs(node),
+            vars=self._input.definition.vars,
+            input=self._start_input(node) if plan.role == "start" else None,
+        )
+        retry = node.retry or RetryConfig()
+        policy = RetryPolicy(
+            initial_interval=timedelta(seconds=retry.initial_interval_s),
+            backoff_coefficient=retry.backoff,
+            maximum_attempts=retry.max_attempts,
+        )
+        timeout = timedelta(seconds=plan.timeout_s)
+        summary = node.label or node.id
+        if plan.execution == "local":
+            result = await workflow.execute_local_activity(
+                node.type,
+                task,
+                result_type=NodeTaskOutput,
+                activity_id=node.id,
+                start_to_close_timeout=timeout,
+                retry_policy=policy,
+                summary=summary,
+            )
+        else:
+            result = await workflow.execute_activity(
+                node.type,
+                task,
+                result_type=NodeTaskOutput,
+                activity_id=node.id,
+                start_to_close_timeout=timeout,
+                retry_policy=policy,
+                summary=summary,
+            )
+        return result.output
+
+    async def _review_node(self, node: Node) -> tuple[Any, list[Edge]]:
+        config = HumanReviewConfig.model_validate(node.config)
+        context = templating.TemplateContext(
+            outputs={k: v for k, v in self._outputs.items() if k in self._graph.ancestors[node.id]},
+            run={"id": self._input.run_id, "workflow_id": self._input.workflow.workflow_id},
+            vars=self._input.definition.vars,
+        )
+        payload = templating.render(config.payload, context)
+        step = self._steps[node.id]
+        step.status = "waiting_for_human"
+        step.output = payload
+        self._begin_waiting(node.id)
+        try:
+            await workflow.wait_condition(
+                lambda: node.id in self._decisions, timeout=config.timeout_s
+            )
+        except asyncio.TimeoutError:
+            self._decisions[node.id] = (
+                ReviewDecision(
+                    node_id=node.id,
+                    decision=config.on_timeout or "reject",
+                    reviewer="timeout",
+                    comment=f"no decision within {config.timeout_s:g}s",
+                ),
+                workflow.now(),
+            )
+        finally:
+            self._end_waiting(node.id)
+        decision, decided_at = self._decisions[node.id]
+        step.review = ReviewRecord(
+            decision=decision.decision,
+            reviewer=decision.reviewer,
+            comment=decision.comment,
+            decided_at=decided_at,
+        )
+        outgoing = self._graph.outgoing[node.id]
+        if decision.decision == "approve":
+            output = decision.data if decision.data is not None else payload
+            return output, [edge for edge in outgoing if edge.branch is None]
+        rejected = [edge for edge in outgoing if edge.branch == "rejected"]
+        if not rejected:
+            who = f" by {decision.reviewer}" if decision.reviewer else ""
+            why = f": {decision.comment}" if decision.comment else ""
+            raise NodeFailed(
+                node.id, StepError(type="ReviewRejected", message=f"rejected{who}{why}")
+            )
+        return {"decision": "reject", "comment": decision.comment}, rejected
+
+    # ----------------------------------------------------------------- run state
+
+    def _begin_waiting(self, node_id: str) -> None:
+        if not self._waiting:
+            self._state.timing.human_waiting_started_at = workflow.now()
+        self._waiting.append(node_id)
+        self._upsert_waiting()
+        self._set_status("waiting_for_human")
+
+    def _end_waiting(self, node_id: str) -> None:
+        if node_id in self._waiting:
+            self._waiting.remove(node_id)
+        timing = self._state.timing
+        if not self._waiting and timing.human_waiting_started_at is not None:
+            timing.accumulated_human_waiting_ms += _ms(
+                timing.human_waiting_started_at, workflow.now()
+            )
+            timing.human_waiting_started_at = None
+        self._upsert_waiting()
+        if self._state.status == "waiting_for_human" and not self._waiting:
+            self._set_status("running")
+
+    def _upsert_waiting(self) -> None:
+        key = search_attributes.WAITING_NODES
+        update = key.value_set(list(self._waiting)) if self._waiting else key.value_unset()
+        workflow.upsert_search_attributes([update])
+
+    def _set_status(self, status: RunStatus) -> None:
+        if self._state.status != status:
+            self._state.status = status
+            workflow.upsert_search_attributes([search_attributes.RUN_STATUS.value_set(status)])
+
+    def _finish(self, status: RunStatus) -> None:
+        for node_id in list(self._waiting):
+            self._end_waiting(node_id)
+        now = workflow.now()
+        timing = self._state.timing
+        timing.completed_at = now
+        if timing.started_at is not None:
+            timing.duration_ms = _ms(timing.started_at, now)
+            timing.active_duration_ms = timing.duration_ms - timing.accumulated_human_waiting_ms
+        if self._state.attempts:
+            self._state.attempts[-1].ended_at = now
+            self._state.attempts[-1].status = status
+        self._set_status(status)
+
+    def _final_outputs(self) -> Any:
+        ends = [n for n, plan in self._input.plans.items() if plan.role == "end"]
+        if len(ends) == 1:
+            return self._outputs.get(ends[0])
+        return {n: self._outputs[n] for n in ends if n in self._outputs}
