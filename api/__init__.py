@@ -1,0 +1,1 @@
+"""The FastAPI facade: routes by resource, dependencies, error mapping, schemas, store."""

@@ -1,0 +1,67 @@
+"""One engine and session factory per process, configured for SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from api.store.tables import Base
+
+_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Concurrent writers on SQLite wait for the lock instead of failing at once.
+_SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+class Database:
+    """Owns the async engine; repositories open short sessions from it."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        self._is_sqlite = backend == "sqlite"
+        connect_args: dict[str, Any] = {}
+        if schema is not None:
+            if backend != "postgresql":
+                raise ValueError("schema is only supported on PostgreSQL")
+            if not _SCHEMA_RE.match(schema):
+                raise ValueError(f"invalid schema name: {schema!r}")
+            # asyncpg sets it per connection: every statement runs in the isolated schema.
+            connect_args["server_settings"] = {"search_path": schema}
+        self._schema = schema
+        if self._is_sqlite:
+            database = parsed.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_async_engine(url, connect_args=connect_args)
+        if self._is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def create_all(self) -> None:
+        """Create the schema (if configured) and the tables that are missing; safe to repeat."""
+        async with self.engine.begin() as conn:
+            if self._schema is not None:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"'))
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def session(self) -> AsyncSession:
+        return self._sessions()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside the writer; SQLite enforces foreign keys only when asked."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()

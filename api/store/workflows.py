@@ -1,0 +1,198 @@
+"""Workflow definitions: a mutable draft per workflow and immutable, numbered snapshots."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+
+from api.store.db import Database
+from api.store.pagination import (
+    InvalidCursor,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    encode_time_cursor,
+    make_page,
+    newest_first_after,
+)
+from api.store.tables import SnapshotRow, WorkflowRow
+from runlane import ids
+
+# Each failed attempt means another publish won the version number; they finish quickly.
+_PUBLISH_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    id: str
+    organization_id: str
+    name: str
+    description: str
+    draft_definition: dict[str, Any]
+    draft_updated_at: datetime
+    published_snapshot_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    id: str
+    workflow_id: str
+    organization_id: str
+    version: int
+    definition: dict[str, Any]
+    created_at: datetime
+
+
+class WorkflowRepository:
+    """Every method is scoped to one organization: another's rows look missing."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self, org: str, *, name: str, description: str, definition: dict[str, Any]
+    ) -> WorkflowRecord:
+        now = _now()
+        row = WorkflowRow(
+            id=ids.new_id(ids.WORKFLOW),
+            organization_id=org,
+            name=name,
+            description=description,
+            draft_definition=copy.deepcopy(definition),
+            draft_updated_at=now,
+            published_snapshot_id=None,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._db.session() as session, session.begin():
+            session.add(row)
+        return _workflow(row)
+
+    async def get(self, org: str, workflow_id: str) -> WorkflowRecord | None:
+        async with self._db.session() as session:
+            row = await session.scalar(_workflow_query(org, workflow_id))
+        return _workflow(row) if row is not None else None
+
+    async def list(self, org: str, *, limit: int, cursor: str | None) -> Page[WorkflowRecord]:
+        query = select(WorkflowRow).where(WorkflowRow.organization_id == org)
+        if cursor is not None:
+            query = query.where(newest_first_after(WorkflowRow.created_at, WorkflowRow.id, cursor))
+        query = query.order_by(WorkflowRow.created_at.desc(), WorkflowRow.id.desc()).limit(
+            limit + 1
+        )
+        async with self._db.session() as session:
+            rows = (await session.scalars(query)).all()
+        return make_page(rows, limit, _workflow, lambda r: encode_time_cursor(r.created_at, r.id))
+
+    async def replace_draft(
+        self, org: str, workflow_id: str, definition: dict[str, Any]
+    ) -> WorkflowRecord | None:
+        async with self._db.session() as session, session.begin():
+            row = await session.scalar(_workflow_query(org, workflow_id).with_for_update())
+            if row is None:
+                return None
+            now = _now()
+            row.draft_definition = copy.deepcopy(definition)
+            row.draft_updated_at = now
+            row.updated_at = now
+        return _workflow(row)
+
+    async def publish(self, org: str, workflow_id: str) -> SnapshotRecord | None:
+        """Freeze the draft as the next version. PostgreSQL serializes on the workflow row;
+        SQLite (no FOR UPDATE) relies on the unique version and retries the loser."""
+        for _ in range(_PUBLISH_ATTEMPTS):
+            try:
+                return await self._publish_once(org, workflow_id)
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not publish {workflow_id}: too many concurrent publishes")
+
+    async def _publish_once(self, org: str, workflow_id: str) -> SnapshotRecord | None:
+        async with self._db.session() as session, session.begin():
+            workflow = await session.scalar(_workflow_query(org, workflow_id).with_for_update())
+            if workflow is None:
+                return None
+            latest = await session.scalar(
+                select(func.max(SnapshotRow.version)).where(SnapshotRow.workflow_id == workflow_id)
+            )
+            now = _now()
+            snapshot = SnapshotRow(
+                id=ids.new_id(ids.SNAPSHOT),
+                workflow_id=workflow_id,
+                organization_id=org,
+                version=(latest or 0) + 1,
+                definition=copy.deepcopy(workflow.draft_definition),
+                created_at=now,
+            )
+            session.add(snapshot)
+            await session.flush()
+            workflow.published_snapshot_id = snapshot.id
+            workflow.updated_at = now
+        return _snapshot(snapshot)
+
+    async def get_snapshot(self, org: str, snapshot_id: str) -> SnapshotRecord | None:
+        query = select(SnapshotRow).where(
+            SnapshotRow.id == snapshot_id, SnapshotRow.organization_id == org
+        )
+        async with self._db.session() as session:
+            row = await session.scalar(query)
+        return _snapshot(row) if row is not None else None
+
+    async def list_snapshots(
+        self, org: str, workflow_id: str, *, limit: int, cursor: str | None
+    ) -> Page[SnapshotRecord]:
+        """Highest version first; the cursor carries the version (unique per workflow)."""
+        query = select(SnapshotRow).where(
+            SnapshotRow.workflow_id == workflow_id, SnapshotRow.organization_id == org
+        )
+        if cursor is not None:
+            (version,) = decode_cursor(cursor, (int,))
+            if version < 1:
+                raise InvalidCursor("cursor does not decode")
+            query = query.where(SnapshotRow.version < version)
+        query = query.order_by(SnapshotRow.version.desc()).limit(limit + 1)
+        async with self._db.session() as session:
+            rows = (await session.scalars(query)).all()
+        return make_page(rows, limit, _snapshot, lambda r: encode_cursor((r.version,)))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _workflow_query(org: str, workflow_id: str) -> Select[WorkflowRow]:
+    return select(WorkflowRow).where(
+        WorkflowRow.id == workflow_id, WorkflowRow.organization_id == org
+    )
+
+
+def _workflow(row: WorkflowRow) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=row.id,
+        organization_id=row.organization_id,
+        name=row.name,
+        description=row.description,
+        draft_definition=copy.deepcopy(row.draft_definition),
+        draft_updated_at=row.draft_updated_at,
+        published_snapshot_id=row.published_snapshot_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _snapshot(row: SnapshotRow) -> SnapshotRecord:
+    return SnapshotRecord(
+        id=row.id,
+        workflow_id=row.workflow_id,
+        organization_id=row.organization_id,
+        version=row.version,
+        definition=copy.deepcopy(row.definition),
+        created_at=row.created_at,
+    )
