@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.models import NodeTaskInput, NodeTaskOutput
-from activities.registry import ActivityDeps, NodeType
+from activities.registry import NodeType
 from runlane.templating import render
 
 # Status codes worth retrying: the peer may answer differently next time.
@@ -49,7 +49,9 @@ async def _check_target(host: str, port: int) -> None:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise ApplicationError(f"cannot resolve host '{host}': {exc}", type="HttpTargetError")
+        raise ApplicationError(
+            f"cannot resolve host '{host}': {exc}", type="HttpTargetError"
+        ) from exc
     for info in infos:
         if _blocked_address(str(info[4][0])):
             raise ApplicationError(
@@ -85,7 +87,9 @@ class HttpNodeActivities:
                 f"'{url}' is not an http(s) URL", type="HttpTargetError", non_retryable=True
             )
         if not self._allow_private:
-            await _check_target(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+            await _check_target(
+                parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+            )
         headers = {k: str(render(v, context)) for k, v in (config.headers or {}).items()}
         # The peer can deduplicate retries of this node within this run.
         headers["Idempotency-Key"] = f"{task.run_id}:{task.node.id}"
@@ -112,7 +116,11 @@ class HttpNodeActivities:
                 non_retryable=status < 500 and status not in _RETRYABLE_STATUS,
             )
         return NodeTaskOutput(
-            output={"status": response.status_code, "headers": dict(response.headers), "body": payload}
+            output={
+                "status": response.status_code,
+                "headers": dict(response.headers),
+                "body": payload,
+            }
         )
 
 
@@ -124,8 +132,10 @@ NODE_TYPES = (
         execution="remote",
         description="Calls an HTTP endpoint; non-2xx is a node error; sends Idempotency-Key",
         side_effecting=True,
-        make_activity=lambda deps: HttpNodeActivities(
-            deps.http_client, allow_private=deps.settings.http_allow_private
-        ).http_request,
+        make_activity=lambda deps: (
+            HttpNodeActivities(
+                deps.http_client, allow_private=deps.settings.http_allow_private
+            ).http_request
+        ),
     ),
 )

@@ -6,8 +6,8 @@ group `runlane.node_types`; they are loaded here, so nobody forks Runlane to add
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, Literal
@@ -51,36 +51,29 @@ class NodeType:
     side_effecting: bool = False
 
 
-@dataclass(frozen=True)
-class NodeRegistry:
-    types: Mapping[str, NodeType] = field(default_factory=dict)
+class NodeRegistry(Mapping[str, NodeType]):
+    """Node types by name; a read-only mapping, so the validator can take it as is."""
+
+    def __init__(self, types: Mapping[str, NodeType]) -> None:
+        self._types = dict(types)
 
     def __getitem__(self, name: str) -> NodeType:
-        return self.types[name]
+        return self._types[name]
 
-    def get(self, name: str) -> NodeType | None:
-        return self.types.get(name)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.types
-
-    def __iter__(self) -> Iterable[str]:  # type: ignore[override]
-        return iter(self.types)
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._types)
 
     def __len__(self) -> int:
-        return len(self.types)
-
-    def keys(self) -> Iterable[str]:
-        return self.types.keys()
+        return len(self._types)
 
     def activities(self, deps: ActivityDeps) -> list[Callable[..., Any]]:
-        return [t.make_activity(deps) for t in self.types.values() if t.make_activity]
+        return [t.make_activity(deps) for t in self._types.values() if t.make_activity]
 
     def plans(self, definition: Definition) -> dict[str, NodePlan]:
         """How each node of a valid definition executes, frozen into the run's input."""
         plans: dict[str, NodePlan] = {}
         for node in definition.nodes:
-            spec = self.types[node.type]
+            spec = self._types[node.type]
             timeout = node.timeout_s or spec.default_timeout_s
             own_timeout = node.config.get("timeout_s")
             if node.timeout_s is None and spec.execution == "remote" and own_timeout:

@@ -250,7 +250,7 @@ def _graph_problems(
         if spec.role == "condition" and edge.branch not in allowed:
             yield Problem(
                 node_id=edge.source,
-                message=f"edge to '{edge.target}' must carry branch \"true\" or \"false\"",
+                message=f'edge to \'{edge.target}\' must carry branch "true" or "false"',
             )
         elif spec.role != "condition" and edge.branch is not None and edge.branch not in allowed:
             hint = f" (allowed: {', '.join(sorted(allowed))})" if allowed else ""

@@ -26,4 +26,4 @@ def derived_id(prefix: str, *parts: str) -> str:
 
 def is_valid(prefix: str, value: str) -> bool:
     match = _ID_RE.match(value)
-    return bool(match) and match.group(1) == prefix
+    return match is not None and match.group(1) == prefix

@@ -11,14 +11,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.registry import ActivityDeps, default_registry
+from api.deps import get_database, get_temporal_client
+from api.main import create_app
+from api.store.db import Database
 from runlane import search_attributes
 from runlane.converter import data_converter
-from runlane.settings import Settings
+from runlane.settings import Settings, get_settings
 from runlane.temporal import create_worker
 from tests.peer import Peer
 
@@ -90,3 +94,33 @@ def peer() -> Iterator[Peer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    db = Database(settings.resolved_database_url)
+    await db.create_all()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings, client: Client, database: Database) -> FastAPI:
+    """The real app; its lifespan's Temporal client and database come from the fixtures."""
+    application = create_app()
+    application.dependency_overrides[get_settings] = lambda: settings
+    application.dependency_overrides[get_temporal_client] = lambda: client
+    application.dependency_overrides[get_database] = lambda: database
+    return application
+
+
+@pytest.fixture
+async def api(app: FastAPI, worker: Worker) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of organization org_a against the app, with a worker running."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://runlane.test", headers={"Api-Key": ORG_A_KEY}
+    ) as http:
+        yield http

@@ -170,7 +170,11 @@ def initial_state(run_input: RunInput, status: RunStatus = "pending") -> RunStat
         status=status,
         timing=Timing(created_at=run_input.created_at),
         steps=[
-            StepState(node_id=node_id, node_type=graph.nodes[node_id].type, label=graph.nodes[node_id].label)
+            StepState(
+                node_id=node_id,
+                node_type=graph.nodes[node_id].type,
+                label=graph.nodes[node_id].label,
+            )
             for node_id in graph.topological_order
         ],
     )

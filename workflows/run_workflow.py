@@ -11,6 +11,7 @@ summary the Temporal UI shows), delays are durable timers and human reviews wait
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
@@ -339,7 +340,7 @@ class RunWorkflow:
             await workflow.wait_condition(
                 lambda: node.id in self._decisions, timeout=config.timeout_s
             )
-        except asyncio.TimeoutError:
+        except builtins.TimeoutError:
             self._decisions[node.id] = (
                 ReviewDecision(
                     node_id=node.id,

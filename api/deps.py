@@ -1,0 +1,95 @@
+"""Typed dependencies: settings, the Temporal client, the store, the caller's organization.
+
+The lifespan (api/main.py) puts the Temporal client and the database on `app.state`; tests
+replace these through `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import Client
+
+from activities.registry import NodeRegistry, default_registry
+from api.errors import ApiError
+from api.store.db import Database
+from api.store.files import FileRepository
+from api.store.idempotency import IdempotencyRepository
+from api.store.workflows import WorkflowRepository
+from runlane.blobs import BlobStore
+from runlane.settings import (
+    DEV_ORGANIZATION,
+    Settings,
+    ensure_dev_key,
+    get_settings,
+    parse_api_keys,
+)
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_temporal_client(request: Request) -> Client:
+    return request.app.state.temporal_client  # type: ignore[no-any-return]
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database  # type: ignore[no-any-return]
+
+
+TemporalDep = Annotated[Client, Depends(get_temporal_client)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+RegistryDep = Annotated[NodeRegistry, Depends(default_registry)]
+
+
+def get_workflow_repository(db: DatabaseDep) -> WorkflowRepository:
+    return WorkflowRepository(db)
+
+
+def get_file_repository(db: DatabaseDep, settings: SettingsDep) -> FileRepository:
+    return FileRepository(db, BlobStore(settings.files_dir))
+
+
+def get_idempotency_repository(db: DatabaseDep) -> IdempotencyRepository:
+    return IdempotencyRepository(db)
+
+
+WorkflowsDep = Annotated[WorkflowRepository, Depends(get_workflow_repository)]
+FilesDep = Annotated[FileRepository, Depends(get_file_repository)]
+IdempotencyDep = Annotated[IdempotencyRepository, Depends(get_idempotency_repository)]
+
+
+@lru_cache
+def _key_map(raw_keys: str, dev_key_path: Path) -> dict[str, str]:
+    if raw_keys.strip():
+        return parse_api_keys(raw_keys)
+    return {ensure_dev_key(dev_key_path): DEV_ORGANIZATION}
+
+
+_api_key_header = APIKeyHeader(name="Api-Key", auto_error=False)
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_organization(
+    settings: SettingsDep,
+    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> str:
+    """The organization of the caller's API key (`Api-Key` or `Authorization: Bearer`)."""
+    key = api_key or (bearer.credentials if bearer else None)
+    if not key:
+        raise ApiError(401, "missing_api_key", "Send your API key as 'Api-Key: <key>'.")
+    organization = None
+    for known, org in _key_map(settings.api_keys, settings.dev_key_path).items():
+        if hmac.compare_digest(known.encode(), key.encode()):
+            organization = org
+    if organization is None:
+        raise ApiError(401, "invalid_api_key", "Unknown API key.")
+    return organization
+
+
+OrgDep = Annotated[str, Depends(current_organization)]

@@ -1,0 +1,135 @@
+"""Every non-2xx answer has API.md's error body; errors are mapped here, in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+log = logging.getLogger("runlane.api")
+
+_TYPE_BY_STATUS = {
+    400: "invalid_request",
+    401: "authentication",
+    404: "not_found",
+    405: "invalid_request",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "invalid_request",
+    422: "invalid_request",
+    429: "rate_limited",
+}
+
+
+def error_type(status: int) -> str:
+    return _TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request")
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def not_found(kind: str, identifier: str) -> ApiError:
+    return ApiError(404, f"{kind}_not_found", f"No {kind} {identifier} in this organization.")
+
+
+def conflict(code: str, message: str) -> ApiError:
+    return ApiError(409, code, message)
+
+
+def invalid(code: str, message: str, errors: list[dict[str, Any]] | None = None) -> ApiError:
+    return ApiError(422, code, message, {"errors": errors} if errors is not None else None)
+
+
+def error_body(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
+    return {
+        "error": {
+            "type": error_type(status),
+            "code": code,
+            "message": message,
+            "details": details or {},
+        }
+    }
+
+
+def _response(status: int, code: str, message: str, details: dict | None = None, headers=None):
+    return JSONResponse(error_body(status, code, message, details), status, headers=headers)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _response(exc.status, exc.code, exc.message, exc.details)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "route_not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+    return _response(
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        message,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": _json_safe(list(error.get("loc", ()))), "message": str(error.get("msg", ""))}
+        for error in exc.errors()
+    ]
+    summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['message']}" for e in errors[:5])
+    return _response(422, "validation_failed", f"Invalid request: {summary}", {"errors": errors})
+
+
+async def _temporal_error(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, WorkflowAlreadyStartedError):
+        return _response(409, "run_exists", "A run with this id already exists.")
+    assert isinstance(exc, RPCError)
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        return _response(404, "run_not_found", "No such run in this organization.")
+    if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return _response(503, "temporal_unavailable", "Temporal cannot be reached right now.")
+    if exc.status == RPCStatusCode.ALREADY_EXISTS:
+        return _response(409, "conflict", exc.message)
+    log.error("Temporal error: %s (%s)", exc.message, exc.status)
+    return _response(502, "temporal_error", "Temporal answered with an error.")
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    # Logged with its stack trace for operators; the caller never sees one.
+    log.exception("unhandled error", exc_info=exc)
+    return _response(500, "internal_error", "Internal error; it has been logged.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RPCError, _temporal_error)
+    app.add_exception_handler(WorkflowAlreadyStartedError, _temporal_error)
+    app.add_exception_handler(Exception, _unexpected)

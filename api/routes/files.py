@@ -1,0 +1,82 @@
+"""Documents: stored once, referenced by runs (claim check)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request, UploadFile, status
+from fastapi.responses import FileResponse
+
+from api import schemas
+from api.deps import FilesDep, OrgDep, SettingsDep
+from api.errors import ApiError, not_found
+from api.store.files import FileRecord, FileTooLarge
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+_CHUNK = 1024 * 1024
+# Multipart framing around the file part; a request larger than limit + this is refused
+# before its body is read.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def file_out(record: FileRecord) -> schemas.FileOut:
+    return schemas.FileOut(
+        id=record.id,
+        filename=record.filename,
+        mime_type=record.mime_type,
+        size_bytes=record.size_bytes,
+        sha256=record.sha256,
+        created_at=record.created_at,
+    )
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "file_too_large", f"The file is larger than the limit of {limit} bytes.")
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.FileOut)
+async def upload_file(
+    request: Request, file: UploadFile, org: OrgDep, files: FilesDep, settings: SettingsDep
+) -> schemas.FileOut:
+    """Store a document (multipart field `file`)."""
+    limit = settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD:
+        raise _too_large(limit)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await file.read(_CHUNK):
+            yield chunk
+
+    try:
+        record = await files.store(
+            org,
+            filename=file.filename or "upload",
+            mime_type=file.content_type or "application/octet-stream",
+            chunks=chunks(),
+            max_bytes=limit,
+        )
+    except FileTooLarge:
+        raise _too_large(limit) from None
+    return file_out(record)
+
+
+@router.get("/{file_id}", response_model=schemas.FileOut)
+async def get_file(file_id: str, org: OrgDep, files: FilesDep) -> schemas.FileOut:
+    """A file's metadata."""
+    record = await files.get(org, file_id)
+    if record is None:
+        raise not_found("file", file_id)
+    return file_out(record)
+
+
+@router.get("/{file_id}/content", response_class=FileResponse)
+async def get_file_content(file_id: str, org: OrgDep, files: FilesDep) -> FileResponse:
+    """A file's bytes, with its original Content-Type."""
+    record = await files.get(org, file_id)
+    if record is None:
+        raise not_found("file", file_id)
+    return FileResponse(
+        files.content_path(record), media_type=record.mime_type, filename=record.filename
+    )

@@ -1,0 +1,242 @@
+"""Runs: start, read, list, steps, progress events, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from activities.registry import NodeRegistry
+from api import run_views, schemas
+from api.deps import (
+    FilesDep,
+    IdempotencyDep,
+    OrgDep,
+    RegistryDep,
+    SettingsDep,
+    TemporalDep,
+    WorkflowsDep,
+)
+from api.errors import conflict, not_found
+from api.events import run_events
+from api.idempotency import Command, claim, previous_result
+from api.run_reader import RunReader, RunView
+from api.run_starter import RequestedInputs, RunStarter, checked_definition
+from api.store.workflows import WorkflowRecord, WorkflowRepository
+from runlane import ids
+from runlane.definition import Definition
+from runlane.settings import Settings
+from workflows.models import TERMINAL_STATUSES, Trigger, WorkflowRef, initial_state
+
+router = APIRouter(prefix="/v1/workflows", tags=["runs"])
+
+RunStatusFilter = Literal[
+    "pending", "running", "waiting_for_human", "completed", "error", "cancelled"
+]
+TriggerFilter = Literal["api", "restart", "rerun", "schedule", "webhook"]
+
+
+def get_run_reader(client: TemporalDep) -> RunReader:
+    return RunReader(client)
+
+
+def get_run_starter(
+    client: TemporalDep, settings: SettingsDep, files: FilesDep, registry: RegistryDep
+) -> RunStarter:
+    return RunStarter(client, settings, files, registry)
+
+
+ReaderDep = Annotated[RunReader, Depends(get_run_reader)]
+StarterDep = Annotated[RunStarter, Depends(get_run_starter)]
+OptionalCommand = Annotated[schemas.CommandBody | None, Body()]
+
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    200: {"model": schemas.RunOut, "description": "Replay of an earlier command_id"}
+}
+
+
+def record_of(view: RunView, settings: Settings) -> schemas.RunOut:
+    return run_views.run_record(view.state, settings=settings, temporal_run_id=view.temporal_run_id)
+
+
+async def definition_for(
+    workflow: WorkflowRecord,
+    config_source: Literal["published", "draft"],
+    repo: WorkflowRepository,
+    registry: NodeRegistry,
+) -> tuple[Definition, WorkflowRef]:
+    """The definition a new run executes: the published snapshot, or the current draft."""
+    if config_source == "draft":
+        ref = WorkflowRef(
+            workflow_id=workflow.id, snapshot_id=None, version=None, name_at_run_time=workflow.name
+        )
+        return checked_definition(workflow.draft_definition, registry), ref
+    snapshot = (
+        await repo.get_snapshot(workflow.organization_id, workflow.published_snapshot_id)
+        if workflow.published_snapshot_id
+        else None
+    )
+    if snapshot is None:
+        raise conflict(
+            "workflow_not_published",
+            f"Workflow {workflow.id} has no published snapshot; publish it or run the draft "
+            'with "config_source": "draft".',
+        )
+    ref = WorkflowRef(
+        workflow_id=workflow.id,
+        snapshot_id=snapshot.id,
+        version=snapshot.version,
+        name_at_run_time=workflow.name,
+    )
+    return checked_definition(snapshot.definition, registry), ref
+
+
+@router.post(
+    "/{workflow_id}/run",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=schemas.RunOut,
+    responses=_ACCEPTED,
+)
+async def start_run(
+    workflow_id: str,
+    body: schemas.RunCreate,
+    response: Response,
+    org: OrgDep,
+    settings: SettingsDep,
+    workflows: WorkflowsDep,
+    registry: RegistryDep,
+    idempotency: IdempotencyDep,
+    reader: ReaderDep,
+    starter: StarterDep,
+) -> schemas.RunOut:
+    """Start a run with documents, JSON and text keyed by start node id."""
+    command = Command(
+        org,
+        body.command_id,
+        "start",
+        workflow_id,
+        body.model_dump(mode="json", exclude={"command_id"}),
+    )
+    previous = await previous_result(idempotency, command)
+    if previous is not None and await reader.exists(org, previous):
+        response.status_code = status.HTTP_200_OK
+        return record_of(await reader.get(org, previous), settings)
+
+    workflow = await workflows.get(org, workflow_id)
+    if workflow is None:
+        raise not_found("workflow", workflow_id)
+    definition, ref = await definition_for(workflow, body.config_source, workflows, registry)
+    inputs = await starter.resolve_inputs(
+        org,
+        definition,
+        RequestedInputs(body.documents, body.json_inputs, body.text_inputs),
+    )
+    run_id = (
+        ids.derived_id(ids.RUN, org, body.command_id) if body.command_id else ids.new_id(ids.RUN)
+    )
+    run_id, replay = await claim(idempotency, command, run_id)
+    run_input = starter.run_input(
+        run_id=run_id,
+        org=org,
+        workflow=ref,
+        definition=definition,
+        inputs=inputs,
+        trigger=Trigger(),
+    )
+    temporal_run_id = await starter.start(run_input, attach_to_existing=body.command_id is not None)
+    if replay:
+        response.status_code = status.HTTP_200_OK
+        return record_of(await reader.get(org, run_id), settings)
+    return run_views.run_record(
+        initial_state(run_input), settings=settings, temporal_run_id=temporal_run_id
+    )
+
+
+@router.get("/runs", response_model=schemas.Page[schemas.RunOut])
+async def list_runs(
+    org: OrgDep,
+    settings: SettingsDep,
+    reader: ReaderDep,
+    workflow_id: str | None = None,
+    status: RunStatusFilter | None = None,
+    trigger_type: TriggerFilter | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> schemas.Page[schemas.RunOut]:
+    """List runs from Temporal visibility: open runs first, then the most recently ended."""
+    views, next_cursor = await reader.list(
+        org,
+        limit=limit,
+        cursor=cursor,
+        workflow_id=workflow_id,
+        status=status,
+        trigger_type=trigger_type,
+    )
+    return schemas.Page(data=[record_of(v, settings) for v in views], next_cursor=next_cursor)
+
+
+@router.get("/runs/{run_id}", response_model=schemas.RunOut)
+async def get_run(
+    run_id: str, org: OrgDep, settings: SettingsDep, reader: ReaderDep
+) -> schemas.RunOut:
+    """Read a run."""
+    return record_of(await reader.get(org, run_id), settings)
+
+
+@router.get("/runs/{run_id}/steps", response_model=schemas.DataList[schemas.StepOut])
+async def get_run_steps(
+    run_id: str, org: OrgDep, reader: ReaderDep
+) -> schemas.DataList[schemas.StepOut]:
+    """A run's steps, one per node, in topological order."""
+    view = await reader.get(org, run_id)
+    return schemas.DataList(data=run_views.step_records(view.state))
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_run_events(
+    run_id: str, request: Request, org: OrgDep, settings: SettingsDep, reader: ReaderDep
+) -> StreamingResponse:
+    """Progress as Server-Sent Events (`run`, `step`, `end`) until the run ends."""
+    await reader.get(org, run_id)  # 404 before the stream opens
+    return StreamingResponse(
+        run_events(reader, settings, org, run_id, request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=schemas.RunOut,
+    responses=_ACCEPTED,
+)
+async def cancel_run(
+    run_id: str,
+    response: Response,
+    org: OrgDep,
+    settings: SettingsDep,
+    client: TemporalDep,
+    idempotency: IdempotencyDep,
+    reader: ReaderDep,
+    body: OptionalCommand = None,
+) -> schemas.RunOut:
+    """Cancel a run; 409 if it already ended."""
+    view = await reader.get(org, run_id)
+    command = Command(org, body.command_id if body else None, "cancel", run_id, {})
+    if await previous_result(idempotency, command) is not None:
+        response.status_code = status.HTTP_200_OK
+        return record_of(view, settings)
+    if view.state.status in TERMINAL_STATUSES:
+        raise conflict("run_ended", f"Run {run_id} already ended ({view.state.status}).")
+    _, replay = await claim(idempotency, command, run_id)
+    if replay:
+        response.status_code = status.HTTP_200_OK
+        return record_of(view, settings)
+    await client.get_workflow_handle(run_id).cancel()
+    return record_of(view, settings)

@@ -1,0 +1,216 @@
+"""Reading runs from Temporal, which owns them (DESIGN.md "Who owns which data").
+
+Details come from the workflow's `state` query; an ended run is read from its close event
+(its result or failure details carry the final state) so no worker is needed; when no worker
+answers for an open run, the record is rebuilt from the start event's input and the
+search attributes. Lists come from visibility. Nothing polls with a long-poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistoryEventFilterType,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.common import TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import ApiError, not_found
+from runlane import ids, search_attributes
+from workflows.models import RunError, RunInput, RunState, initial_state
+from workflows.run_workflow import RunWorkflow
+
+WORKFLOW_TYPE = "RunWorkflow"
+QUERY_TIMEOUT = timedelta(seconds=5)
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# How many runs of a listed page are read at once.
+_READ_CONCURRENCY = 10
+
+
+@dataclass(frozen=True)
+class RunView:
+    state: RunState
+    temporal_run_id: str | None
+
+
+def _reconcile(state: RunState, status: WorkflowExecutionStatus | None) -> RunState:
+    """Executions ended from outside the workflow (terminated, timed out) never reported it."""
+    if status in (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW):
+        return state
+    if status == WorkflowExecutionStatus.CANCELED and state.status != "cancelled":
+        return state.model_copy(update={"status": "cancelled", "waiting_for_node_ids": []})
+    if status in (WorkflowExecutionStatus.TERMINATED, WorkflowExecutionStatus.TIMED_OUT):
+        if state.status not in ("completed", "error", "cancelled"):
+            kind = "Terminated" if status == WorkflowExecutionStatus.TERMINATED else "TimedOut"
+            error = RunError(
+                stage="execution",
+                type=kind,
+                message=f"the Temporal execution was {kind.lower()} from outside the run",
+            )
+            return state.model_copy(
+                update={"status": "error", "error": error, "waiting_for_node_ids": []}
+            )
+    return state
+
+
+def _query_string(
+    org: str, workflow_id: str | None, status: str | None, trigger_type: str | None
+) -> str:
+    clauses = [
+        f"WorkflowType = '{WORKFLOW_TYPE}'",
+        f"{search_attributes.ORGANIZATION.name} = '{org}'",
+    ]
+    for key, value in (
+        (search_attributes.WORKFLOW_ID, workflow_id),
+        (search_attributes.RUN_STATUS, status),
+        (search_attributes.TRIGGER_TYPE, trigger_type),
+    ):
+        if value is not None:
+            clauses.append(f"{key.name} = '{value}'")
+    return " AND ".join(clauses)
+
+
+def encode_cursor(token: bytes | None) -> str | None:
+    return base64.urlsafe_b64encode(token).decode() if token else None
+
+
+def decode_cursor(cursor: str | None) -> bytes | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode())
+    except (binascii.Error, ValueError):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned.") from None
+
+
+class RunReader:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def get(self, org: str, run_id: str) -> RunView:
+        """The run, or 404 when it is missing or belongs to another organization."""
+        if not ids.is_valid(ids.RUN, run_id):
+            raise not_found("run", run_id)
+        handle = self._client.get_workflow_handle(run_id)
+        try:
+            desc = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise not_found("run", run_id) from None
+            raise
+        if desc.workflow_type != WORKFLOW_TYPE or not self._owned(
+            desc.typed_search_attributes, org
+        ):
+            raise not_found("run", run_id)
+        return await self._view(desc)
+
+    async def exists(self, org: str, run_id: str) -> bool:
+        try:
+            await self.get(org, run_id)
+        except ApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    async def list(
+        self,
+        org: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        trigger_type: str | None = None,
+    ) -> tuple[list[RunView], str | None]:
+        for name, value in (("workflow_id", workflow_id), ("cursor", None)):
+            if value is not None and not _SAFE_VALUE.match(value):
+                raise ApiError(422, "invalid_filter", f"{name} '{value}' is not a valid id.")
+        iterator = self._client.list_workflows(
+            _query_string(org, workflow_id, status, trigger_type),
+            page_size=limit,
+            next_page_token=decode_cursor(cursor),
+        )
+        try:
+            await iterator.fetch_next_page()
+        except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT and cursor is not None:
+                raise ApiError(
+                    422, "invalid_cursor", "cursor is not one this API returned."
+                ) from None
+            raise
+        executions = list(iterator.current_page or [])[:limit]
+        semaphore = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def read(execution: WorkflowExecution) -> RunView:
+            async with semaphore:
+                return await self._view(execution)
+
+        views = await asyncio.gather(*(read(e) for e in executions))
+        return list(views), encode_cursor(iterator.next_page_token)
+
+    @staticmethod
+    def _owned(attributes: TypedSearchAttributes, org: str) -> bool:
+        return attributes.get(search_attributes.ORGANIZATION) == org
+
+    async def _view(self, execution: WorkflowExecution) -> RunView:
+        handle = self._client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        state: RunState | None = None
+        if execution.status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
+            state = await self._final_state(handle)
+        if state is None:
+            state = await self._queried_state(handle)
+        if state is None:
+            state = await self._state_from_start(handle, execution.typed_search_attributes)
+        return RunView(state=_reconcile(state, execution.status), temporal_run_id=execution.run_id)
+
+    async def _queried_state(self, handle: WorkflowHandle) -> RunState | None:
+        try:
+            return await handle.query(RunWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError, RPCError):
+            return None
+
+    async def _final_state(self, handle: WorkflowHandle) -> RunState | None:
+        async for event in handle.fetch_history_events(
+            event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+        ):
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+                payloads = event.workflow_execution_completed_event_attributes.result.payloads
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+                failure = event.workflow_execution_failed_event_attributes.failure
+                payloads = failure.application_failure_info.details.payloads
+            else:
+                return None
+            if not payloads:
+                return None
+            try:
+                [state] = await self._client.data_converter.decode(payloads[:1], [RunState])
+            except Exception:  # noqa: BLE001 - an undecodable result falls back to a query
+                return None
+            return state if isinstance(state, RunState) else None
+        return None
+
+    async def _state_from_start(
+        self, handle: WorkflowHandle, attributes: TypedSearchAttributes
+    ) -> RunState:
+        """No worker answered: the input is in the start event, the status in visibility."""
+        async for event in handle.fetch_history_events(page_size=1):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [run_input] = await self._client.data_converter.decode(payloads[:1], [RunInput])
+            assert isinstance(run_input, RunInput)
+            status = attributes.get(search_attributes.RUN_STATUS) or "pending"
+            return initial_state(run_input, status)  # type: ignore[arg-type]
+        raise ApiError(503, "run_unreadable", "The run's history could not be read.")

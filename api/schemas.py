@@ -1,0 +1,247 @@
+"""REST request and response schemas (API.md). Separate from the workflow's wire models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+T = TypeVar("T")
+
+CommandId = Field(
+    default=None,
+    min_length=1,
+    max_length=200,
+    description="Idempotency key: replays return the first result (200) and enqueue nothing",
+)
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None = None
+
+
+class DataList(BaseModel, Generic[T]):
+    data: list[T]
+
+
+# ------------------------------------------------------------------ definitions
+
+
+class WorkflowCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    definition: dict[str, Any] = Field(description="Nodes and edges; see API.md 'Definition'")
+
+
+class DraftReplace(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    definition: dict[str, Any]
+
+
+class ValidateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    definition: Any
+
+
+class DefinitionProblem(BaseModel):
+    node_id: str | None = None
+    message: str
+
+
+class ValidateResult(BaseModel):
+    valid: bool
+    errors: list[DefinitionProblem]
+
+
+class Draft(BaseModel):
+    definition: dict[str, Any]
+    updated_at: datetime
+
+
+class WorkflowOut(BaseModel):
+    id: str
+    organization_id: str
+    name: str
+    description: str
+    draft: Draft
+    published_snapshot_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SnapshotOut(BaseModel):
+    id: str
+    workflow_id: str
+    version: int
+    definition: dict[str, Any]
+    created_at: datetime
+
+
+# ------------------------------------------------------------------ files
+
+
+class FileOut(BaseModel):
+    id: str
+    filename: str
+    mime_type: str
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+
+
+# ------------------------------------------------------------------ runs
+
+
+class DocumentInput(BaseModel):
+    """Inline (filename, mime_type, base64 content) or a reference to an uploaded file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str | None = Field(default=None, min_length=1, max_length=500)
+    mime_type: str | None = Field(default=None, min_length=1, max_length=200)
+    content: str | None = Field(default=None, description="base64")
+    file_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DocumentInput:
+        inline = (self.filename, self.mime_type, self.content)
+        if self.file_id is not None:
+            if any(v is not None for v in inline):
+                raise ValueError("give either file_id or filename/mime_type/content, not both")
+        elif any(v is None for v in inline):
+            raise ValueError("an inline document needs filename, mime_type and content (base64)")
+        return self
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: dict[str, DocumentInput] = Field(default_factory=dict)
+    json_inputs: dict[str, Any] = Field(default_factory=dict)
+    text_inputs: dict[str, str] = Field(default_factory=dict)
+    config_source: Literal["published", "draft"] = "published"
+    command_id: str | None = CommandId
+
+
+class CommandBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command_id: str | None = CommandId
+
+
+class RunWorkflowOut(BaseModel):
+    workflow_id: str
+    snapshot_id: str | None
+    version: int | None
+    name_at_run_time: str
+
+
+class TriggerOut(BaseModel):
+    type: str
+    source_run_id: str | None = None
+
+
+class RunErrorOut(BaseModel):
+    stage: str
+    node_id: str | None = None
+    type: str
+    message: str
+
+
+class Lifecycle(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+
+
+class TimingOut(BaseModel):
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    human_waiting_started_at: datetime | None
+    accumulated_human_waiting_ms: int
+    duration_ms: int | None
+    active_duration_ms: int | None
+
+
+class DocumentOut(BaseModel):
+    id: str
+    filename: str
+    mime_type: str
+
+
+class RunInputsOut(BaseModel):
+    documents: dict[str, DocumentOut]
+    json_data: dict[str, Any]
+    text_data: dict[str, str]
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    temporal_run_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    resumed_from_node_id: str | None
+
+
+class TemporalOut(BaseModel):
+    namespace: str
+    workflow_id: str
+    run_id: str | None
+    ui_url: str
+
+
+class RunOut(BaseModel):
+    id: str
+    organization_id: str
+    workflow: RunWorkflowOut
+    trigger: TriggerOut
+    status: str
+    lifecycle: Lifecycle
+    timing: TimingOut
+    inputs: RunInputsOut
+    final_outputs: Any
+    error: RunErrorOut | None
+    waiting_for_node_ids: list[str]
+    attempt: int
+    attempts: list[AttemptOut]
+    derived_run_ids: list[str] = Field(default_factory=list)
+    temporal: TemporalOut
+
+
+class ReviewOut(BaseModel):
+    decision: str
+    reviewer: str | None
+    comment: str | None
+    decided_at: datetime
+
+
+class StepErrorOut(BaseModel):
+    type: str
+    message: str
+
+
+class StepOut(BaseModel):
+    node_id: str
+    node_type: str
+    label: str
+    status: str
+    attempt: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    output: Any
+    error: StepErrorOut | None
+    review: ReviewOut | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    temporal: Literal["ok", "unreachable"]

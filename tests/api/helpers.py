@@ -1,0 +1,75 @@
+"""Small helpers for API tests: definitions and waiting on a run (no fixed sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+TERMINAL = {"completed", "error", "cancelled"}
+
+
+def linear_definition() -> dict[str, Any]:
+    return {
+        "nodes": [
+            {"id": "meta", "type": "start_json", "label": "Metadata"},
+            {"id": "note", "type": "start_text", "label": "Instructions"},
+            {
+                "id": "shape",
+                "type": "transform",
+                "label": "Shape",
+                "config": {"output": {"customer": "{{meta.customer_id}}", "note": "{{note.text}}"}},
+            },
+            {"id": "out", "type": "end", "config": {"outputs": {"customer": "{{shape.customer}}"}}},
+        ],
+        "edges": [
+            {"source": "meta", "target": "shape"},
+            {"source": "note", "target": "shape"},
+            {"source": "shape", "target": "out"},
+        ],
+    }
+
+
+async def create_published(
+    api: httpx.AsyncClient, definition: dict[str, Any], name: str = "wf"
+) -> str:
+    created = await api.post("/v1/workflows", json={"name": name, "definition": definition})
+    assert created.status_code == 201, created.text
+    workflow_id = created.json()["id"]
+    published = await api.post(f"/v1/workflows/{workflow_id}/publish")
+    assert published.status_code == 201, published.text
+    return workflow_id
+
+
+async def wait_for_run(
+    api: httpx.AsyncClient,
+    run_id: str,
+    until: set[str] | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Poll the run until its status is in `until` (default: ended)."""
+    wanted = until or TERMINAL
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await api.get(f"/v1/workflows/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        run = response.json()
+        if run["status"] in wanted:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} stayed {run['status']}, wanted {wanted}")
+        await asyncio.sleep(0.1)
+
+
+async def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Wait for an async predicate to return something truthy (e.g. visibility catching up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)

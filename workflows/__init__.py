@@ -1,0 +1,1 @@
+"""The run workflow: a deterministic DAG interpreter, and its input/output models."""
