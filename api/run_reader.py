@@ -126,7 +126,7 @@ class RunReader:
             raise
         return True
 
-    async def list(
+    async def list_page(
         self,
         org: str,
         *,
@@ -161,6 +161,24 @@ class RunReader:
 
         views = await asyncio.gather(*(read(e) for e in executions))
         return list(views), encode_cursor(iterator.next_page_token)
+
+    async def run_input(self, run_id: str) -> RunInput:
+        """What the run was started with (its start event): definition, snapshot, inputs."""
+        handle = self._client.get_workflow_handle(run_id)
+        async for event in handle.fetch_history_events(page_size=1):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [run_input] = await self._client.data_converter.decode(payloads[:1], [RunInput])
+            assert isinstance(run_input, RunInput)
+            return run_input
+        raise ApiError(503, "run_unreadable", "The run's history could not be read.")
+
+    async def derived_run_ids(self, org: str, run_id: str) -> list[str]:
+        """Runs restarted or rerun from this one (visibility: eventually consistent)."""
+        query = (
+            f"{search_attributes.ORGANIZATION.name} = '{org}' AND "
+            f"{search_attributes.SOURCE_RUN_ID.name} = '{run_id}'"
+        )
+        return sorted({execution.id async for execution in self._client.list_workflows(query)})
 
     @staticmethod
     def _owned(attributes: TypedSearchAttributes, org: str) -> bool:

@@ -207,37 +207,49 @@ class RunStarter:
             created_at=datetime.now(UTC),
         )
 
-    async def start(self, run_input: RunInput, *, attach_to_existing: bool) -> str | None:
-        """Start the run's workflow; with `attach_to_existing` (idempotent replays) an
-        execution already started under the same id is reused instead of failing."""
+    async def start(
+        self, run_input: RunInput, *, attach_to_existing: bool = False, reuse_ended_id: bool = False
+    ) -> str | None:
+        """Start the run's workflow. With `attach_to_existing` (idempotent replays) an
+        execution already started under the same id is reused instead of failing; with
+        `reuse_ended_id` (retry from the start) an ended run's id gets a new execution."""
         version = run_input.workflow.version
         handle = await self._client.start_workflow(
             RunWorkflow.run,
             run_input,
             id=run_input.run_id,
             task_queue=self._settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if reuse_ended_id
+                else WorkflowIDReusePolicy.REJECT_DUPLICATE
+            ),
             id_conflict_policy=(
                 WorkflowIDConflictPolicy.USE_EXISTING
                 if attach_to_existing
                 else WorkflowIDConflictPolicy.FAIL
             ),
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(search_attributes.ORGANIZATION, run_input.organization_id),
-                    SearchAttributePair(
-                        search_attributes.WORKFLOW_ID, run_input.workflow.workflow_id
-                    ),
-                    SearchAttributePair(search_attributes.TRIGGER_TYPE, run_input.trigger.type),
-                    SearchAttributePair(search_attributes.RUN_STATUS, "pending"),
-                ]
-            ),
+            search_attributes=TypedSearchAttributes(_search_attributes(run_input)),
             static_summary=(
                 f"{run_input.workflow.name_at_run_time} "
                 f"({'v' + str(version) if version else 'draft'}, {run_input.trigger.type})"
             ),
         )
         return handle.result_run_id
+
+
+def _search_attributes(run_input: RunInput) -> list[SearchAttributePair]:
+    pairs: list[SearchAttributePair] = [
+        SearchAttributePair(search_attributes.ORGANIZATION, run_input.organization_id),
+        SearchAttributePair(search_attributes.WORKFLOW_ID, run_input.workflow.workflow_id),
+        SearchAttributePair(search_attributes.TRIGGER_TYPE, run_input.trigger.type),
+        SearchAttributePair(search_attributes.RUN_STATUS, "pending"),
+    ]
+    if run_input.trigger.source_run_id:
+        pairs.append(
+            SearchAttributePair(search_attributes.SOURCE_RUN_ID, run_input.trigger.source_run_id)
+        )
+    return pairs
 
 
 def _summary(errors: list[dict[str, Any]]) -> str:

@@ -245,3 +245,41 @@ class StepOut(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     temporal: Literal["ok", "unreachable"]
+
+
+# ------------------------------------------------------------------ recovery
+
+
+class RestartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    config_source: Literal["published", "draft"] = "published"
+    command_id: str | None = CommandId
+
+
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    command_id: str | None = CommandId
+    from_: Literal["failure_point", "start"] = Field(default="failure_point", alias="from")
+    documents: dict[str, DocumentInput] | None = None
+    json_inputs: dict[str, Any] | None = None
+    text_inputs: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _overrides_need_start(self) -> RetryBody:
+        overrides = (self.documents, self.json_inputs, self.text_inputs)
+        if self.from_ != "start" and any(o is not None for o in overrides):
+            raise ValueError('input overrides need "from": "start"')
+        return self
+
+
+class RetryPlanOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: Literal["failure_point", "start"] = Field(serialization_alias="from")
+    allowed: bool
+    reason: str | None = None
+    reuse: list[str]
+    rerun: list[str]
+    repeated_side_effects: list[str]

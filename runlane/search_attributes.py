@@ -12,6 +12,8 @@ ORGANIZATION = SearchAttributeKey.for_keyword("RunlaneOrganization")
 RUN_STATUS = SearchAttributeKey.for_keyword("RunlaneStatus")
 WORKFLOW_ID = SearchAttributeKey.for_keyword("RunlaneWorkflowId")
 TRIGGER_TYPE = SearchAttributeKey.for_keyword("RunlaneTriggerType")
+# Restarted and rerun runs name their source: the source's record lists them from visibility.
+SOURCE_RUN_ID = SearchAttributeKey.for_keyword("RunlaneSourceRunId")
 # Node ids of human_review nodes waiting right now (the reviewers' inbox lists by it).
 WAITING_NODES = SearchAttributeKey.for_keyword_list("RunlaneWaitingNodes")
 
@@ -20,6 +22,7 @@ ALL: tuple[SearchAttributeKey, ...] = (
     RUN_STATUS,
     WORKFLOW_ID,
     TRIGGER_TYPE,
+    SOURCE_RUN_ID,
     WAITING_NODES,
 )
 

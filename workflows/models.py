@@ -69,6 +69,8 @@ class RunInput(BaseModel):
     inputs: RunInputs
     trigger: Trigger = Field(default_factory=Trigger)
     created_at: datetime
+    # Set when this execution retries the run from the start (same run id, new execution).
+    retry: RetryRequest | None = None
 
 
 class StepError(BaseModel):
@@ -95,6 +97,11 @@ class StepState(BaseModel):
     output: Any = None
     error: StepError | None = None
     review: ReviewRecord | None = None
+    # History length (= id of the WorkflowTaskStarted event) of the workflow task in which
+    # the step started and reached its final status: the reset points of "retry" and what it
+    # reuses follow from them. Not part of the public step.
+    started_event_id: int | None = None
+    finished_event_id: int | None = None
 
 
 class RunError(BaseModel):
@@ -121,6 +128,8 @@ class AttemptRecord(BaseModel):
     ended_at: datetime | None = None
     status: RunStatus = "running"
     resumed_from_node_id: str | None = None
+    # The retry request that created this attempt (reconciles lost responses).
+    request_id: str | None = None
 
 
 class RunState(BaseModel):
@@ -139,6 +148,8 @@ class RunState(BaseModel):
     waiting_for_node_ids: list[str] = Field(default_factory=list)
     attempt: int = 1
     attempts: list[AttemptRecord] = Field(default_factory=list)
+    # WorkflowTaskStarted event id of the first workflow task: "retry from start" resets there.
+    first_task_event_id: int | None = None
 
 
 class ReviewDecision(BaseModel):
@@ -149,6 +160,18 @@ class ReviewDecision(BaseModel):
     data: Any = None
     comment: str | None = None
     reviewer: str | None = None
+
+
+class RetryRequest(BaseModel):
+    """A retry's bookkeeping: signal `retry` to the execution a reset created, or part of the
+    input of the fresh execution that retries a run from the start."""
+
+    request_id: str
+    attempt: int
+    previous_attempts: list[AttemptRecord]
+    resumed_from_node_id: str | None = None
+    # The reset point: steps started at or after it belong to the new attempt.
+    reset_event_id: int | None = None
 
 
 class ReviewAccepted(BaseModel):

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         NodePlan,
         ReviewAccepted,
         ReviewDecision,
+        RetryRequest,
         ReviewRecord,
         RunError,
         RunInput,
@@ -42,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 RUN_FAILED = "RunFailed"
+# How long a reset execution waits, before it ends, for the retry bookkeeping signal.
+RETRY_SIGNAL_WAIT = timedelta(seconds=10)
 REVIEW_NOT_WAITING = "ReviewNotWaiting"
 
 # The stage an error is reported in follows the failing node's role.
@@ -93,17 +96,22 @@ class RunWorkflow:
     async def run(self, input: RunInput) -> RunState:
         now = workflow.now()
         self._state.timing.started_at = now
-        self._state.attempts = [
-            AttemptRecord(
-                attempt=1,
-                temporal_run_id=workflow.info().first_execution_run_id,
-                started_at=now,
-            )
-        ]
+        self._state.first_task_event_id = workflow.info().get_current_history_length()
+        if input.retry is not None:  # a retry from the start: a new execution, same run id
+            self._apply_retry(input.retry)
+        else:
+            self._state.attempts = [
+                AttemptRecord(
+                    attempt=1,
+                    temporal_run_id=workflow.info().first_execution_run_id,
+                    started_at=now,
+                )
+            ]
         self._set_status("running")
         try:
             await self._execute_graph()
         except asyncio.CancelledError:
+            await self._settle_attempts()
             self._finish("cancelled")
             raise
         except NodeFailed as failure:
@@ -114,6 +122,7 @@ class RunWorkflow:
                 type=failure.error.type,
                 message=failure.error.message,
             )
+            await self._settle_attempts()
             self._finish("error")
             await workflow.wait_condition(workflow.all_handlers_finished)
             # Failing the Temporal execution shows operators a failed run in the UI, and the
@@ -123,6 +132,7 @@ class RunWorkflow:
                 str(failure), self.state(), type=RUN_FAILED, non_retryable=True
             ) from None
         self._state.final_outputs = self._final_outputs()
+        await self._settle_attempts()
         self._finish("completed")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
@@ -147,6 +157,58 @@ class RunWorkflow:
             workflow.logger.warning("review signal ignored: %s", problem)
             return
         self._decisions[decision.node_id] = (decision, workflow.now())
+
+    @workflow.signal
+    def retry(self, request: RetryRequest) -> None:
+        """Sent by the API to the execution its reset created. The reset excludes signals,
+        updates and cancel requests received after the reset point, so decisions for nodes
+        that run again are not applied twice and a retried cancelled run stays alive."""
+        if any(a.request_id == request.request_id for a in self._state.attempts):
+            return
+        self._apply_retry(request)
+
+    def _apply_retry(self, request: RetryRequest) -> None:
+        self._state.attempt = request.attempt
+        self._state.attempts = [
+            *request.previous_attempts,
+            AttemptRecord(
+                attempt=request.attempt,
+                temporal_run_id=workflow.info().run_id,
+                started_at=workflow.now(),
+                resumed_from_node_id=request.resumed_from_node_id,
+                request_id=request.request_id,
+            ),
+        ]
+        if request.reset_event_id is not None:
+            for step in self._steps.values():
+                started = step.started_event_id
+                if started is not None and started >= request.reset_event_id:
+                    step.attempt = request.attempt
+
+    async def _settle_attempts(self) -> None:
+        """After a reset the new execution has a new run id. Wait (bounded) for the API's
+        `retry` signal; a reset made by an operator in the Temporal UI sends none, so it is
+        recorded as an attempt of its own."""
+        attempts = self._state.attempts
+        run_id = workflow.info().run_id
+        if not attempts or attempts[-1].temporal_run_id == run_id:
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: self._state.attempts[-1].temporal_run_id == run_id,
+                timeout=RETRY_SIGNAL_WAIT,
+            )
+        except asyncio.TimeoutError:
+            previous = self._state.attempts
+            self._state.attempt = previous[-1].attempt + 1
+            self._state.attempts = [
+                *previous,
+                AttemptRecord(
+                    attempt=self._state.attempt,
+                    temporal_run_id=run_id,
+                    started_at=workflow.now(),
+                ),
+            ]
 
     @workflow.update
     def decide(self, decision: ReviewDecision) -> ReviewAccepted:
@@ -190,6 +252,7 @@ class RunWorkflow:
                     node_id = ready.popleft()
                     if incoming[node_id] and taken[node_id] == 0:
                         self._steps[node_id].status = "skipped"
+                        self._steps[node_id].finished_event_id = self._task_event_id()
                         resolve(node_id, [])
                     else:
                         running[node_id] = asyncio.create_task(self._run_node(node_id))
@@ -214,8 +277,10 @@ class RunWorkflow:
         plan = self._input.plans[node_id]
         step = self._steps[node_id]
         step.status = "running"
-        step.attempt += 1
+        # The run attempt that produced this step's result (reused steps keep theirs).
+        step.attempt = self._state.attempt
         step.started_at = workflow.now()
+        step.started_event_id = self._task_event_id()
         try:
             if plan.role == "review":
                 output, edges = await self._review_node(node)
@@ -253,8 +318,13 @@ class RunWorkflow:
             return [edge for edge in edges if edge.branch == branch]
         return [edge for edge in edges if edge.branch is None]
 
+    @staticmethod
+    def _task_event_id() -> int:
+        return workflow.info().get_current_history_length()
+
     def _close_step(self, step: StepState, status: Any) -> None:
         step.status = status
+        step.finished_event_id = self._task_event_id()
         step.completed_at = workflow.now()
         if step.started_at is not None:
             step.duration_ms = _ms(step.started_at, step.completed_at)

@@ -165,7 +165,7 @@ async def list_runs(
     cursor: str | None = None,
 ) -> schemas.Page[schemas.RunOut]:
     """List runs from Temporal visibility: open runs first, then the most recently ended."""
-    views, next_cursor = await reader.list(
+    views, next_cursor = await reader.list_page(
         org,
         limit=limit,
         cursor=cursor,
@@ -180,8 +180,14 @@ async def list_runs(
 async def get_run(
     run_id: str, org: OrgDep, settings: SettingsDep, reader: ReaderDep
 ) -> schemas.RunOut:
-    """Read a run."""
-    return record_of(await reader.get(org, run_id), settings)
+    """Read a run (with the runs restarted or rerun from it)."""
+    view = await reader.get(org, run_id)
+    return run_views.run_record(
+        view.state,
+        settings=settings,
+        temporal_run_id=view.temporal_run_id,
+        derived_run_ids=await reader.derived_run_ids(org, run_id),
+    )
 
 
 @router.get("/runs/{run_id}/steps", response_model=schemas.DataList[schemas.StepOut])

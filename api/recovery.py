@@ -1,0 +1,175 @@
+"""Retry: the plan (what a reset would reuse and re-run) and the reset itself.
+
+The run workflow records, for every step, the workflow task in which it started and the one
+in which it reached its final status (their WorkflowTaskStarted event ids). Retrying from the
+failure point resets the execution to the workflow task that started the earliest failed or
+cancelled step, so the plan below is exactly what Temporal then does:
+
+* a step whose result was recorded before that task is replayed from history: reused;
+* local activities (pure nodes) record their result when their workflow task completes, so
+  those evaluated in the reset task itself are evaluated again (pure: no side effect);
+* everything else runs again; side-effecting node types among those that already ran are
+  listed as `repeated_side_effects`.
+
+The reset excludes signals, updates and cancel requests received after the reset point from
+being re-applied: a review decided for a node that runs again must be decided again, and a
+retried cancelled run is not cancelled again. The attempt reaches the new execution as the
+`retry` signal right after the reset.
+
+Retrying from the start is not a reset: the run's workflow id gets a fresh execution whose
+input carries the attempts so far and the overriding inputs, so nothing can race them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
+from temporalio.api.enums.v1 import ResetReapplyExcludeType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from activities.registry import NodeRegistry
+from api.errors import conflict
+from workflows.models import RetryRequest, RunState, StepState
+from workflows.run_workflow import RunWorkflow
+
+RetryFrom = Literal["failure_point", "start"]
+RETRYABLE_STATUSES = ("error", "cancelled")
+_EXCLUDED_ON_RESET = [
+    ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL,
+    ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE,
+    ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_CANCEL_REQUEST,
+    ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_NEXUS,
+]
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    from_: RetryFrom
+    allowed: bool
+    reason: str | None = None
+    reuse: list[str] = field(default_factory=list)
+    rerun: list[str] = field(default_factory=list)
+    repeated_side_effects: list[str] = field(default_factory=list)
+    reset_event_id: int | None = None
+    resumed_from_node_id: str | None = None
+
+
+def _reused(step: StepState, reset_event_id: int, execution: str) -> bool:
+    if step.status not in ("completed", "skipped") or step.finished_event_id is None:
+        return False
+    if step.status == "completed" and execution == "local":
+        return step.finished_event_id < reset_event_id
+    return step.finished_event_id <= reset_event_id
+
+
+def plan_retry(
+    state: RunState, plans: Mapping[str, str], registry: NodeRegistry, from_: RetryFrom
+) -> RetryPlan:
+    """`plans` maps node id to its execution (local/remote/workflow) as the run froze it."""
+    if state.status not in RETRYABLE_STATUSES:
+        return RetryPlan(
+            from_=from_,
+            allowed=False,
+            reason=f"Only runs in error or cancelled can be retried; this run is {state.status}. "
+            "To run it again with the same inputs, use restart or rerun.",
+        )
+    steps = state.steps
+    if from_ == "start":
+        reset_event_id = state.first_task_event_id
+        resumed_from: str | None = None
+        reuse: list[str] = []
+    else:
+        unfinished = [
+            s for s in steps if s.status in RETRYABLE_STATUSES and s.started_event_id is not None
+        ]
+        if not unfinished:
+            return RetryPlan(
+                from_=from_,
+                allowed=False,
+                reason="No step failed or was cancelled, so there is no failure point to resume "
+                'from; retry with {"from": "start"} or restart the run.',
+            )
+        first = min(unfinished, key=lambda s: s.started_event_id or 0)
+        reset_event_id = first.started_event_id
+        resumed_from = (state.error.node_id if state.error else None) or first.node_id
+        assert reset_event_id is not None
+        reuse = [
+            s.node_id for s in steps if _reused(s, reset_event_id, plans.get(s.node_id, "local"))
+        ]
+    if reset_event_id is None:
+        return RetryPlan(from_=from_, allowed=False, reason="The run never started executing.")
+    reused = set(reuse)
+    rerun = [s.node_id for s in steps if s.node_id not in reused]
+    repeated = [
+        s.node_id
+        for s in steps
+        if s.node_id in rerun
+        and s.started_at is not None
+        and (spec := registry.get(s.node_type)) is not None
+        and spec.side_effecting
+    ]
+    return RetryPlan(
+        from_=from_,
+        allowed=True,
+        reuse=reuse,
+        rerun=rerun,
+        repeated_side_effects=repeated,
+        reset_event_id=reset_event_id,
+        resumed_from_node_id=resumed_from,
+    )
+
+
+async def reset_run(
+    client: Client,
+    *,
+    run_id: str,
+    temporal_run_id: str | None,
+    state: RunState,
+    plan: RetryPlan,
+    request_id: str,
+) -> str:
+    """Reset the execution to the plan's point, then tell the new execution its attempt.
+
+    `request_id` is derived from the caller's command_id when there is one, so a replayed
+    request is deduplicated by Temporal too. Returns the new Temporal run id.
+    """
+    assert plan.allowed and plan.reset_event_id is not None
+    request = retry_request(state, plan, request_id)
+    where = f"node {plan.resumed_from_node_id}" if plan.resumed_from_node_id else "the start"
+    try:
+        response = await client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=ExecutionRef(workflow_id=run_id, run_id=temporal_run_id or ""),
+                reason=f"Runlane retry (attempt {request.attempt}) from {where}",
+                workflow_task_finish_event_id=plan.reset_event_id,
+                request_id=request_id,
+                reset_reapply_exclude_types=_EXCLUDED_ON_RESET,
+            )
+        )
+    except RPCError as err:
+        raise conflict(
+            "retry_impossible",
+            f"Temporal cannot reset run {run_id} ({err.message}); its history may no longer "
+            "be retained. Restart or rerun it instead (new run, same inputs).",
+        ) from err
+    # Temporal 1.32 accepts no signal as a post-reset operation, so it follows the reset;
+    # the workflow waits for it before ending (RunWorkflow._settle_attempts).
+    handle = client.get_workflow_handle(run_id, run_id=response.run_id)
+    await handle.signal(RunWorkflow.retry, request)
+    return response.run_id
+
+
+def retry_request(state: RunState, plan: RetryPlan, request_id: str) -> RetryRequest:
+    return RetryRequest(
+        request_id=request_id,
+        attempt=state.attempt + 1,
+        previous_attempts=state.attempts,
+        resumed_from_node_id=plan.resumed_from_node_id,
+        reset_event_id=plan.reset_event_id if plan.from_ == "failure_point" else None,
+    )
