@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from api import schemas
 from api.deps import TemporalDep
 from api.errors import install_error_handlers
-from api.routes import files, recovery, runs, workflows
+from api.routes import files, recovery, reviews, runs, workflows
 from api.store.db import Database
 from runlane.settings import get_settings
 from runlane.temporal import connect
@@ -58,6 +58,7 @@ def create_app() -> FastAPI:
     # Runs first: `/v1/workflows/runs` must not be read as a workflow id.
     app.include_router(runs.router)
     app.include_router(recovery.router)
+    app.include_router(reviews.router)
     app.include_router(workflows.router)
     app.include_router(files.router)
     app.add_api_route(

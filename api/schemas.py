@@ -283,3 +283,26 @@ class RetryPlanOut(BaseModel):
     reuse: list[str]
     rerun: list[str]
     repeated_side_effects: list[str]
+
+
+# ------------------------------------------------------------------ reviews
+
+
+class ReviewDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    data: Any = Field(default=None, description="approve: the edited data the node outputs")
+    comment: str | None = Field(default=None, max_length=5000)
+    reviewer: str | None = Field(default=None, max_length=200)
+    command_id: str | None = CommandId
+
+
+class PendingReviewOut(BaseModel):
+    run_id: str
+    node_id: str
+    label: str
+    instructions: str
+    payload: Any
+    waiting_since: datetime
+    workflow: RunWorkflowOut

@@ -104,6 +104,14 @@ class StepState(BaseModel):
     finished_event_id: int | None = None
 
 
+class PendingReview(BaseModel):
+    node_id: str
+    label: str = ""
+    instructions: str = ""
+    payload: Any = None
+    waiting_since: datetime
+
+
 class RunError(BaseModel):
     stage: ErrorStage
     node_id: str | None = None
@@ -146,6 +154,7 @@ class RunState(BaseModel):
     final_outputs: Any = None
     error: RunError | None = None
     waiting_for_node_ids: list[str] = Field(default_factory=list)
+    pending_reviews: list[PendingReview] = Field(default_factory=list)
     attempt: int = 1
     attempts: list[AttemptRecord] = Field(default_factory=list)
     # WorkflowTaskStarted event id of the first workflow task: "retry from start" resets there.

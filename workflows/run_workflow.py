@@ -29,9 +29,10 @@ with workflow.unsafe.imports_passed_through():
         AttemptRecord,
         ErrorStage,
         NodePlan,
+        PendingReview,
+        RetryRequest,
         ReviewAccepted,
         ReviewDecision,
-        RetryRequest,
         ReviewRecord,
         RunError,
         RunInput,
@@ -88,6 +89,7 @@ class RunWorkflow:
         # Steps are updated in place; the query copies them out.
         self._steps = {step.node_id: step for step in self._state.steps}
         self._waiting: list[str] = []
+        self._pending_reviews: dict[str, PendingReview] = {}
         self._decisions: dict[str, tuple[ReviewDecision, datetime]] = {}
 
     # ----------------------------------------------------------------- entry point
@@ -145,6 +147,7 @@ class RunWorkflow:
             update={
                 "steps": [step.model_copy() for step in self._steps.values()],
                 "waiting_for_node_ids": list(self._waiting),
+                "pending_reviews": [self._pending_reviews[n] for n in self._waiting],
             }
         )
 
@@ -198,7 +201,7 @@ class RunWorkflow:
                 lambda: self._state.attempts[-1].temporal_run_id == run_id,
                 timeout=RETRY_SIGNAL_WAIT,
             )
-        except asyncio.TimeoutError:
+        except builtins.TimeoutError:
             previous = self._state.attempts
             self._state.attempt = previous[-1].attempt + 1
             self._state.attempts = [
@@ -405,12 +408,21 @@ class RunWorkflow:
         step = self._steps[node.id]
         step.status = "waiting_for_human"
         step.output = payload
+        self._pending_reviews[node.id] = PendingReview(
+            node_id=node.id,
+            label=node.label,
+            instructions=config.instructions,
+            payload=payload,
+            waiting_since=workflow.now(),
+        )
         self._begin_waiting(node.id)
+        # No `finally` here: on cache eviction the coroutine is closed outside the workflow's
+        # event loop; a cancelled run's waits are closed by _finish instead.
         try:
             await workflow.wait_condition(
                 lambda: node.id in self._decisions, timeout=config.timeout_s
             )
-        except builtins.TimeoutError:
+        except asyncio.TimeoutError:
             self._decisions[node.id] = (
                 ReviewDecision(
                     node_id=node.id,
@@ -420,8 +432,8 @@ class RunWorkflow:
                 ),
                 workflow.now(),
             )
-        finally:
-            self._end_waiting(node.id)
+        self._pending_reviews.pop(node.id, None)
+        self._end_waiting(node.id)
         decision, decided_at = self._decisions[node.id]
         step.review = ReviewRecord(
             decision=decision.decision,

@@ -1,0 +1,101 @@
+"""Human review: reviewers' decisions and their inbox across runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api import schemas
+from api.deps import IdempotencyDep, OrgDep, SettingsDep, TemporalDep
+from api.errors import conflict
+from api.idempotency import Command, claim, previous_result
+from api.routes.runs import ReaderDep, record_of
+from workflows.models import ReviewDecision
+from workflows.run_workflow import RunWorkflow
+
+router = APIRouter(tags=["reviews"])
+
+_REPLAY: dict[int | str, dict[str, Any]] = {
+    200: {"model": schemas.RunOut, "description": "Replay of an earlier command_id"}
+}
+
+
+@router.post(
+    "/v1/workflows/runs/{run_id}/reviews/{node_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=schemas.RunOut,
+    responses=_REPLAY,
+)
+async def decide_review(
+    run_id: str,
+    node_id: str,
+    body: schemas.ReviewDecisionIn,
+    response: Response,
+    org: OrgDep,
+    settings: SettingsDep,
+    client: TemporalDep,
+    idempotency: IdempotencyDep,
+    reader: ReaderDep,
+) -> schemas.RunOut:
+    """A reviewer's decision for a waiting human_review node; 409 if it is not waiting."""
+    await reader.get(org, run_id)  # 404 for a missing run or another organization's
+    command = Command(
+        org,
+        body.command_id,
+        "review",
+        f"{run_id}/{node_id}",
+        body.model_dump(mode="json", exclude={"command_id"}),
+    )
+    if await previous_result(idempotency, command) is not None:
+        response.status_code = status.HTTP_200_OK
+        return record_of(await reader.get(org, run_id), settings)
+    decision = ReviewDecision(node_id=node_id, **body.model_dump(exclude={"command_id"}))
+    # An update, not the signal: its validator answers "not waiting" synchronously (409).
+    # The workflow applies a decision at most once per node, whichever way it arrives.
+    try:
+        await client.get_workflow_handle(run_id).execute_update(RunWorkflow.decide, decision)
+    except WorkflowUpdateFailedError as err:
+        message = str(err.cause) if err.cause else str(err)
+        raise conflict("review_not_waiting", message) from None
+    except RPCError as err:
+        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise conflict(
+                "review_not_waiting", f"Run {run_id} has ended; node '{node_id}' is not waiting."
+            ) from None
+        raise
+    _, replayed = await claim(idempotency, command, run_id)
+    if replayed:
+        response.status_code = status.HTTP_200_OK
+    return record_of(await reader.get(org, run_id), settings)
+
+
+@router.get("/v1/reviews", response_model=schemas.Page[schemas.PendingReviewOut])
+async def list_reviews(
+    org: OrgDep,
+    reader: ReaderDep,
+    status: Literal["pending"] = "pending",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> schemas.Page[schemas.PendingReviewOut]:
+    """The reviewers' inbox: the organization's pending reviews across runs (from Temporal
+    visibility; `limit` counts runs, each of which may wait on several nodes)."""
+    views, next_cursor = await reader.list_page(
+        org, limit=limit, cursor=cursor, status="waiting_for_human"
+    )
+    items = [
+        schemas.PendingReviewOut(
+            run_id=view.state.run_id,
+            node_id=review.node_id,
+            label=review.label,
+            instructions=review.instructions,
+            payload=review.payload,
+            waiting_since=review.waiting_since,
+            workflow=schemas.RunWorkflowOut(**view.state.workflow.model_dump()),
+        )
+        for view in views
+        for review in view.state.pending_reviews
+    ]
+    return schemas.Page(data=items, next_cursor=next_cursor)

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import httpx
+
+from tests.api.helpers import create_published, wait_for_run, wait_until
+
+
+def review_definition(rejected_branch: bool = False) -> dict:
+    nodes = [
+        {"id": "meta", "type": "start_json"},
+        {
+            "id": "review",
+            "type": "human_review",
+            "label": "Approve",
+            "config": {
+                "instructions": "Check the amount",
+                "payload": {"amount": "{{meta.amount}}"},
+            },
+        },
+        {"id": "out", "type": "end", "config": {"outputs": {"approved": "{{review}}"}}},
+    ]
+    edges = [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}]
+    if rejected_branch:
+        nodes.append({"id": "bounce", "type": "end", "config": {"outputs": {"bounced": True}}})
+        edges.append({"source": "review", "target": "bounce", "branch": "rejected"})
+    return {"nodes": nodes, "edges": edges}
+
+
+async def start_waiting(api: httpx.AsyncClient, definition: dict) -> str:
+    workflow_id = await create_published(api, definition)
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"meta": {"amount": 1200}}}
+    )
+    run_id = started.json()["id"]
+    run = await wait_for_run(api, run_id, until={"waiting_for_human"})
+    assert run["waiting_for_node_ids"] == ["review"]
+    assert run["lifecycle"] == {"kind": "waiting_for_human", "waiting_for_node_ids": ["review"]}
+    assert run["timing"]["human_waiting_started_at"] is not None
+    return run_id
+
+
+async def test_approve_with_edit_completes_and_is_applied_once(api: httpx.AsyncClient) -> None:
+    run_id = await start_waiting(api, review_definition())
+
+    async def inbox_item() -> dict | None:
+        items = (await api.get("/v1/reviews", params={"status": "pending"})).json()["data"]
+        return next((i for i in items if i["run_id"] == run_id), None)
+
+    item = await wait_until(inbox_item)
+    assert item["node_id"] == "review"
+    assert item["instructions"] == "Check the amount"
+    assert item["payload"] == {"amount": 1200}
+
+    decided = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review",
+        json={"decision": "approve", "data": {"amount": 1000}, "reviewer": "ann", "comment": "ok"},
+    )
+    assert decided.status_code == 202, decided.text
+    again = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "reject"}
+    )
+    assert again.status_code == 409
+    assert again.json()["error"]["type"] == "conflict"
+    done = await wait_for_run(api, run_id)
+    assert done["status"] == "completed"
+    assert done["final_outputs"] == {"approved": {"amount": 1000}}
+    assert done["timing"]["accumulated_human_waiting_ms"] > 0
+    assert done["timing"]["active_duration_ms"] == (
+        done["timing"]["duration_ms"] - done["timing"]["accumulated_human_waiting_ms"]
+    )
+    steps = {
+        s["node_id"]: s
+        for s in (await api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
+    }
+    assert steps["review"]["review"]["decision"] == "approve"
+    assert steps["review"]["review"]["reviewer"] == "ann"
+
+
+async def test_reject_without_rejected_branch_errors_the_run(api: httpx.AsyncClient) -> None:
+    run_id = await start_waiting(api, review_definition())
+    decided = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review",
+        json={"decision": "reject", "comment": "too high", "reviewer": "bob"},
+    )
+    assert decided.status_code == 202
+    done = await wait_for_run(api, run_id)
+    assert done["status"] == "error"
+    assert done["error"]["node_id"] == "review"
+    assert "too high" in done["error"]["message"]
+
+
+async def test_reject_follows_rejected_branch(api: httpx.AsyncClient) -> None:
+    run_id = await start_waiting(api, review_definition(rejected_branch=True))
+    await api.post(f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "reject"})
+    done = await wait_for_run(api, run_id)
+    assert done["status"] == "completed"
+    assert done["final_outputs"] == {"bounce": {"bounced": True}}
+    steps = {
+        s["node_id"]: s["status"]
+        for s in (await api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
+    }
+    assert steps["out"] == "skipped"
+
+
+async def test_decision_for_a_node_that_is_not_waiting_is_409(api: httpx.AsyncClient) -> None:
+    run_id = await start_waiting(api, review_definition())
+    response = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/meta", json={"decision": "approve"}
+    )
+    assert response.status_code == 409
