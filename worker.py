@@ -31,7 +31,9 @@ async def main() -> None:
             activities=default_registry().activities(deps),
         )
         async with worker:
-            log.info("worker polling task queue %r at %s", settings.task_queue, settings.temporal_address)
+            log.info(
+                "worker polling task queue %r at %s", settings.task_queue, settings.temporal_address
+            )
             await stop.wait()
             log.info("worker stopping")
 

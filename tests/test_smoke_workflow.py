@@ -19,7 +19,11 @@ async def test_linear(client: Client, worker, task_queue: str) -> None:
             {"id": "big", "type": "condition", "config": {"expression": "meta.amount > `10`"}},
             {"id": "yes", "type": "transform", "config": {"output": "big"}},
             {"id": "no", "type": "transform", "config": {"output": "small"}},
-            {"id": "out", "type": "end", "config": {"outputs": {"c": "{{shape.c}}", "y": "{{yes}}"}}},
+            {
+                "id": "out",
+                "type": "end",
+                "config": {"outputs": {"c": "{{shape.c}}", "y": "{{yes}}"}},
+            },
         ],
         "edges": [
             {"source": "meta", "target": "shape"},
@@ -36,13 +40,17 @@ async def test_linear(client: Client, worker, task_queue: str) -> None:
     run_input = RunInput(
         run_id=run_id,
         organization_id="org_a",
-        workflow=WorkflowRef(workflow_id="wf_x", snapshot_id=None, version=None, name_at_run_time="x"),
+        workflow=WorkflowRef(
+            workflow_id="wf_x", snapshot_id=None, version=None, name_at_run_time="x"
+        ),
         definition=definition,
         plans=default_registry().plans(definition),
         inputs=RunInputs(json_data={"meta": {"customer": "c1", "amount": 50}}),
         created_at=datetime.now(UTC),
     )
-    state = await client.execute_workflow(RunWorkflow.run, run_input, id=run_id, task_queue=task_queue)
+    state = await client.execute_workflow(
+        RunWorkflow.run, run_input, id=run_id, task_queue=task_queue
+    )
     assert state.status == "completed"
     assert state.final_outputs == {"c": "c1", "y": "big"}
     assert {s.node_id: s.status for s in state.steps}["no"] == "skipped"

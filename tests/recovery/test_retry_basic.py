@@ -10,11 +10,19 @@ def http_chain(peer: Peer) -> dict:
     return {
         "nodes": [
             {"id": "note", "type": "start_text"},
-            {"id": "a", "type": "http_request", "config": {"method": "POST", "url": f"{peer.url}/a"}},
+            {
+                "id": "a",
+                "type": "http_request",
+                "config": {"method": "POST", "url": f"{peer.url}/a"},
+            },
             {
                 "id": "b",
                 "type": "http_request",
-                "config": {"method": "POST", "url": f"{peer.url}/b", "body": {"a": "{{a.body.path}}"}},
+                "config": {
+                    "method": "POST",
+                    "url": f"{peer.url}/b",
+                    "body": {"a": "{{a.body.path}}"},
+                },
                 "retry": {"max_attempts": 1},
             },
             {"id": "out", "type": "end", "config": {"outputs": {"b": "{{b.status}}"}}},
@@ -27,10 +35,14 @@ def http_chain(peer: Peer) -> dict:
     }
 
 
-async def test_retry_from_failure_point_reuses_completed_steps(api: httpx.AsyncClient, peer: Peer) -> None:
+async def test_retry_from_failure_point_reuses_completed_steps(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
     workflow_id = await create_published(api, http_chain(peer))
     peer.fail("/b", 1, 503)
-    started = await api.post(f"/v1/workflows/{workflow_id}/run", json={"text_inputs": {"note": "x"}})
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={"text_inputs": {"note": "x"}}
+    )
     run_id = started.json()["id"]
     failed = await wait_for_run(api, run_id)
     assert failed["status"] == "error"
@@ -49,5 +61,8 @@ async def test_retry_from_failure_point_reuses_completed_steps(api: httpx.AsyncC
     assert done["attempts"][1]["resumed_from_node_id"] == "b"
     assert peer.count("/a") == 1
     assert peer.count("/b") == 2
-    steps = {s["node_id"]: s for s in (await api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]}
+    steps = {
+        s["node_id"]: s
+        for s in (await api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
+    }
     assert steps["a"]["attempt"] == 1 and steps["b"]["attempt"] == 2
