@@ -22,19 +22,20 @@ input carries the attempts so far and the overriding inputs, so nothing can race
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
-from temporalio.api.enums.v1 import ResetReapplyExcludeType
+from temporalio.api.enums.v1 import EventType, ResetReapplyExcludeType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.registry import NodeRegistry
 from api.errors import conflict
-from workflows.models import RetryRequest, RunState, StepState
+from workflows.models import RetryRequest, RunState
 from workflows.run_workflow import RunWorkflow
 
 RetryFrom = Literal["failure_point", "start"]
@@ -59,16 +60,53 @@ class RetryPlan:
     resumed_from_node_id: str | None = None
 
 
-def _reused(step: StepState, reset_event_id: int, execution: str) -> bool:
-    if step.status not in ("completed", "skipped") or step.finished_event_id is None:
+class TaskBoundaries:
+    """The WorkflowTaskStarted event ids of an execution: the only valid reset points.
+
+    A step records the history length seen by its workflow task; for a speculative task (the
+    one an update runs in) that length can fall short of the task's WorkflowTaskStarted
+    event, which is only written when the task completes. Snapping to the first task start
+    at or after the recorded length finds the task that really did the work.
+    """
+
+    def __init__(self, started_event_ids: list[int]) -> None:
+        self._ids = sorted(started_event_ids)
+
+    def snap(self, recorded: int | None) -> int | None:
+        if recorded is None:
+            return None
+        index = bisect.bisect_left(self._ids, recorded)
+        return self._ids[index] if index < len(self._ids) else None
+
+
+async def task_boundaries(
+    client: Client, run_id: str, temporal_run_id: str | None
+) -> TaskBoundaries:
+    handle = client.get_workflow_handle(run_id, run_id=temporal_run_id)
+    started = [
+        event.event_id
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+    ]
+    return TaskBoundaries(started)
+
+
+def _reused(finished: int | None, status: str, reset_event_id: int, execution: str) -> bool:
+    if status not in ("completed", "skipped") or finished is None:
         return False
-    if step.status == "completed" and execution == "local":
-        return step.finished_event_id < reset_event_id
-    return step.finished_event_id <= reset_event_id
+    if status == "completed" and execution == "local":
+        # A local activity's result is recorded when its workflow task completes, so the
+        # ones evaluated in the reset task itself are evaluated again.
+        return finished < reset_event_id
+    return finished <= reset_event_id
 
 
 def plan_retry(
-    state: RunState, plans: Mapping[str, str], registry: NodeRegistry, from_: RetryFrom
+    state: RunState,
+    plans: Mapping[str, str],
+    registry: NodeRegistry,
+    from_: RetryFrom,
+    boundaries: TaskBoundaries,
 ) -> RetryPlan:
     """`plans` maps node id to its execution (local/remote/workflow) as the run froze it."""
     if state.status not in RETRYABLE_STATUSES:
@@ -80,12 +118,13 @@ def plan_retry(
         )
     steps = state.steps
     if from_ == "start":
-        reset_event_id = state.first_task_event_id
+        reset_event_id = boundaries.snap(state.first_task_event_id)
         resumed_from: str | None = None
         reuse: list[str] = []
     else:
+        started = {s.node_id: boundaries.snap(s.started_event_id) for s in steps}
         unfinished = [
-            s for s in steps if s.status in RETRYABLE_STATUSES and s.started_event_id is not None
+            s for s in steps if s.status in RETRYABLE_STATUSES and started[s.node_id] is not None
         ]
         if not unfinished:
             return RetryPlan(
@@ -94,12 +133,19 @@ def plan_retry(
                 reason="No step failed or was cancelled, so there is no failure point to resume "
                 'from; retry with {"from": "start"} or restart the run.',
             )
-        first = min(unfinished, key=lambda s: s.started_event_id or 0)
-        reset_event_id = first.started_event_id
+        first = min(unfinished, key=lambda s: started[s.node_id] or 0)
+        reset_event_id = started[first.node_id]
         resumed_from = (state.error.node_id if state.error else None) or first.node_id
         assert reset_event_id is not None
         reuse = [
-            s.node_id for s in steps if _reused(s, reset_event_id, plans.get(s.node_id, "local"))
+            s.node_id
+            for s in steps
+            if _reused(
+                boundaries.snap(s.finished_event_id),
+                s.status,
+                reset_event_id,
+                plans.get(s.node_id, "local"),
+            )
         ]
     if reset_event_id is None:
         return RetryPlan(from_=from_, allowed=False, reason="The run never started executing.")

@@ -18,7 +18,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.control import DelayConfig, HumanReviewConfig
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 RUN_FAILED = "RunFailed"
+PATCH_REVIEW_TASK_BOUNDARY = "review-task-boundary"
 # How long a reset execution waits, before it ends, for the retry bookkeeping signal.
 RETRY_SIGNAL_WAIT = timedelta(seconds=10)
 REVIEW_NOT_WAITING = "ReviewNotWaiting"
@@ -73,7 +75,7 @@ def _describe_failure(err: BaseException) -> StepError:
         cause = cause.cause
     if isinstance(cause, ApplicationError):
         return StepError(type=cause.type or "ApplicationError", message=cause.message)
-    if isinstance(cause, TimeoutError):
+    if isinstance(cause, TemporalTimeoutError):
         return StepError(type="Timeout", message=f"node timed out ({cause.type})")
     return StepError(type=type(cause).__name__, message=str(cause))
 
@@ -422,7 +424,7 @@ class RunWorkflow:
             await workflow.wait_condition(
                 lambda: node.id in self._decisions, timeout=config.timeout_s
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._decisions[node.id] = (
                 ReviewDecision(
                     node_id=node.id,
@@ -441,6 +443,11 @@ class RunWorkflow:
             comment=decision.comment,
             decided_at=decided_at,
         )
+        if workflow.patched(PATCH_REVIEW_TASK_BOUNDARY):
+            # A decision sent as an update lands in a speculative workflow task, written to
+            # history in one batch with its events: no reset can target it. A 1 ms timer moves
+            # what follows the review into an ordinary task, a valid retry point.
+            await workflow.sleep(timedelta(milliseconds=1))
         outgoing = self._graph.outgoing[node.id]
         if decision.decision == "approve":
             output = decision.data if decision.data is not None else payload

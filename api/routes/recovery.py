@@ -11,7 +11,7 @@ from api import schemas
 from api.deps import IdempotencyDep, OrgDep, RegistryDep, SettingsDep, TemporalDep, WorkflowsDep
 from api.errors import conflict, not_found
 from api.idempotency import Command, claim, previous_result
-from api.recovery import plan_retry, reset_run, retry_request
+from api.recovery import plan_retry, reset_run, retry_request, task_boundaries
 from api.routes.runs import ReaderDep, StarterDep, definition_for, record_of
 from api.run_reader import RunView
 from api.run_starter import RequestedInputs
@@ -196,6 +196,7 @@ async def _derive(
 async def get_retry_plan(
     run_id: str,
     org: OrgDep,
+    client: TemporalDep,
     reader: ReaderDep,
     registry: RegistryDep,
     from_: Annotated[Literal["failure_point", "start"], Query(alias="from")] = "failure_point",
@@ -204,7 +205,8 @@ async def get_retry_plan(
     view = await reader.get(org, run_id)
     run_input = await reader.run_input(run_id)
     plans = {node_id: plan.execution for node_id, plan in run_input.plans.items()}
-    plan = plan_retry(view.state, plans, registry, from_)
+    boundaries = await task_boundaries(client, run_id, view.temporal_run_id)
+    plan = plan_retry(view.state, plans, registry, from_, boundaries)
     return schemas.RetryPlanOut(
         from_=plan.from_,
         allowed=plan.allowed,
@@ -254,7 +256,8 @@ async def retry_run(
             return record_of(view, settings)
     run_input = await reader.run_input(run_id)
     plans = {node_id: plan.execution for node_id, plan in run_input.plans.items()}
-    plan = plan_retry(view.state, plans, registry, body.from_)
+    boundaries = await task_boundaries(client, run_id, view.temporal_run_id)
+    plan = plan_retry(view.state, plans, registry, body.from_, boundaries)
     if not plan.allowed:
         raise conflict("retry_not_allowed", plan.reason or "This run cannot be retried.")
     _, replayed = await claim(idempotency, command, run_id)
