@@ -1,6 +1,6 @@
 """Record histories of representative runs into tests/histories/ for the replay test.
 
-    .venv/bin/python -m scripts.record_histories
+    .venv/bin/python -m scripts.record_histories [scenario ...]
 
 Re-record only on purpose: the replay test exists to prove that code changes still replay
 the histories of runs already in flight. Starts its own dev server from the installed
@@ -10,6 +10,7 @@ the histories of runs already in flight. Starts its own dev server from the inst
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -21,11 +22,13 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.registry import ActivityDeps, default_registry
+from api.recovery import plan_retry, reset_run, task_boundaries
 from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.definition import validate_definition
 from runlane.settings import Settings
 from runlane.temporal import create_worker
+from tests.peer import Peer
 from workflows.models import ReviewDecision, RunInput, RunInputs, WorkflowRef
 from workflows.run_workflow import RunWorkflow
 
@@ -113,12 +116,48 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "edges": [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}],
         "inputs": {"json_data": {"meta": {"amount": 10}}},
     },
+    # Recorded after the review-task-boundary patch (the older review histories predate it).
+    "review_patched": {
+        "nodes": [
+            _node("meta", "start_json"),
+            _node("review", "human_review", instructions="Check", payload="{{meta}}"),
+            _node("out", "end", outputs="{{review}}"),
+        ],
+        "edges": [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}],
+        "inputs": {"json_data": {"meta": {"amount": 10}}},
+        "review": {"node_id": "review", "decision": "approve", "data": {"amount": 12}},
+        "review_by_update": True,
+    },
+    # Fails at `flaky` (the peer answers 500 once), then is retried from the failure point.
+    "retried_http": {
+        "nodes": [
+            _node("note", "start_text"),
+            _node("first", "http_request", method="POST", url="{peer}/first"),
+            {
+                **_node("flaky", "http_request", method="POST", url="{peer}/flaky"),
+                "retry": {"max_attempts": 1},
+            },
+            _node("out", "end", outputs={"status": "{{flaky.status}}"}),
+        ],
+        "edges": [
+            {"source": "note", "target": "first"},
+            {"source": "first", "target": "flaky"},
+            {"source": "flaky", "target": "out"},
+        ],
+        "inputs": {"text_data": {"note": "x"}},
+        "fail_once": "/flaky",
+        "retry": True,
+    },
 }
 
 
-def run_input(name: str, scenario: dict[str, Any]) -> RunInput:
+def run_input(name: str, scenario: dict[str, Any], peer_url: str) -> RunInput:
     registry = default_registry()
-    raw = {"nodes": scenario["nodes"], "edges": scenario["edges"]}
+    raw = json.loads(
+        json.dumps({"nodes": scenario["nodes"], "edges": scenario["edges"]}).replace(
+            "{peer}", peer_url
+        )
+    )
     definition, problems = validate_definition(raw, registry)
     assert definition is not None, problems
     run_id = f"run_{uuid.uuid4().hex}"
@@ -135,35 +174,57 @@ def run_input(name: str, scenario: dict[str, Any]) -> RunInput:
     )
 
 
-async def record(client: Client, task_queue: str, name: str, scenario: dict[str, Any]) -> None:
-    start = run_input(name, scenario)
+async def _wait_for(handle: Any, predicate: Any) -> None:
+    while not predicate(await handle.query(RunWorkflow.state)):
+        await asyncio.sleep(0.1)
+
+
+async def record(
+    client: Client, task_queue: str, name: str, scenario: dict[str, Any], peer: Peer
+) -> None:
+    start = run_input(name, scenario, peer.url)
+    if "fail_once" in scenario:
+        peer.fail(scenario["fail_once"], 1, 500)
     handle = await client.start_workflow(
         RunWorkflow.run, start, id=start.run_id, task_queue=task_queue
     )
     if "review" in scenario:
         decision = ReviewDecision(**scenario["review"])
-
-        async def waiting() -> bool:
-            state = await handle.query(RunWorkflow.state)
-            return decision.node_id in state.waiting_for_node_ids
-
-        while not await waiting():
-            await asyncio.sleep(0.1)
-        await handle.signal(RunWorkflow.review, decision)
+        await _wait_for(handle, lambda s: decision.node_id in s.waiting_for_node_ids)
+        if scenario.get("review_by_update"):
+            await handle.execute_update(RunWorkflow.decide, decision)
+        else:
+            await handle.signal(RunWorkflow.review, decision)
     if name == "cancelled_delay":
-        while (await handle.query(RunWorkflow.state)).steps[1].status != "running":
-            await asyncio.sleep(0.1)
+        await _wait_for(handle, lambda s: s.steps[1].status == "running")
         await handle.cancel()
     try:
         await handle.result()
     except WorkflowFailureError:
         pass  # failed and cancelled runs are recorded too
+    if scenario.get("retry"):
+        # The same code path as POST .../retry.
+        desc = await handle.describe()
+        state = await handle.query(RunWorkflow.state)
+        plans = {node_id: plan.execution for node_id, plan in start.plans.items()}
+        boundaries = await task_boundaries(client, start.run_id, desc.run_id)
+        plan = plan_retry(state, plans, default_registry(), "failure_point", boundaries)
+        new_run_id = await reset_run(
+            client,
+            run_id=start.run_id,
+            temporal_run_id=desc.run_id,
+            state=state,
+            plan=plan,
+            request_id=uuid.uuid4().hex,
+        )
+        handle = client.get_workflow_handle(start.run_id, run_id=new_run_id)
+        await handle.result()
     history = await handle.fetch_history()
     (OUT / f"{name}.json").write_text(history.to_json())
     sys.stdout.write(f"recorded {name}: {len(history.events)} events\n")
 
 
-async def main() -> None:
+async def main(only: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL_BIN),
@@ -176,12 +237,19 @@ async def main() -> None:
         async with httpx.AsyncClient() as http:
             deps = ActivityDeps(settings=settings, http_client=http)
             activities = default_registry().activities(deps)
-            async with create_worker(env.client, task_queue=task_queue, activities=activities):
-                for name, scenario in SCENARIOS.items():
-                    await record(env.client, task_queue, name, scenario)
+            peer = Peer()
+            peer.start()
+            try:
+                async with create_worker(env.client, task_queue=task_queue, activities=activities):
+                    for name, scenario in SCENARIOS.items():
+                        if only and name not in only:
+                            continue
+                        await record(env.client, task_queue, name, scenario, peer)
+            finally:
+                peer.stop()
     finally:
         await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
