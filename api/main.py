@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from api import schemas
 from api.deps import TemporalDep
 from api.errors import install_error_handlers
-from api.routes import files, recovery, reviews, runs, workflows
+from api.routes import files, node_types, recovery, reviews, runs, workflows
 from api.store.db import Database
 from runlane.settings import get_settings
 from runlane.temporal import connect
@@ -61,6 +61,7 @@ def create_app() -> FastAPI:
     app.include_router(reviews.router)
     app.include_router(workflows.router)
     app.include_router(files.router)
+    app.include_router(node_types.router)
     app.add_api_route(
         "/healthz",
         healthz,
@@ -69,6 +70,8 @@ def create_app() -> FastAPI:
         response_model=schemas.Health,
         responses={503: {"model": schemas.Health}},
     )
+    # Node-type config schemas come from the registry the validator uses.
+    app.openapi = lambda: node_types.openapi_with_node_configs(app)  # type: ignore[method-assign]
     return app
 
 

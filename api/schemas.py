@@ -306,3 +306,16 @@ class PendingReviewOut(BaseModel):
     payload: Any
     waiting_since: datetime
     workflow: RunWorkflowOut
+
+
+# ------------------------------------------------------------------ node types
+
+
+class NodeTypeOut(BaseModel):
+    type: str
+    description: str
+    role: str
+    execution: Literal["local", "remote", "workflow"]
+    side_effecting: bool
+    branches: list[str]
+    config_schema: dict[str, Any]
