@@ -115,8 +115,8 @@ class HttpNodeActivities:
                 type="HttpStatusError",
                 non_retryable=status < 500 and status not in _RETRYABLE_STATUS,
             )
-        return NodeTaskOutput(
-            output={
+        return NodeTaskOutput.done(
+            {
                 "status": response.status_code,
                 "headers": dict(response.headers),
                 "body": payload,

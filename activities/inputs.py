@@ -53,17 +53,17 @@ def mime_accepted(mime_type: str, accept: list[str] | None) -> bool:
 @activity.defn(name="start")
 async def start_node(task: NodeTaskInput) -> NodeTaskOutput:
     # The input is the document's file reference (claim check): bytes never enter history.
-    return NodeTaskOutput(output=task.input)
+    return NodeTaskOutput.done(task.input)
 
 
 @activity.defn(name="start_json")
 async def start_json_node(task: NodeTaskInput) -> NodeTaskOutput:
-    return NodeTaskOutput(output=task.input)
+    return NodeTaskOutput.done(task.input)
 
 
 @activity.defn(name="start_text")
 async def start_text_node(task: NodeTaskInput) -> NodeTaskOutput:
-    return NodeTaskOutput(output={"text": task.input})
+    return NodeTaskOutput.done({"text": task.input})
 
 
 NODE_TYPES = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -30,3 +31,12 @@ class NodeTaskInput(BaseModel):
 
 class NodeTaskOutput(BaseModel):
     output: Any = None
+    # When the activity finished, recorded in history with the result: a step reused by a
+    # retry keeps this time even though the workflow task that saw it runs again.
+    finished_at: datetime | None = None
+
+    @classmethod
+    def done(cls, output: Any) -> NodeTaskOutput:
+        """The result of a node activity, stamped with its finishing time (activity code only:
+        workflow code must not read the clock)."""
+        return cls(output=output, finished_at=datetime.now(UTC))

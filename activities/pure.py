@@ -43,7 +43,7 @@ class EndConfig(BaseModel):
 @activity.defn(name="transform")
 async def transform_node(task: NodeTaskInput) -> NodeTaskOutput:
     config = TransformConfig.model_validate(task.node.config)
-    return NodeTaskOutput(output=render(config.output, task.template_context()))
+    return NodeTaskOutput.done(render(config.output, task.template_context()))
 
 
 @activity.defn(name="condition")
@@ -53,13 +53,13 @@ async def condition_node(task: NodeTaskInput) -> NodeTaskOutput:
         value = expressions.evaluate(config.expression, task.outputs)
     except expressions.ExpressionError as exc:
         raise ApplicationError(str(exc), type="ExpressionError", non_retryable=True) from exc
-    return NodeTaskOutput(output={"result": expressions.truthy(value)})
+    return NodeTaskOutput.done({"result": expressions.truthy(value)})
 
 
 @activity.defn(name="end")
 async def end_node(task: NodeTaskInput) -> NodeTaskOutput:
     config = EndConfig.model_validate(task.node.config)
-    return NodeTaskOutput(output=render(config.outputs, task.template_context()))
+    return NodeTaskOutput.done(render(config.outputs, task.template_context()))
 
 
 NODE_TYPES = (

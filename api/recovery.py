@@ -114,7 +114,11 @@ def plan_retry(
             from_=from_,
             allowed=False,
             reason=f"Only runs in error or cancelled can be retried; this run is {state.status}. "
-            "To run it again with the same inputs, use restart or rerun.",
+            + (
+                "To run it again with the same inputs, use restart or rerun."
+                if state.status == "completed"
+                else "Wait for it to end, or cancel it and then retry it."
+            ),
         )
     steps = state.steps
     if from_ == "start":

@@ -32,7 +32,7 @@ class ShoutConfig(BaseModel):
 @activity.defn(name="shout")
 async def shout(task: NodeTaskInput) -> NodeTaskOutput:
     config = ShoutConfig.model_validate(task.node.config)
-    return NodeTaskOutput(output=str(render(config.text, task.template_context())).upper())
+    return NodeTaskOutput.done(str(render(config.text, task.template_context())).upper())
 
 
 NODE_TYPE = NodeType(

@@ -286,6 +286,7 @@ class RunWorkflow:
         step.attempt = self._state.attempt
         step.started_at = workflow.now()
         step.started_event_id = self._task_event_id()
+        finished_at: datetime | None = None
         try:
             if plan.role == "review":
                 output, edges = await self._review_node(node)
@@ -295,7 +296,8 @@ class RunWorkflow:
                     await workflow.sleep(config.seconds, summary=node.label or node.id)
                     output = {}
                 else:
-                    output = await self._activity_node(node, plan)
+                    result = await self._activity_node(node, plan)
+                    output, finished_at = result.output, result.finished_at
                 edges = self._taken_edges(node, plan, output)
         except (asyncio.CancelledError, CancelledError):
             self._close_step(step, "cancelled")
@@ -313,7 +315,7 @@ class RunWorkflow:
             raise
         step.output = output
         self._outputs[node_id] = output
-        self._close_step(step, "completed")
+        self._close_step(step, "completed", finished_at)
         return edges
 
     def _taken_edges(self, node: Node, plan: NodePlan, output: Any) -> list[Edge]:
@@ -327,10 +329,12 @@ class RunWorkflow:
     def _task_event_id() -> int:
         return workflow.info().get_current_history_length()
 
-    def _close_step(self, step: StepState, status: Any) -> None:
+    def _close_step(
+        self, step: StepState, status: Any, finished_at: datetime | None = None
+    ) -> None:
         step.status = status
         step.finished_event_id = self._task_event_id()
-        step.completed_at = workflow.now()
+        step.completed_at = finished_at or workflow.now()
         if step.started_at is not None:
             step.duration_ms = _ms(step.started_at, step.completed_at)
 
@@ -360,7 +364,7 @@ class RunWorkflow:
             return inputs.text_data.get(node.id)
         return None
 
-    async def _activity_node(self, node: Node, plan: NodePlan) -> Any:
+    async def _activity_node(self, node: Node, plan: NodePlan) -> NodeTaskOutput:
         task = NodeTaskInput(
             run_id=self._input.run_id,
             workflow_id=self._input.workflow.workflow_id,
@@ -397,7 +401,7 @@ class RunWorkflow:
                 retry_policy=policy,
                 summary=summary,
             )
-        return result.output
+        return result
 
     async def _review_node(self, node: Node) -> tuple[Any, list[Edge]]:
         config = HumanReviewConfig.model_validate(node.config)

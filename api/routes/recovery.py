@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -11,7 +13,13 @@ from api import schemas
 from api.deps import IdempotencyDep, OrgDep, RegistryDep, SettingsDep, TemporalDep, WorkflowsDep
 from api.errors import conflict, not_found
 from api.idempotency import Command, claim, previous_result
-from api.recovery import plan_retry, reset_run, retry_request, task_boundaries
+from api.recovery import (
+    RETRYABLE_STATUSES,
+    plan_retry,
+    reset_run,
+    retry_request,
+    task_boundaries,
+)
 from api.routes.runs import ReaderDep, StarterDep, definition_for, record_of
 from api.run_reader import RunView
 from api.run_starter import RequestedInputs
@@ -20,6 +28,9 @@ from workflows.models import TERMINAL_STATUSES, RunInputs, Trigger, initial_stat
 
 router = APIRouter(prefix="/v1/workflows/runs", tags=["recovery"])
 
+# How long a replayed retry waits for the first call's retry to show before concluding that
+# the first call was lost before its reset (and making it).
+_FIRST_RETRY_GRACE_S = 5.0
 _REPLAY: dict[int | str, dict[str, Any]] = {
     200: {"model": schemas.RunOut, "description": "Replay of an earlier command_id"}
 }
@@ -190,6 +201,24 @@ async def _derive(
     return record_of(view, settings)
 
 
+async def _first_retry(
+    reader: ReaderDep, org: str, run_id: str, request_id: str, view: RunView
+) -> RunView | None:
+    """For a replayed retry: the run once the first call's retry shows (its attempt, or the
+    run no longer ended), waiting a little for a first call still in flight; None when it
+    never shows, i.e. the first call was lost before its reset."""
+    deadline = time.monotonic() + _FIRST_RETRY_GRACE_S
+    while True:
+        if view.state.status not in RETRYABLE_STATUSES or any(
+            a.request_id == request_id for a in view.state.attempts
+        ):
+            return view
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.1)
+        view = await reader.get(org, run_id)
+
+
 @router.get(
     "/{run_id}/retry-plan", response_model=schemas.RetryPlanOut, response_model_by_alias=True
 )
@@ -249,11 +278,13 @@ async def retry_run(
     request_id = (
         ids.derived_id("retry", org, body.command_id) if body.command_id else uuid.uuid4().hex
     )
-    if await previous_result(idempotency, command) is not None:
+    replay_checked = await previous_result(idempotency, command) is not None
+    if replay_checked:
         # A replay: reset only if the first call's reset never happened (lost midway).
-        if any(a.request_id == request_id for a in view.state.attempts):
+        done = await _first_retry(reader, org, run_id, request_id, view)
+        if done is not None:
             response.status_code = status.HTTP_200_OK
-            return record_of(view, settings)
+            return record_of(done, settings)
     run_input = await reader.run_input(run_id)
     plans = {node_id: plan.execution for node_id, plan in run_input.plans.items()}
     boundaries = await task_boundaries(client, run_id, view.temporal_run_id)
@@ -261,6 +292,13 @@ async def retry_run(
     if not plan.allowed:
         raise conflict("retry_not_allowed", plan.reason or "This run cannot be retried.")
     _, replayed = await claim(idempotency, command, run_id)
+    if replayed and not replay_checked:
+        # A concurrent identical call claimed the command first and is retrying the run:
+        # Temporal does not deduplicate resets, so a second one would reset the run again.
+        done = await _first_retry(reader, org, run_id, request_id, view)
+        if done is not None:
+            response.status_code = status.HTTP_200_OK
+            return record_of(done, settings)
     if body.from_ == "start":
         requested = _requested(view.state.inputs)
         requested.documents.update(body.documents or {})
