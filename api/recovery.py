@@ -185,8 +185,9 @@ async def reset_run(
 ) -> str:
     """Reset the execution to the plan's point, then tell the new execution its attempt.
 
-    `request_id` is derived from the caller's command_id when there is one, so a replayed
-    request is deduplicated by Temporal too. Returns the new Temporal run id.
+    Temporal does not deduplicate resets, so callers make sure only one happens per attempt
+    (RecoveryService); `request_id` names the attempt so a replay can tell whether its reset
+    already happened. Returns the new Temporal run id.
     """
     assert plan.allowed and plan.reset_event_id is not None
     request = retry_request(state, plan, request_id)

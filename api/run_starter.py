@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
@@ -22,10 +23,14 @@ from temporalio.common import (
 
 from activities.inputs import StartConfig, StartJsonConfig, mime_accepted
 from activities.registry import NodeRegistry
-from api.errors import ApiError, invalid
+from api.errors import ApiError, conflict, invalid
+from api.idempotency import Command, claim, previous_result
+from api.run_reader import RunReader, RunView
 from api.schemas import DocumentInput
 from api.store.files import FileRepository
-from runlane import search_attributes
+from api.store.idempotency import IdempotencyRepository
+from api.store.workflows import WorkflowRecord, WorkflowRepository
+from runlane import ids, search_attributes
 from runlane.definition import Definition, validate_definition
 from runlane.settings import Settings
 from workflows.models import (
@@ -34,6 +39,7 @@ from workflows.models import (
     RunInputs,
     Trigger,
     WorkflowRef,
+    initial_state,
 )
 from workflows.run_workflow import RunWorkflow
 
@@ -58,14 +64,91 @@ def checked_definition(raw: dict[str, Any], registry: NodeRegistry) -> Definitio
     return definition
 
 
+async def definition_for(
+    workflow: WorkflowRecord,
+    config_source: Literal["published", "draft"],
+    repo: WorkflowRepository,
+    registry: NodeRegistry,
+) -> tuple[Definition, WorkflowRef]:
+    """The definition a new run executes: the published snapshot, or the current draft."""
+    if config_source == "draft":
+        ref = WorkflowRef(
+            workflow_id=workflow.id, snapshot_id=None, version=None, name_at_run_time=workflow.name
+        )
+        return checked_definition(workflow.draft_definition, registry), ref
+    snapshot = (
+        await repo.get_snapshot(workflow.organization_id, workflow.published_snapshot_id)
+        if workflow.published_snapshot_id
+        else None
+    )
+    if snapshot is None:
+        raise conflict(
+            "workflow_not_published",
+            f"Workflow {workflow.id} has no published snapshot; publish it or run the draft "
+            'with "config_source": "draft".',
+        )
+    ref = WorkflowRef(
+        workflow_id=workflow.id,
+        snapshot_id=snapshot.id,
+        version=snapshot.version,
+        name_at_run_time=workflow.name,
+    )
+    return checked_definition(snapshot.definition, registry), ref
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A started (or, for a replayed command, the earlier) run; `replayed` answers 200."""
+
+    view: RunView
+    replayed: bool
+
+
 class RunStarter:
     def __init__(
-        self, client: Client, settings: Settings, files: FileRepository, registry: NodeRegistry
+        self,
+        client: Client,
+        settings: Settings,
+        files: FileRepository,
+        registry: NodeRegistry,
+        idempotency: IdempotencyRepository,
+        reader: RunReader,
     ) -> None:
         self._client = client
         self._settings = settings
         self._files = files
         self._registry = registry
+        self._idempotency = idempotency
+        self._reader = reader
+
+    async def launch(
+        self, command: Command, prepare: Callable[[str], Awaitable[RunInput]]
+    ) -> Launched:
+        """The one way new runs start (start, restart, rerun): a replayed command returns
+        the run it started; otherwise `prepare(run_id)` validates and builds the input
+        (raising before anything is recorded), the command is claimed, the workflow starts.
+
+        With a command_id the run id is derived from it, so concurrent replays all start,
+        or attach to, the same workflow id (Temporal's USE_EXISTING conflict policy).
+        """
+        org = command.organization_id
+        previous = await previous_result(self._idempotency, command)
+        if previous is not None and await self._reader.exists(org, previous):
+            return Launched(await self._reader.get(org, previous), replayed=True)
+        run_id = (
+            ids.derived_id(ids.RUN, org, command.command_id)
+            if command.command_id
+            else ids.new_id(ids.RUN)
+        )
+        run_input = await prepare(run_id)
+        _, replayed = await claim(self._idempotency, command, run_id)
+        temporal_run_id = await self.start(
+            run_input, attach_to_existing=command.command_id is not None
+        )
+        if replayed:
+            return Launched(await self._reader.get(org, run_id), replayed=True)
+        view = RunView(state=initial_state(run_input), temporal_run_id=temporal_run_id)
+        return Launched(view, replayed=False)
 
     async def resolve_inputs(
         self, org: str, definition: Definition, requested: RequestedInputs

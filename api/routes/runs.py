@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from activities.registry import NodeRegistry
 from api import run_views, schemas
 from api.deps import (
     FilesDep,
@@ -22,12 +21,9 @@ from api.errors import conflict, not_found
 from api.events import run_events
 from api.idempotency import Command, claim, previous_result
 from api.run_reader import RunReader, RunView
-from api.run_starter import RequestedInputs, RunStarter, checked_definition
-from api.store.workflows import WorkflowRecord, WorkflowRepository
-from runlane import ids
-from runlane.definition import Definition
+from api.run_starter import RequestedInputs, RunStarter, definition_for
 from runlane.settings import Settings
-from workflows.models import TERMINAL_STATUSES, Trigger, WorkflowRef, initial_state
+from workflows.models import TERMINAL_STATUSES, RunInput, Trigger
 
 router = APIRouter(prefix="/v1/workflows", tags=["runs"])
 
@@ -42,9 +38,14 @@ def get_run_reader(client: TemporalDep) -> RunReader:
 
 
 def get_run_starter(
-    client: TemporalDep, settings: SettingsDep, files: FilesDep, registry: RegistryDep
+    client: TemporalDep,
+    settings: SettingsDep,
+    files: FilesDep,
+    registry: RegistryDep,
+    idempotency: IdempotencyDep,
+    reader: Annotated[RunReader, Depends(get_run_reader)],
 ) -> RunStarter:
-    return RunStarter(client, settings, files, registry)
+    return RunStarter(client, settings, files, registry, idempotency, reader)
 
 
 ReaderDep = Annotated[RunReader, Depends(get_run_reader)]
@@ -58,38 +59,6 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
 
 def record_of(view: RunView, settings: Settings) -> schemas.RunOut:
     return run_views.run_record(view.state, settings=settings, temporal_run_id=view.temporal_run_id)
-
-
-async def definition_for(
-    workflow: WorkflowRecord,
-    config_source: Literal["published", "draft"],
-    repo: WorkflowRepository,
-    registry: NodeRegistry,
-) -> tuple[Definition, WorkflowRef]:
-    """The definition a new run executes: the published snapshot, or the current draft."""
-    if config_source == "draft":
-        ref = WorkflowRef(
-            workflow_id=workflow.id, snapshot_id=None, version=None, name_at_run_time=workflow.name
-        )
-        return checked_definition(workflow.draft_definition, registry), ref
-    snapshot = (
-        await repo.get_snapshot(workflow.organization_id, workflow.published_snapshot_id)
-        if workflow.published_snapshot_id
-        else None
-    )
-    if snapshot is None:
-        raise conflict(
-            "workflow_not_published",
-            f"Workflow {workflow.id} has no published snapshot; publish it or run the draft "
-            'with "config_source": "draft".',
-        )
-    ref = WorkflowRef(
-        workflow_id=workflow.id,
-        snapshot_id=snapshot.id,
-        version=snapshot.version,
-        name_at_run_time=workflow.name,
-    )
-    return checked_definition(snapshot.definition, registry), ref
 
 
 @router.post(
@@ -118,39 +87,28 @@ async def start_run(
         workflow_id,
         body.model_dump(mode="json", exclude={"command_id"}),
     )
-    previous = await previous_result(idempotency, command)
-    if previous is not None and await reader.exists(org, previous):
-        response.status_code = status.HTTP_200_OK
-        return record_of(await reader.get(org, previous), settings)
 
-    workflow = await workflows.get(org, workflow_id)
-    if workflow is None:
-        raise not_found("workflow", workflow_id)
-    definition, ref = await definition_for(workflow, body.config_source, workflows, registry)
-    inputs = await starter.resolve_inputs(
-        org,
-        definition,
-        RequestedInputs(body.documents, body.json_inputs, body.text_inputs),
-    )
-    run_id = (
-        ids.derived_id(ids.RUN, org, body.command_id) if body.command_id else ids.new_id(ids.RUN)
-    )
-    run_id, replay = await claim(idempotency, command, run_id)
-    run_input = starter.run_input(
-        run_id=run_id,
-        org=org,
-        workflow=ref,
-        definition=definition,
-        inputs=inputs,
-        trigger=Trigger(),
-    )
-    temporal_run_id = await starter.start(run_input, attach_to_existing=body.command_id is not None)
-    if replay:
+    async def prepare(run_id: str) -> RunInput:
+        workflow = await workflows.get(org, workflow_id)
+        if workflow is None:
+            raise not_found("workflow", workflow_id)
+        definition, ref = await definition_for(workflow, body.config_source, workflows, registry)
+        inputs = await starter.resolve_inputs(
+            org, definition, RequestedInputs(body.documents, body.json_inputs, body.text_inputs)
+        )
+        return starter.run_input(
+            run_id=run_id,
+            org=org,
+            workflow=ref,
+            definition=definition,
+            inputs=inputs,
+            trigger=Trigger(),
+        )
+
+    launched = await starter.launch(command, prepare)
+    if launched.replayed:
         response.status_code = status.HTTP_200_OK
-        return record_of(await reader.get(org, run_id), settings)
-    return run_views.run_record(
-        initial_state(run_input), settings=settings, temporal_run_id=temporal_run_id
-    )
+    return record_of(launched.view, settings)
 
 
 @router.get("/runs", response_model=schemas.Page[schemas.RunOut])
