@@ -319,3 +319,9 @@ class NodeTypeOut(BaseModel):
     side_effecting: bool
     branches: list[str]
     config_schema: dict[str, Any]
+
+
+# OpenAPI: commands with a command_id answer 200 with the earlier result when replayed.
+REPLAY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": RunOut, "description": "Replay of an earlier command_id: the first result"}
+}

@@ -379,28 +379,21 @@ class RunWorkflow:
             backoff_coefficient=retry.backoff,
             maximum_attempts=retry.max_attempts,
         )
-        timeout = timedelta(seconds=plan.timeout_s)
-        summary = node.label or node.id
-        if plan.execution == "local":
-            result = await workflow.execute_local_activity(
-                node.type,
-                task,
-                result_type=NodeTaskOutput,
-                activity_id=node.id,
-                start_to_close_timeout=timeout,
-                retry_policy=policy,
-                summary=summary,
-            )
-        else:
-            result = await workflow.execute_activity(
-                node.type,
-                task,
-                result_type=NodeTaskOutput,
-                activity_id=node.id,
-                start_to_close_timeout=timeout,
-                retry_policy=policy,
-                summary=summary,
-            )
+        # Pure nodes are local activities (one history marker each), I/O nodes regular ones.
+        execute = (
+            workflow.execute_local_activity
+            if plan.execution == "local"
+            else workflow.execute_activity
+        )
+        result = await execute(
+            node.type,
+            task,
+            result_type=NodeTaskOutput,
+            activity_id=node.id,
+            start_to_close_timeout=timedelta(seconds=plan.timeout_s),
+            retry_policy=policy,
+            summary=node.label or node.id,
+        )
         return result
 
     async def _review_node(self, node: Node) -> tuple[Any, list[Edge]]:

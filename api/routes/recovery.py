@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
 
@@ -14,10 +14,6 @@ from api.routes.runs import ReaderDep, StarterDep, record_of
 from api.run_starter import Launched
 
 router = APIRouter(prefix="/v1/workflows/runs", tags=["recovery"])
-
-_REPLAY: dict[int | str, dict[str, Any]] = {
-    200: {"model": schemas.RunOut, "description": "Replay of an earlier command_id"}
-}
 
 
 def get_recovery(
@@ -51,7 +47,7 @@ def _answer(launched: Launched, response: Response, settings: SettingsDep) -> sc
     "/{run_id}/restart",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
-    responses=_REPLAY,
+    responses=schemas.REPLAY_RESPONSES,
 )
 async def restart_run(
     run_id: str,
@@ -76,7 +72,7 @@ async def restart_run(
     "/{run_id}/rerun",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
-    responses=_REPLAY,
+    responses=schemas.REPLAY_RESPONSES,
 )
 async def rerun_run(
     run_id: str,
@@ -117,7 +113,7 @@ async def get_retry_plan(
     "/{run_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
-    responses=_REPLAY,
+    responses=schemas.REPLAY_RESPONSES,
 )
 async def retry_run(
     run_id: str,

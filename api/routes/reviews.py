@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from temporalio.client import WorkflowUpdateFailedError
@@ -18,16 +18,12 @@ from workflows.run_workflow import RunWorkflow
 
 router = APIRouter(tags=["reviews"])
 
-_REPLAY: dict[int | str, dict[str, Any]] = {
-    200: {"model": schemas.RunOut, "description": "Replay of an earlier command_id"}
-}
-
 
 @router.post(
     "/v1/workflows/runs/{run_id}/reviews/{node_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
-    responses=_REPLAY,
+    responses=schemas.REPLAY_RESPONSES,
 )
 async def decide_review(
     run_id: str,

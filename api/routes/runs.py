@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -52,10 +52,6 @@ ReaderDep = Annotated[RunReader, Depends(get_run_reader)]
 StarterDep = Annotated[RunStarter, Depends(get_run_starter)]
 OptionalCommand = Annotated[schemas.CommandBody | None, Body()]
 
-_ACCEPTED: dict[int | str, dict[str, Any]] = {
-    200: {"model": schemas.RunOut, "description": "Replay of an earlier command_id"}
-}
-
 
 def record_of(view: RunView, settings: Settings) -> schemas.RunOut:
     return run_views.run_record(view.state, settings=settings, temporal_run_id=view.temporal_run_id)
@@ -65,7 +61,7 @@ def record_of(view: RunView, settings: Settings) -> schemas.RunOut:
     "/{workflow_id}/run",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
-    responses=_ACCEPTED,
+    responses=schemas.REPLAY_RESPONSES,
 )
 async def start_run(
     workflow_id: str,
@@ -178,7 +174,7 @@ async def stream_run_events(
     "/runs/{run_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
-    responses=_ACCEPTED,
+    responses=schemas.REPLAY_RESPONSES,
 )
 async def cancel_run(
     run_id: str,
