@@ -244,7 +244,7 @@ def _graph_problems(
         spec = node_types.get(source.type)
         if spec is None:
             continue
-        if roles[edge.target] == "start":
+        if roles.get(edge.target) == "start":
             yield Problem(node_id=edge.target, message="a start node cannot have incoming edges")
         allowed = spec.allowed_branches
         if spec.role == "condition" and edge.branch not in allowed:

@@ -285,3 +285,29 @@ json_values = st.recursive(
 @given(json_values)
 def test_arbitrary_json_never_raises(raw: Any) -> None:
     validate_definition(raw, REGISTRY)  # problems, never an exception
+
+
+@st.composite
+def messy_graphs(draw: st.DrawFn) -> dict[str, Any]:
+    """Known and unknown node types, any edges (dangling, cyclic, with or without branches)."""
+    ids = draw(st.lists(st.sampled_from("abcde"), min_size=1, max_size=5, unique=True))
+    types = [*REGISTRY, "teleport"]
+    nodes = [{"id": i, "type": draw(st.sampled_from(types))} for i in ids]
+    # Dangling ends are rare: any one of them stops the checks that follow edges.
+    ends = st.sampled_from(ids) | st.just("z") if draw(st.booleans()) else st.sampled_from(ids)
+    edges = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {"source": ends, "target": ends},
+                optional={"branch": st.sampled_from(["true", "false", "rejected", "x"])},
+            ),
+            max_size=8,
+        )
+    )
+    return {"nodes": nodes, "edges": edges}
+
+
+@settings(max_examples=300, deadline=None)
+@given(messy_graphs())
+def test_messy_graphs_never_raise(raw: dict[str, Any]) -> None:
+    validate_definition(raw, REGISTRY)
