@@ -35,6 +35,7 @@ from workflows.run_workflow import RunWorkflow
 
 WORKFLOW_TYPE = "RunWorkflow"
 QUERY_TIMEOUT = timedelta(seconds=5)
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 # How many runs of a listed page are read at once.
 _READ_CONCURRENCY = 10
@@ -90,6 +91,9 @@ def encode_cursor(token: bytes | None) -> str | None:
 def decode_cursor(cursor: str | None) -> bytes | None:
     if cursor is None:
         return None
+    # Strict: the lenient decoder drops unknown characters and would read garbage as "".
+    if not _CURSOR.match(cursor):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned.")
     try:
         return base64.urlsafe_b64decode(cursor.encode())
     except (binascii.Error, ValueError):

@@ -20,6 +20,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.inputs import StartConfig, StartJsonConfig, mime_accepted
 from activities.registry import NodeRegistry
@@ -142,9 +143,15 @@ class RunStarter:
         )
         run_input = await prepare(run_id)
         _, replayed = await claim(self._idempotency, command, run_id)
-        temporal_run_id = await self.start(
-            run_input, attach_to_existing=command.command_id is not None
-        )
+        try:
+            temporal_run_id = await self.start(
+                run_input, attach_to_existing=command.command_id is not None
+            )
+        except WorkflowAlreadyStartedError:
+            if command.command_id is None:
+                raise
+            # A concurrent identical call started it and it has already ended: same run.
+            return Launched(await self._reader.get(org, run_id), replayed=True)
         if replayed:
             return Launched(await self._reader.get(org, run_id), replayed=True)
         view = RunView(state=initial_state(run_input), temporal_run_id=temporal_run_id)

@@ -1,0 +1,161 @@
+"""Listing runs (Temporal visibility), progress as SSE, start idempotency, reads with no worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from runlane.settings import Settings, get_settings
+from tests.api.helpers import create_published, linear_definition, wait_for_run, wait_until
+
+INPUTS = {"json_inputs": {"meta": {"customer_id": "c1"}}, "text_inputs": {"note": "n"}}
+
+
+async def test_list_filters_and_pages(api: httpx.AsyncClient) -> None:
+    first = await create_published(api, linear_definition(), name="first")
+    second = await create_published(api, linear_definition(), name="second")
+    run_ids = []
+    for workflow_id in (first, first, first, second):
+        started = await api.post(f"/v1/workflows/{workflow_id}/run", json=INPUTS)
+        run_ids.append(started.json()["id"])
+    for run_id in run_ids:
+        await wait_for_run(api, run_id)
+
+    async def listed(**params: str) -> list[str]:
+        page = (await api.get("/v1/workflows/runs", params=params)).json()
+        return [run["id"] for run in page["data"]]
+
+    async def all_completed_visible() -> bool:
+        return len(await listed(status="completed")) == 4
+
+    await wait_until(all_completed_visible)
+    assert sorted(await listed(workflow_id=first)) == sorted(run_ids[:3])
+    assert await listed(workflow_id=second) == [run_ids[3]]
+    assert await listed(status="error") == []
+    assert len(await listed(trigger_type="api")) == 4
+    assert await listed(trigger_type="rerun") == []
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": "3"} | ({"cursor": cursor} if cursor else {})
+        page = (await api.get("/v1/workflows/runs", params=params)).json()
+        assert len(page["data"]) <= 3
+        seen += [run["id"] for run in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(run_ids) and len(seen) == len(set(seen))
+
+    for bad in ({"status": "finished"}, {"trigger_type": "cron"}, {"limit": "0"}, {"cursor": "%%"}):
+        response = await api.get("/v1/workflows/runs", params=bad)
+        assert response.status_code == 422, bad
+
+
+async def read_events(api: httpx.AsyncClient, run_id: str) -> list[str]:
+    async with api.stream("GET", f"/v1/workflows/runs/{run_id}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = []
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+                if events[-1] == "end":
+                    break
+        return events
+
+
+async def test_events_stream_until_the_run_ends(api: httpx.AsyncClient) -> None:
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_text"},
+            {"id": "wait", "type": "delay", "config": {"seconds": 1}},
+            {"id": "out", "type": "end"},
+        ],
+        "edges": [{"source": "in", "target": "wait"}, {"source": "wait", "target": "out"}],
+    }
+    workflow_id = await create_published(api, definition)
+    run_id = (
+        await api.post(f"/v1/workflows/{workflow_id}/run", json={"text_inputs": {"in": "x"}})
+    ).json()["id"]
+    live = await asyncio.wait_for(read_events(api, run_id), timeout=30)
+    assert live[0] in ("run", "step") and live[-1] == "end"
+    assert live.count("run") >= 2  # at least: running, completed
+    assert live.count("step") >= 3
+    # An ended run streams its state and ends at once.
+    ended = await asyncio.wait_for(read_events(api, run_id), timeout=10)
+    assert ended[-1] == "end" and ended.count("run") == 1
+
+
+async def test_same_command_id_returns_the_first_run(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    workflow_id = await create_published(api, linear_definition())
+    body = {**INPUTS, "command_id": "cmd-start-1"}
+    first = await api.post(f"/v1/workflows/{workflow_id}/run", json=body)
+    assert first.status_code == 202
+    again = await api.post(f"/v1/workflows/{workflow_id}/run", json=body)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+
+    concurrent_body = {**INPUTS, "command_id": "cmd-start-20"}
+    answers = await asyncio.gather(
+        *(api.post(f"/v1/workflows/{workflow_id}/run", json=concurrent_body) for _ in range(20))
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 19 + [202]
+    assert len({a.json()["id"] for a in answers}) == 1
+    run_id = answers[0].json()["id"]
+    executions = [e async for e in client.list_workflows(f"WorkflowId = '{run_id}'")]
+    assert len(executions) == 1
+
+    different = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={**body, "text_inputs": {"note": "other"}}
+    )
+    assert different.status_code == 422
+    assert different.json()["error"]["code"] == "command_id_body_mismatch"
+    other_workflow = await create_published(api, linear_definition())
+    elsewhere = await api.post(f"/v1/workflows/{other_workflow}/run", json=body)
+    assert elsewhere.status_code == 409
+    assert elsewhere.json()["error"]["code"] == "command_id_reused"
+
+    await wait_for_run(api, first.json()["id"])
+    cancel = {"command_id": "cmd-cancel-1"}
+    cancel_run = await api.post(f"/v1/workflows/{workflow_id}/run", json=INPUTS)
+    cancel_id = cancel_run.json()["id"]
+    await wait_for_run(api, cancel_id)
+    # Cancelling an ended run is a conflict; the replay of a cancel that was accepted is not.
+    assert (
+        await api.post(f"/v1/workflows/runs/{cancel_id}/cancel", json=cancel)
+    ).status_code == 409
+
+
+@pytest.fixture
+async def api_without_worker(app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with its runs on a task queue no worker polls."""
+    lonely = settings.model_copy(update={"task_queue": settings.task_queue + "-no-worker"})
+    app.dependency_overrides[get_settings] = lambda: lonely
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"Api-Key": "key_org_a"},
+    ) as api:
+        yield api
+
+
+async def test_reading_a_run_nobody_executes_yet(api_without_worker: httpx.AsyncClient) -> None:
+    api = api_without_worker
+    workflow_id = await create_published(api, linear_definition())
+    started = await api.post(f"/v1/workflows/{workflow_id}/run", json=INPUTS)
+    assert started.status_code == 202
+    assert started.json()["status"] == "pending"
+    read = await asyncio.wait_for(api.get(f"/v1/workflows/runs/{started.json()['id']}"), 15)
+    assert read.status_code == 200
+    run = read.json()
+    assert run["status"] == "pending"
+    assert run["inputs"]["json_data"] == {"meta": {"customer_id": "c1"}}
+    steps = (await api.get(f"/v1/workflows/runs/{run['id']}/steps")).json()["data"]
+    assert {s["status"] for s in steps} == {"pending"}
