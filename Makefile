@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run worker api test lint bench clean
+.PHONY: install run worker api test browser lint bench clean
 
 install: $(STAMP)
 
@@ -21,8 +21,12 @@ run: $(STAMP)
 	$(BIN)/python -m runlane.dev
 
 ## The whole suite against a real Temporal dev server started from the installed binary.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+## Debian's chromium for the reviewers' page test (no browser download).
+browser:
+	@scripts/install-chromium.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
