@@ -31,7 +31,7 @@ class Peer:
     def url(self) -> str:
         assert self.server is not None
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def fail(self, path: str, times: int, status: int = 500) -> None:
         with self.lock:

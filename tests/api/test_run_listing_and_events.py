@@ -30,27 +30,30 @@ async def test_list_filters_and_pages(api: httpx.AsyncClient) -> None:
         page = (await api.get("/v1/workflows/runs", params=params)).json()
         return [run["id"] for run in page["data"]]
 
+    # The dev server is shared by the whole test session: scope every query by workflow.
     async def all_completed_visible() -> bool:
-        return len(await listed(status="completed")) == 4
+        done_first = await listed(workflow_id=first, status="completed")
+        done_second = await listed(workflow_id=second, status="completed")
+        return len(done_first) == 3 and len(done_second) == 1
 
     await wait_until(all_completed_visible)
     assert sorted(await listed(workflow_id=first)) == sorted(run_ids[:3])
     assert await listed(workflow_id=second) == [run_ids[3]]
-    assert await listed(status="error") == []
-    assert len(await listed(trigger_type="api")) == 4
-    assert await listed(trigger_type="rerun") == []
+    assert await listed(workflow_id=first, status="error") == []
+    assert len(await listed(workflow_id=first, trigger_type="api")) == 3
+    assert await listed(workflow_id=first, trigger_type="rerun") == []
 
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"limit": "3"} | ({"cursor": cursor} if cursor else {})
+        params = {"limit": "2", "workflow_id": first} | ({"cursor": cursor} if cursor else {})
         page = (await api.get("/v1/workflows/runs", params=params)).json()
-        assert len(page["data"]) <= 3
+        assert len(page["data"]) <= 2
         seen += [run["id"] for run in page["data"]]
         cursor = page["next_cursor"]
         if not cursor:
             break
-    assert sorted(seen) == sorted(run_ids) and len(seen) == len(set(seen))
+    assert sorted(seen) == sorted(run_ids[:3]) and len(seen) == len(set(seen))
 
     for bad in ({"status": "finished"}, {"trigger_type": "cron"}, {"limit": "0"}, {"cursor": "%%"}):
         response = await api.get("/v1/workflows/runs", params=bad)
