@@ -28,6 +28,10 @@ test: $(STAMP) browser
 browser:
 	@scripts/install-chromium.sh
 
+## Runlane against raw Temporal, side by side (not part of `make test`); BENCH_ARGS=--quick.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .

@@ -116,18 +116,6 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "edges": [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}],
         "inputs": {"json_data": {"meta": {"amount": 10}}},
     },
-    # Recorded after the review-task-boundary patch (the older review histories predate it).
-    "review_patched": {
-        "nodes": [
-            _node("meta", "start_json"),
-            _node("review", "human_review", instructions="Check", payload="{{meta}}"),
-            _node("out", "end", outputs="{{review}}"),
-        ],
-        "edges": [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}],
-        "inputs": {"json_data": {"meta": {"amount": 10}}},
-        "review": {"node_id": "review", "decision": "approve", "data": {"amount": 12}},
-        "review_by_update": True,
-    },
     # Fails at `flaky` (the peer answers 500 once), then is retried from the failure point.
     "retried_http": {
         "nodes": [
@@ -191,10 +179,7 @@ async def record(
     if "review" in scenario:
         decision = ReviewDecision(**scenario["review"])
         await _wait_for(handle, lambda s: decision.node_id in s.waiting_for_node_ids)
-        if scenario.get("review_by_update"):
-            await handle.execute_update(RunWorkflow.decide, decision)
-        else:
-            await handle.signal(RunWorkflow.review, decision)
+        await handle.signal(RunWorkflow.review, decision)
     if name == "cancelled_delay":
         await _wait_for(handle, lambda s: s.steps[1].status == "running")
         await handle.cancel()

@@ -162,7 +162,7 @@ class RunState(BaseModel):
 
 
 class ReviewDecision(BaseModel):
-    """Body of the `review` signal and the `decide` update (API.md "Human review")."""
+    """Body of the `review` signal (API.md "Human review")."""
 
     node_id: str
     decision: Literal["approve", "reject"]
@@ -181,11 +181,6 @@ class RetryRequest(BaseModel):
     resumed_from_node_id: str | None = None
     # The reset point: steps started at or after it belong to the new attempt.
     reset_event_id: int | None = None
-
-
-class ReviewAccepted(BaseModel):
-    node_id: str
-    decision: Literal["approve", "reject"]
 
 
 def initial_state(run_input: RunInput, status: RunStatus = "pending") -> RunState:

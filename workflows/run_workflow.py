@@ -5,7 +5,12 @@ was taken and is skipped otherwise (so the untaken side of a condition is skippe
 after both sides runs once). Ready nodes run concurrently. Pure nodes are local activities,
 I/O nodes regular activities (both named after the node type, with the node label as the
 summary the Temporal UI shows), delays are durable timers and human reviews wait for the
-`review` signal (or the `decide` update, which answers synchronously).
+`review` signal.
+
+Decisions arrive only as signals, never updates: an update runs in a speculative workflow task,
+which Temporal writes to history in one batch with what it scheduled, so no reset could target
+it and a retry after a review would be impossible. The API answers "not waiting" synchronously
+from the run's state and a slot per decision instead (api/routes/reviews.py).
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         NodePlan,
         PendingReview,
         RetryRequest,
-        ReviewAccepted,
         ReviewDecision,
         ReviewRecord,
         RunError,
@@ -45,10 +49,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 RUN_FAILED = "RunFailed"
-PATCH_REVIEW_TASK_BOUNDARY = "review-task-boundary"
 # How long a reset execution waits, before it ends, for the retry bookkeeping signal.
 RETRY_SIGNAL_WAIT = timedelta(seconds=10)
-REVIEW_NOT_WAITING = "ReviewNotWaiting"
 
 # The stage an error is reported in follows the failing node's role.
 _STAGE_BY_ROLE: dict[str, ErrorStage] = {
@@ -214,17 +216,6 @@ class RunWorkflow:
                     started_at=workflow.now(),
                 ),
             ]
-
-    @workflow.update
-    def decide(self, decision: ReviewDecision) -> ReviewAccepted:
-        self._decisions[decision.node_id] = (decision, workflow.now())
-        return ReviewAccepted(node_id=decision.node_id, decision=decision.decision)
-
-    @decide.validator
-    def _validate_decide(self, decision: ReviewDecision) -> None:
-        problem = self._review_problem(decision)
-        if problem:
-            raise ApplicationError(problem, type=REVIEW_NOT_WAITING, non_retryable=True)
 
     def _review_problem(self, decision: ReviewDecision) -> str | None:
         if decision.node_id not in self._waiting:
@@ -440,11 +431,6 @@ class RunWorkflow:
             comment=decision.comment,
             decided_at=decided_at,
         )
-        if workflow.patched(PATCH_REVIEW_TASK_BOUNDARY):
-            # A decision sent as an update lands in a speculative workflow task, written to
-            # history in one batch with its events: no reset can target it. A 1 ms timer moves
-            # what follows the review into an ordinary task, a valid retry point.
-            await workflow.sleep(timedelta(milliseconds=1))
         outgoing = self._graph.outgoing[node.id]
         if decision.decision == "approve":
             output = decision.data if decision.data is not None else payload

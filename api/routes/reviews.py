@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api import schemas
 from api.deps import IdempotencyDep, OrgDep, SettingsDep, TemporalDep
@@ -37,7 +35,7 @@ async def decide_review(
     reader: ReaderDep,
 ) -> schemas.RunOut:
     """A reviewer's decision for a waiting human_review node; 409 if it is not waiting."""
-    await reader.get(org, run_id)  # 404 for a missing run or another organization's
+    view = await reader.get(org, run_id)  # 404 for a missing run or another organization's
     command = Command(
         org,
         body.command_id,
@@ -47,21 +45,33 @@ async def decide_review(
     )
     if await previous_result(idempotency, command) is not None:
         response.status_code = status.HTTP_200_OK
-        return record_of(await reader.get(org, run_id), settings)
+        return record_of(view, settings)
+    if node_id not in view.state.waiting_for_node_ids:
+        raise conflict(
+            "review_not_waiting",
+            f"Node '{node_id}' of run {run_id} is not waiting for a review (already decided, "
+            "not reached yet, or not a human_review node).",
+        )
+    # Exactly one decision per waiting node and attempt, even when several reviewers click at
+    # once: the slot is a row under a unique key. (A retry that runs the node again waits
+    # under a new attempt, so it takes a new decision.)
+    _, created = await idempotency.claim(
+        org,
+        command_id=f"runlane:review-slot:{run_id}:{node_id}:{view.state.attempt}",
+        operation="review-slot",
+        target=f"{run_id}/{node_id}",
+        body_hash=command.body_hash,
+        result_id=run_id,
+    )
+    if not created:
+        raise conflict(
+            "review_not_waiting",
+            f"Node '{node_id}' of run {run_id} is not waiting for a review: it was just decided.",
+        )
     decision = ReviewDecision(node_id=node_id, **body.model_dump(exclude={"command_id"}))
-    # An update, not the signal: its validator answers "not waiting" synchronously (409).
-    # The workflow applies a decision at most once per node, whichever way it arrives.
-    try:
-        await client.get_workflow_handle(run_id).execute_update(RunWorkflow.decide, decision)
-    except WorkflowUpdateFailedError as err:
-        message = str(err.cause) if err.cause else str(err)
-        raise conflict("review_not_waiting", message) from None
-    except RPCError as err:
-        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            raise conflict(
-                "review_not_waiting", f"Run {run_id} has ended; node '{node_id}' is not waiting."
-            ) from None
-        raise
+    # The signal operators can also send from the Temporal UI: ordinary workflow tasks, so a
+    # retry can later reset to any point after the decision.
+    await client.get_workflow_handle(run_id).signal(RunWorkflow.review, decision)
     _, replayed = await claim(idempotency, command, run_id)
     if replayed:
         response.status_code = status.HTTP_200_OK

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.api.helpers import create_published, wait_for_run, wait_until
@@ -108,3 +110,26 @@ async def test_decision_for_a_node_that_is_not_waiting_is_409(api: httpx.AsyncCl
         f"/v1/workflows/runs/{run_id}/reviews/meta", json={"decision": "approve"}
     )
     assert response.status_code == 409
+
+
+async def test_concurrent_decisions_one_wins(api: httpx.AsyncClient) -> None:
+    run_id = await start_waiting(api, review_definition())
+    answers = await asyncio.gather(
+        *(
+            api.post(
+                f"/v1/workflows/runs/{run_id}/reviews/review",
+                json={"decision": "approve" if i % 2 else "reject", "reviewer": f"r{i}"},
+            )
+            for i in range(6)
+        )
+    )
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202] + [409] * 5, [a.text for a in answers]
+    winner = next(a for a in answers if a.status_code == 202)
+    done = await wait_for_run(api, run_id)
+    steps = (await api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
+    review = next(s for s in steps if s["node_id"] == "review")["review"]
+    assert (
+        review["reviewer"] == winner.request.content.decode().split('"reviewer":')[1].split('"')[1]
+    )
+    assert done["status"] == ("completed" if review["decision"] == "approve" else "error")

@@ -1,0 +1,181 @@
+"""`make bench` (`python -m bench.run [--quick]`): Runlane against raw Temporal, side by side.
+
+Starts its own dev server, worker and API on free ports, runs every scenario paired with a
+raw-temporalio baseline on the same server, and writes bench/results/latest.json and
+BENCHMARKS.md. Every figure in those files comes from this code; none is edited by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench import raw, raw_activities, scenarios
+from bench.stack import REPO, TEMPORAL_BIN, Stack
+from runlane.converter import data_converter
+from tests.peer import Peer
+
+RESULTS = REPO / "bench" / "results" / "latest.json"
+REPORT = REPO / "BENCHMARKS.md"
+
+# (scenario, figure, comparison, target, human description)
+TARGETS = [
+    ("throughput_pure", "ratio", ">=", 3.0, "pure-node throughput ≥ 3× raw regular activities"),
+    ("throughput_io", "ratio", ">=", 0.9, "I/O-node throughput ≥ 0.9× raw"),
+    ("latency", "runlane_p50_ms", "<=", 100.0, "REST end-to-end p50, 10 pure nodes ≤ 100 ms"),
+    ("review_resume", "runlane_p50_ms", "<=", 60.0, "review → resumed p50 ≤ 60 ms"),
+    ("retry_long", "runlane_nodes_reexecuted", "<=", 1, "retry re-executes exactly 1 node"),
+    ("retry_long", "ratio", "<=", 1.2, "retry ≤ 1.2× a raw reset's time"),
+    (
+        "waiting_memory",
+        "worker_kb_per_waiting_run",
+        "<=",
+        60.0,
+        "≤ 60 KB worker memory per waiting run",
+    ),
+]
+
+
+def machine() -> dict[str, Any]:
+    memory_kb = int(
+        next(
+            line
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ).split()[1]
+    )
+    version = subprocess.run([str(TEMPORAL_BIN), "--version"], capture_output=True, text=True)
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "temporal": version.stdout.strip(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+async def run_all(quick: bool) -> dict[str, Any]:
+    stack = Stack()
+    stack.start()
+    peer = Peer()
+    peer.start()
+    results: dict[str, Any] = {}
+    try:
+        client = await Client.connect(stack.temporal_address, data_converter=data_converter())
+        raw_queue = f"raw-{uuid.uuid4().hex}"
+        async with (
+            httpx.AsyncClient() as http,
+            httpx.AsyncClient(
+                base_url=stack.api_url, headers={"Api-Key": stack.api_key}, timeout=120
+            ) as api,
+        ):
+            raw_http = raw_activities.RawHttp(http, f"{peer.url}/raw")
+            async with Worker(
+                client,
+                task_queue=raw_queue,
+                workflows=raw.WORKFLOWS,
+                activities=[raw_activities.raw_step, raw_activities.raw_flaky, raw_http.raw_http],
+            ):
+                ctx = scenarios.Context(stack, client, api, raw_queue, peer, quick)
+                plan: list[tuple[str, Any]] = [
+                    ("throughput_pure", lambda: scenarios.throughput(ctx, "pure")),
+                    ("throughput_io", lambda: scenarios.throughput(ctx, "io")),
+                    ("fan_out", lambda: scenarios.fan_out(ctx)),
+                    ("latency", lambda: scenarios.latency(ctx)),
+                    ("post_latency", lambda: scenarios.post_latency(ctx)),
+                    ("review_resume", lambda: scenarios.review_resume(ctx)),
+                    ("retry_long", lambda: scenarios.retry_long(ctx)),
+                    ("run_1000_nodes", lambda: scenarios.big_run(ctx, 1000)),
+                    ("waiting_memory", lambda: scenarios.waiting_memory(ctx)),
+                ]
+                if not quick:
+                    plan.insert(8, ("run_10000_nodes", lambda: scenarios.big_run(ctx, 10_000)))
+                for name, scenario in plan:
+                    started = time.perf_counter()
+                    sys.stdout.write(f"{name} ... ")
+                    sys.stdout.flush()
+                    try:
+                        results[name] = await scenario()
+                    except Exception as exc:  # noqa: BLE001 - a failed scenario is a result
+                        results[name] = {"failed": f"{type(exc).__name__}: {exc}"[:500]}
+                    sys.stdout.write(f"{time.perf_counter() - started:.1f}s {results[name]}\n")
+    finally:
+        peer.stop()
+        stack.stop()
+    return results
+
+
+def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for scenario, figure, op, target, text in TARGETS:
+        value = results.get(scenario, {}).get(figure)
+        met = value is not None and (value >= target if op == ">=" else value <= target)
+        rows.append({"target": text, "value": value, "met": met})
+    return rows
+
+
+def markdown(document: dict[str, Any]) -> str:
+    m = document["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `make bench{' BENCH_ARGS=--quick' if document['quick'] else ''}` "
+        f"on {m['date']}: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
+        f"{m['temporal']}. Dev server with a SQLite file (WAL), worker and API as separate "
+        "processes, the raw-temporalio baselines on the same server in the same run. "
+        "Figures are noisy on shared machines; compare the ratios.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    for row in document["targets"]:
+        lines.append(f"| {row['target']} | {row['value']} | {'yes' if row['met'] else '**no**'} |")
+    lines += ["", "## Scenarios", ""]
+    for name, figures in document["results"].items():
+        lines.append(f"### {name}")
+        lines.append("")
+        lines.append("| figure | value |")
+        lines.append("|---|---|")
+        for key, value in figures.items():
+            lines.append(f"| {key} | {json.dumps(value)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller counts (< 3 minutes)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    results = asyncio.run(run_all(args.quick))
+    document = {
+        "machine": machine(),
+        "quick": args.quick,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "results": results,
+        "targets": verdicts(results),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    REPORT.write_text(markdown(document) + "\n")
+    sys.stdout.write(f"wrote {RESULTS} and {REPORT} in {document['wall_s']} s\n")
+
+
+if __name__ == "__main__":
+    main()

