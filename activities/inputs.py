@@ -50,20 +50,33 @@ def mime_accepted(mime_type: str, accept: list[str] | None) -> bool:
     return any(pattern in (mime_type, f"{major}/*", "*/*") for pattern in accept)
 
 
+def evaluate_start(task: NodeTaskInput) -> Any:
+    # The input is the document's file reference (claim check): bytes never enter history.
+    return task.input
+
+
+def evaluate_start_json(task: NodeTaskInput) -> Any:
+    return task.input
+
+
+def evaluate_start_text(task: NodeTaskInput) -> Any:
+    return {"text": task.input}
+
+
+# Activities for runs whose frozen plan says "local" (how start nodes ran before).
 @activity.defn(name="start")
 async def start_node(task: NodeTaskInput) -> NodeTaskOutput:
-    # The input is the document's file reference (claim check): bytes never enter history.
-    return NodeTaskOutput.done(task.input)
+    return NodeTaskOutput.done(evaluate_start(task))
 
 
 @activity.defn(name="start_json")
 async def start_json_node(task: NodeTaskInput) -> NodeTaskOutput:
-    return NodeTaskOutput.done(task.input)
+    return NodeTaskOutput.done(evaluate_start_json(task))
 
 
 @activity.defn(name="start_text")
 async def start_text_node(task: NodeTaskInput) -> NodeTaskOutput:
-    return NodeTaskOutput.done({"text": task.input})
+    return NodeTaskOutput.done(evaluate_start_text(task))
 
 
 NODE_TYPES = (
@@ -71,24 +84,27 @@ NODE_TYPES = (
         name="start",
         role="start",
         config_model=StartConfig,
-        execution="local",
+        execution="workflow",
         description="A document input; output: file_id, filename, mime_type, size_bytes, sha256",
         make_activity=lambda deps: start_node,
+        evaluate=evaluate_start,
     ),
     NodeType(
         name="start_json",
         role="start",
         config_model=StartJsonConfig,
-        execution="local",
+        execution="workflow",
         description="A JSON input, validated against `schema` when the run is created",
         make_activity=lambda deps: start_json_node,
+        evaluate=evaluate_start_json,
     ),
     NodeType(
         name="start_text",
         role="start",
         config_model=StartTextConfig,
-        execution="local",
+        execution="workflow",
         description="A text input; output: {text}",
         make_activity=lambda deps: start_text_node,
+        evaluate=evaluate_start_text,
     ),
 )

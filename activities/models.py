@@ -40,3 +40,12 @@ class NodeTaskOutput(BaseModel):
         """The result of a node activity, stamped with its finishing time (activity code only:
         workflow code must not read the clock)."""
         return cls(output=output, finished_at=datetime.now(UTC))
+
+
+class NodeError(Exception):
+    """A node failing for good (bad expression, refused input): not worth retrying."""
+
+    def __init__(self, type: str, message: str) -> None:
+        super().__init__(message)
+        self.type = type
+        self.message = message

@@ -1,4 +1,7 @@
-"""Pure nodes: no I/O, so they run as local activities (one history marker each)."""
+"""Pure nodes: no I/O, so the workflow evaluates them itself (`evaluate=`).
+
+The activities below run the same functions; they stay registered for runs whose frozen plan
+says "local" (how pure nodes ran before), so those replay and finish unchanged."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.models import NodeTaskInput, NodeTaskOutput
+from activities.models import NodeError, NodeTaskInput, NodeTaskOutput
 from activities.registry import NodeType
 from runlane import expressions
 from runlane.templating import render
@@ -40,26 +43,45 @@ class EndConfig(BaseModel):
     outputs: Any = Field(default_factory=dict, description="A template for the run's outputs")
 
 
-@activity.defn(name="transform")
-async def transform_node(task: NodeTaskInput) -> NodeTaskOutput:
+def evaluate_transform(task: NodeTaskInput) -> Any:
     config = TransformConfig.model_validate(task.node.config)
-    return NodeTaskOutput.done(render(config.output, task.template_context()))
+    return render(config.output, task.template_context())
 
 
-@activity.defn(name="condition")
-async def condition_node(task: NodeTaskInput) -> NodeTaskOutput:
+def evaluate_condition(task: NodeTaskInput) -> Any:
     config = ConditionConfig.model_validate(task.node.config)
     try:
         value = expressions.evaluate(config.expression, task.outputs)
     except expressions.ExpressionError as exc:
-        raise ApplicationError(str(exc), type="ExpressionError", non_retryable=True) from exc
-    return NodeTaskOutput.done({"result": expressions.truthy(value)})
+        raise NodeError("ExpressionError", str(exc)) from exc
+    return {"result": expressions.truthy(value)}
+
+
+def evaluate_end(task: NodeTaskInput) -> Any:
+    config = EndConfig.model_validate(task.node.config)
+    return render(config.outputs, task.template_context())
+
+
+def as_activity_result(evaluate: Any, task: NodeTaskInput) -> NodeTaskOutput:
+    try:
+        return NodeTaskOutput.done(evaluate(task))
+    except NodeError as err:
+        raise ApplicationError(err.message, type=err.type, non_retryable=True) from err
+
+
+@activity.defn(name="transform")
+async def transform_node(task: NodeTaskInput) -> NodeTaskOutput:
+    return as_activity_result(evaluate_transform, task)
+
+
+@activity.defn(name="condition")
+async def condition_node(task: NodeTaskInput) -> NodeTaskOutput:
+    return as_activity_result(evaluate_condition, task)
 
 
 @activity.defn(name="end")
 async def end_node(task: NodeTaskInput) -> NodeTaskOutput:
-    config = EndConfig.model_validate(task.node.config)
-    return NodeTaskOutput.done(render(config.outputs, task.template_context()))
+    return as_activity_result(evaluate_end, task)
 
 
 NODE_TYPES = (
@@ -67,25 +89,28 @@ NODE_TYPES = (
         name="transform",
         role="task",
         config_model=TransformConfig,
-        execution="local",
+        execution="workflow",
         description="Renders `output` (a template); pure",
         make_activity=lambda deps: transform_node,
+        evaluate=evaluate_transform,
     ),
     NodeType(
         name="condition",
         role="condition",
         config_model=ConditionConfig,
-        execution="local",
+        execution="workflow",
         description="Evaluates `expression` (JMESPath); routes by edge branch true/false",
         allowed_branches=frozenset({"true", "false"}),
         make_activity=lambda deps: condition_node,
+        evaluate=evaluate_condition,
     ),
     NodeType(
         name="end",
         role="end",
         config_model=EndConfig,
-        execution="local",
+        execution="workflow",
         description="Renders `outputs` into the run's final_outputs",
         make_activity=lambda deps: end_node,
+        evaluate=evaluate_end,
     ),
 )

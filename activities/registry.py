@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import BaseModel
@@ -19,12 +19,16 @@ from runlane.definition import Definition, NodeRole
 from runlane.settings import Settings
 from workflows.models import NodePlan
 
+if TYPE_CHECKING:
+    from activities.models import NodeTaskInput
+
 ENTRY_POINT_GROUP = "runlane.node_types"
 _REMOTE_TIMEOUT_MARGIN_S = 5.0
 
-# local: a local activity (pure, cheap, still one marker per node in the Temporal UI);
-# remote: a regular activity (I/O, retried by the server, heartbeats);
-# workflow: handled by the workflow itself (durable timers, signals).
+# workflow: executed by the workflow itself: pure nodes (evaluated in the workflow: no round
+#   trip, no history event, nothing re-executed by a replay), durable timers and signals;
+# remote: a regular activity (I/O, retried by the server);
+# local: a local activity (how pure nodes ran before; kept for runs started that way).
 Execution = Literal["local", "remote", "workflow"]
 
 
@@ -47,6 +51,9 @@ class NodeType:
     allowed_branches: frozenset[str] = frozenset()
     # Returns the activity callable registered under `name`; None for workflow-handled types.
     make_activity: Callable[[ActivityDeps], Callable[..., Any]] | None = None
+    # Pure evaluation inside the workflow (deterministic, no I/O, no clock): core types only,
+    # because the workflow sandbox imports them directly (plugins run as activities).
+    evaluate: Callable[[NodeTaskInput], Any] | None = None
     # Re-running it repeats an effect outside Runlane (shown by the retry plan).
     side_effecting: bool = False
 

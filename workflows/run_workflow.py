@@ -2,10 +2,11 @@
 
 A node becomes ready when all its incoming edges are resolved; it runs if at least one of them
 was taken and is skipped otherwise (so the untaken side of a condition is skipped and a join
-after both sides runs once). Ready nodes run concurrently. Pure nodes are local activities,
-I/O nodes regular activities (both named after the node type, with the node label as the
-summary the Temporal UI shows), delays are durable timers and human reviews wait for the
-`review` signal.
+after both sides runs once). Ready nodes run concurrently. Pure nodes (inputs, transforms,
+conditions, ends) are evaluated by the workflow itself: no round trip, no history event, and a
+reset never re-executes them; I/O nodes are activities named after the node type with the
+node label as the summary; delays are durable timers and human reviews wait for the `review`
+signal. The Temporal UI's current details show every node's status.
 
 Decisions arrive only as signals, never updates: an update runs in a speculative workflow task,
 which Temporal writes to history in one batch with what it scheduled, so no reset could target
@@ -27,8 +28,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from activities import inputs as input_nodes
+    from activities import pure as pure_nodes
     from activities.control import DelayConfig, HumanReviewConfig
-    from activities.models import NodeTaskInput, NodeTaskOutput
+    from activities.models import NodeError, NodeTaskInput, NodeTaskOutput
     from runlane import expressions, search_attributes, templating
     from runlane.definition import Edge, Graph, Node, RetryConfig
     from workflows.models import (
@@ -51,6 +54,13 @@ with workflow.unsafe.imports_passed_through():
 RUN_FAILED = "RunFailed"
 # How long a reset execution waits, before it ends, for the retry bookkeeping signal.
 RETRY_SIGNAL_WAIT = timedelta(seconds=10)
+
+# Pure node types the workflow evaluates itself (plan execution "workflow").
+_EVALUATORS = {
+    t.name: t.evaluate for t in (*input_nodes.NODE_TYPES, *pure_nodes.NODE_TYPES) if t.evaluate
+}
+# Rows of the step table shown in the Temporal UI's current details (the `state` query has all).
+_DETAILS_ROWS = 60
 
 # The stage an error is reported in follows the failing node's role.
 _STAGE_BY_ROLE: dict[str, ErrorStage] = {
@@ -250,8 +260,11 @@ class RunWorkflow:
                         self._steps[node_id].status = "skipped"
                         self._steps[node_id].finished_event_id = self._task_event_id()
                         resolve(node_id, [])
+                    elif self._evaluated_inline(node_id):
+                        resolve(node_id, self._evaluate_node(node_id))
                     else:
                         running[node_id] = asyncio.create_task(self._run_node(node_id))
+                self._publish_details()
                 if not running:
                     break
                 await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
@@ -267,6 +280,29 @@ class RunWorkflow:
             if running:
                 await asyncio.gather(*running.values(), return_exceptions=True)
             raise
+
+    def _evaluated_inline(self, node_id: str) -> bool:
+        plan = self._input.plans[node_id]
+        return plan.execution == "workflow" and self._graph.nodes[node_id].type in _EVALUATORS
+
+    def _evaluate_node(self, node_id: str) -> list[Edge]:
+        """A pure node, evaluated right here: deterministic, so replays recompute it."""
+        node = self._graph.nodes[node_id]
+        plan = self._input.plans[node_id]
+        step = self._steps[node_id]
+        step.attempt = self._state.attempt
+        step.started_at = workflow.now()
+        step.started_event_id = self._task_event_id()
+        try:
+            output = _EVALUATORS[node.type](self._task_input(node, plan))
+        except NodeError as err:
+            step.error = StepError(type=err.type, message=err.message)
+            self._close_step(step, "error")
+            raise NodeFailed(node_id, step.error) from None
+        step.output = output
+        self._outputs[node_id] = output
+        self._close_step(step, "completed")
+        return self._taken_edges(node, plan, output)
 
     async def _run_node(self, node_id: str) -> list[Edge]:
         node = self._graph.nodes[node_id]
@@ -355,8 +391,8 @@ class RunWorkflow:
             return inputs.text_data.get(node.id)
         return None
 
-    async def _activity_node(self, node: Node, plan: NodePlan) -> NodeTaskOutput:
-        task = NodeTaskInput(
+    def _task_input(self, node: Node, plan: NodePlan) -> NodeTaskInput:
+        return NodeTaskInput(
             run_id=self._input.run_id,
             workflow_id=self._input.workflow.workflow_id,
             node=node,
@@ -364,13 +400,16 @@ class RunWorkflow:
             vars=self._input.definition.vars,
             input=self._start_input(node) if plan.role == "start" else None,
         )
+
+    async def _activity_node(self, node: Node, plan: NodePlan) -> NodeTaskOutput:
+        task = self._task_input(node, plan)
         retry = node.retry or RetryConfig()
         policy = RetryPolicy(
             initial_interval=timedelta(seconds=retry.initial_interval_s),
             backoff_coefficient=retry.backoff,
             maximum_attempts=retry.max_attempts,
         )
-        # Pure nodes are local activities (one history marker each), I/O nodes regular ones.
+        # Runs started before pure nodes ran in the workflow have local-activity plans.
         execute = (
             workflow.execute_local_activity
             if plan.execution == "local"
@@ -476,6 +515,27 @@ class RunWorkflow:
             self._state.status = status
             workflow.upsert_search_attributes([search_attributes.RUN_STATUS.value_set(status)])
 
+    def _publish_details(self) -> None:
+        """Every node's status in the Temporal UI (current details): pure nodes run inside
+        the workflow and have no event of their own, yet operators see the whole graph."""
+        steps = list(self._steps.values())
+        rows = [
+            f"| {s.label or s.node_id} | `{s.node_id}` | {s.node_type} | {s.status} |"
+            for s in steps[:_DETAILS_ROWS]
+        ]
+        more = len(steps) - _DETAILS_ROWS
+        details = "\n".join(
+            [
+                f"**{self._state.status}** · attempt {self._state.attempt}",
+                "",
+                "| node | id | type | status |",
+                "|---|---|---|---|",
+                *rows,
+                *([f"\n… and {more} more (query `state`)"] if more > 0 else []),
+            ]
+        )
+        workflow.set_current_details(details)
+
     def _finish(self, status: RunStatus) -> None:
         for node_id in list(self._waiting):
             self._end_waiting(node_id)
@@ -489,6 +549,7 @@ class RunWorkflow:
             self._state.attempts[-1].ended_at = now
             self._state.attempts[-1].status = status
         self._set_status(status)
+        self._publish_details()
 
     def _final_outputs(self) -> Any:
         ends = [n for n, plan in self._input.plans.items() if plan.role == "end"]
