@@ -38,7 +38,20 @@ TARGETS = [
     ("throughput_io", "ratio", ">=", 0.9, "I/O-node throughput ≥ 0.9× raw"),
     ("latency", "runlane_p50_ms", "<=", 100.0, "REST end-to-end p50, 10 pure nodes ≤ 100 ms"),
     ("review_resume", "runlane_p50_ms", "<=", 60.0, "review → resumed p50 ≤ 60 ms"),
-    ("retry_long", "runlane_nodes_reexecuted", "<=", 1, "retry re-executes exactly 1 node"),
+    (
+        "retry_long",
+        "runlane_activities_reexecuted",
+        "<=",
+        1,
+        "retry re-executes exactly 1 node (activities)",
+    ),
+    (
+        "retry_long",
+        "runlane_steps_reevaluated",
+        "<=",
+        1,
+        "… counting pure nodes re-evaluated in the reset task",
+    ),
     ("retry_long", "ratio", "<=", 1.2, "retry ≤ 1.2× a raw reset's time"),
     (
         "waiting_memory",
@@ -123,6 +136,10 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for scenario, figure, op, target, text in TARGETS:
         value = results.get(scenario, {}).get(figure)
+        if isinstance(value, int | float) and "memory" in text and value < 0:
+            # RSS fell while runs were added: below what this count can measure.
+            rows.append({"target": text, "value": value, "met": None})
+            continue
         met = value is not None and (value >= target if op == ">=" else value <= target)
         rows.append({"target": text, "value": value, "met": met})
     return rows
@@ -145,7 +162,8 @@ def markdown(document: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for row in document["targets"]:
-        lines.append(f"| {row['target']} | {row['value']} | {'yes' if row['met'] else '**no**'} |")
+        met = {True: "yes", False: "**no**", None: "n/a (noise)"}[row["met"]]
+        lines.append(f"| {row['target']} | {row['value']} | {met} |")
     lines += ["", "## Scenarios", ""]
     for name, figures in document["results"].items():
         lines.append(f"### {name}")

@@ -332,8 +332,24 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
     ) or (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json()["attempt"] < 2:
         await asyncio.sleep(0.05)
     runlane_wall = time.perf_counter() - started
+    attempts = (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json()["attempts"]
     steps = (await ctx.api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
     rerun = [s["node_id"] for s in steps if s["attempt"] == 2]
+    # Executions repeated after the reset: activity tasks and local-activity markers that the
+    # new execution wrote after its reset point.
+    history = await ctx.client.get_workflow_handle(run_id).fetch_history()
+    reset_at = next(
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    )
+    repeated = sum(
+        1
+        for e in history.events
+        if e.event_id > reset_at
+        and e.event_type
+        in (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_MARKER_RECORDED)
+    )
 
     raw_id = f"rawlong-{uuid.uuid4().hex}"
     handle = await ctx.client.start_workflow(
@@ -368,9 +384,11 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
     raw_wall = time.perf_counter() - started
     return {
         "nodes": length,
-        "runlane_nodes_reexecuted": len(rerun),
-        "reexecuted": rerun[:5],
+        "runlane_activities_reexecuted": repeated,
+        "runlane_steps_reevaluated": len(rerun),
+        "reevaluated_sample": rerun[:5],
         "runlane_wall_s": round(runlane_wall, 3),
+        "attempts": [(a["attempt"], a["resumed_from_node_id"]) for a in attempts],
         "raw_reset_wall_s": round(raw_wall, 3),
         "ratio": round(runlane_wall / raw_wall, 2),
     }

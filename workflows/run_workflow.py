@@ -115,7 +115,8 @@ class RunWorkflow:
         self._state.first_task_event_id = workflow.info().get_current_history_length()
         if input.retry is not None:  # a retry from the start: a new execution, same run id
             self._apply_retry(input.retry)
-        else:
+        elif not self._state.attempts:
+            # (A reset to the very first task delivers the `retry` signal before this runs.)
             self._state.attempts = [
                 AttemptRecord(
                     attempt=1,
