@@ -116,6 +116,13 @@ async def _temporal_error(_: Request, exc: Exception) -> JSONResponse:
         return _response(503, "temporal_unavailable", "Temporal cannot be reached right now.")
     if exc.status == RPCStatusCode.ALREADY_EXISTS:
         return _response(409, "conflict", exc.message)
+    if exc.status == RPCStatusCode.INVALID_ARGUMENT and "size exceeds limit" in exc.message:
+        return _response(
+            413,
+            "run_too_large",
+            "The run's input (its definition and inputs) is larger than Temporal accepts in one "
+            "payload (about 2 MB). Split the workflow, or pass large data as documents.",
+        )
     log.error("Temporal error: %s (%s)", exc.message, exc.status)
     return _response(502, "temporal_error", "Temporal answered with an error.")
 
