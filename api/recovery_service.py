@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from activities.registry import NodeRegistry
 from api import schemas
-from api.errors import conflict, not_found
+from api.errors import conflict
 from api.idempotency import Command, claim, previous_result
 from api.recovery import (
     RETRYABLE_STATUSES,
@@ -94,12 +94,12 @@ class RecoveryService:
                 definition, ref = source_input.definition, source_input.workflow
                 inputs = source.state.inputs
             else:
-                workflow_id = source_input.workflow.workflow_id
-                workflow = await self._workflows.get(org, workflow_id)
-                if workflow is None:
-                    raise not_found("workflow", workflow_id)
                 definition, ref = await definition_for(
-                    workflow, config_source, self._workflows, self._registry
+                    org,
+                    source_input.workflow.workflow_id,
+                    config_source,
+                    self._workflows,
+                    self._registry,
                 )
                 # The current definition may name other start nodes: checked like a start.
                 inputs = await self._starter.resolve_inputs(

@@ -24,13 +24,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.inputs import StartConfig, StartJsonConfig, mime_accepted
 from activities.registry import NodeRegistry
-from api.errors import ApiError, conflict, invalid
+from api.errors import ApiError, conflict, invalid, not_found
 from api.idempotency import Command, claim, previous_result
 from api.run_reader import RunReader, RunView
 from api.schemas import DocumentInput
 from api.store.files import FileRepository
 from api.store.idempotency import IdempotencyRepository
-from api.store.workflows import WorkflowRecord, WorkflowRepository
+from api.store.workflows import WorkflowRepository
 from runlane import ids, search_attributes
 from runlane.definition import Definition, validate_definition
 from runlane.settings import Settings
@@ -66,22 +66,22 @@ def checked_definition(raw: dict[str, Any], registry: NodeRegistry) -> Definitio
 
 
 async def definition_for(
-    workflow: WorkflowRecord,
+    org: str,
+    workflow_id: str,
     config_source: Literal["published", "draft"],
     repo: WorkflowRepository,
     registry: NodeRegistry,
 ) -> tuple[Definition, WorkflowRef]:
     """The definition a new run executes: the published snapshot, or the current draft."""
+    found = await repo.get_with_published(org, workflow_id)
+    if found is None:
+        raise not_found("workflow", workflow_id)
+    workflow, snapshot = found
     if config_source == "draft":
         ref = WorkflowRef(
             workflow_id=workflow.id, snapshot_id=None, version=None, name_at_run_time=workflow.name
         )
         return checked_definition(workflow.draft_definition, registry), ref
-    snapshot = (
-        await repo.get_snapshot(workflow.organization_id, workflow.published_snapshot_id)
-        if workflow.published_snapshot_id
-        else None
-    )
     if snapshot is None:
         raise conflict(
             "workflow_not_published",

@@ -17,7 +17,7 @@ from api.deps import (
     TemporalDep,
     WorkflowsDep,
 )
-from api.errors import conflict, not_found
+from api.errors import conflict
 from api.events import run_events
 from api.idempotency import Command, claim, previous_result
 from api.run_reader import RunReader, RunView
@@ -85,10 +85,9 @@ async def start_run(
     )
 
     async def prepare(run_id: str) -> RunInput:
-        workflow = await workflows.get(org, workflow_id)
-        if workflow is None:
-            raise not_found("workflow", workflow_id)
-        definition, ref = await definition_for(workflow, body.config_source, workflows, registry)
+        definition, ref = await definition_for(
+            org, workflow_id, body.config_source, workflows, registry
+        )
         inputs = await starter.resolve_inputs(
             org, definition, RequestedInputs(body.documents, body.json_inputs, body.text_inputs)
         )

@@ -80,6 +80,23 @@ class WorkflowRepository:
             row = await session.scalar(_workflow_query(org, workflow_id))
         return _workflow(row) if row is not None else None
 
+    async def get_with_published(
+        self, org: str, workflow_id: str
+    ) -> tuple[WorkflowRecord, SnapshotRecord | None] | None:
+        """The workflow and its published snapshot in one query: starting a run needs both,
+        and each SQLite round trip costs a thread hand-off (the API profile's top item)."""
+        query = (
+            select(WorkflowRow, SnapshotRow)
+            .outerjoin(SnapshotRow, SnapshotRow.id == WorkflowRow.published_snapshot_id)
+            .where(WorkflowRow.id == workflow_id, WorkflowRow.organization_id == org)
+        )
+        async with self._db.session() as session:
+            found = (await session.execute(query)).first()
+        if found is None:
+            return None
+        workflow_row, snapshot_row = found
+        return _workflow(workflow_row), _snapshot(snapshot_row) if snapshot_row else None
+
     async def list(self, org: str, *, limit: int, cursor: str | None) -> Page[WorkflowRecord]:
         query = select(WorkflowRow).where(WorkflowRow.organization_id == org)
         if cursor is not None:
