@@ -71,3 +71,20 @@ async def claim(repo: IdempotencyRepository, command: Command, result_id: str) -
     )
     _check(record, command)
     return record.result_id, not created
+
+
+async def claim_slot(
+    repo: IdempotencyRepository, org: str, *, slot: str, target: str, holder: str
+) -> bool:
+    """At most one holder per slot, even under concurrent requests (a row under a unique key);
+    the same holder may claim it again (a retried request). Temporal cannot express these:
+    it deduplicates neither resets nor signals."""
+    record, created = await repo.claim(
+        org,
+        command_id=f"runlane:{slot}",
+        operation="slot",
+        target=target,
+        body_hash=holder,
+        result_id=target,
+    )
+    return created or record.body_hash == holder

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from activities.registry import NodeRegistry
 from api import schemas
 from api.errors import conflict
-from api.idempotency import Command, claim, previous_result
+from api.idempotency import Command, claim, claim_slot, previous_result
 from api.recovery import (
     RETRYABLE_STATUSES,
     RetryFrom,
@@ -180,17 +180,14 @@ class RecoveryService:
 
     async def _take_attempt(self, org: str, run_id: str, attempt: int, request_id: str) -> bool:
         """Exactly one retry per attempt: Temporal does not deduplicate resets, so two
-        different concurrent retries would otherwise both reset the run. The slot is a row
-        under a unique key; the request that holds it may take it again (a lost response)."""
-        record, created = await self._idempotency.claim(
+        different concurrent retries would otherwise both reset the run."""
+        return await claim_slot(
+            self._idempotency,
             org,
-            command_id=f"runlane:retry-slot:{run_id}:{attempt}",
-            operation="retry-slot",
+            slot=f"retry:{run_id}:{attempt}",
             target=run_id,
-            body_hash=request_id,
-            result_id=run_id,
+            holder=request_id,
         )
-        return created or record.body_hash == request_id
 
     async def _first_retry(
         self, org: str, run_id: str, request_id: str, view: RunView

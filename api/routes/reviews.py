@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from api import schemas
 from api.deps import IdempotencyDep, OrgDep, SettingsDep, TemporalDep
 from api.errors import conflict
-from api.idempotency import Command, claim, previous_result
+from api.idempotency import Command, claim, claim_slot, previous_result
 from api.routes.runs import ReaderDep, record_of
 from workflows.models import ReviewDecision
 from workflows.run_workflow import RunWorkflow
@@ -55,15 +56,15 @@ async def decide_review(
     # Exactly one decision per waiting node and attempt, even when several reviewers click at
     # once: the slot is a row under a unique key. (A retry that runs the node again waits
     # under a new attempt, so it takes a new decision.)
-    _, created = await idempotency.claim(
+    decided = await claim_slot(
+        idempotency,
         org,
-        command_id=f"runlane:review-slot:{run_id}:{node_id}:{view.state.attempt}",
-        operation="review-slot",
+        slot=f"review:{run_id}:{node_id}:{view.state.attempt}",
         target=f"{run_id}/{node_id}",
-        body_hash=command.body_hash,
-        result_id=run_id,
+        # Each request is its own holder; a command_id lets its replay re-take the slot.
+        holder=body.command_id or uuid.uuid4().hex,
     )
-    if not created:
+    if not decided:
         raise conflict(
             "review_not_waiting",
             f"Node '{node_id}' of run {run_id} is not waiting for a review: it was just decided.",
