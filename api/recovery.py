@@ -6,8 +6,8 @@ failure point resets the execution to the workflow task that started the earlies
 cancelled step, so the plan below is exactly what Temporal then does:
 
 * a step whose result was recorded before that task is replayed from history: reused;
-* local activities (pure nodes) record their result when their workflow task completes, so
-  those evaluated in the reset task itself are evaluated again (pure: no side effect);
+* pure nodes evaluated in the reset task itself are evaluated again (in the workflow, or as
+  local activities for runs started that way): deterministic, no side effect;
 * everything else runs again; side-effecting node types among those that already ran are
   listed as `repeated_side_effects`.
 
@@ -63,10 +63,11 @@ class RetryPlan:
 class TaskBoundaries:
     """The WorkflowTaskStarted event ids of an execution: the only valid reset points.
 
-    A step records the history length seen by its workflow task; for a speculative task (the
-    one an update runs in) that length can fall short of the task's WorkflowTaskStarted
-    event, which is only written when the task completes. Snapping to the first task start
-    at or after the recorded length finds the task that really did the work.
+    A step records the history length seen by its workflow task; for a speculative task (one
+    an update runs in: Runlane sends none, but a client could) that length can fall short of
+    the task's WorkflowTaskStarted event, which is only written when the task completes.
+    Snapping to the first task start at or after the recorded length finds the task that
+    really did the work.
     """
 
     def __init__(self, started_event_ids: list[int]) -> None:
