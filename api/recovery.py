@@ -64,7 +64,7 @@ class TaskBoundaries:
     """The WorkflowTaskStarted event ids of an execution: the only valid reset points.
 
     A step records the history length seen by its workflow task; for a speculative task (one
-    an update runs in: Runlane sends none, but a client could) that length can fall short of
+    an update runs in; the workflow defines none today) that length can fall short of
     the task's WorkflowTaskStarted event, which is only written when the task completes.
     Snapping to the first task start at or after the recorded length finds the task that
     really did the work.
