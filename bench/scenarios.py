@@ -38,6 +38,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def latency_figures(runlane: list[float], raw: list[float]) -> dict[str, Any]:
+    """p50/p95 in ms of paired samples, Runlane and raw, and their p50 ratio."""
+    return {
+        "samples": len(runlane),
+        "runlane_p50_ms": round(percentile(runlane, 50), 1),
+        "runlane_p95_ms": round(percentile(runlane, 95), 1),
+        "raw_p50_ms": round(percentile(raw, 50), 1),
+        "raw_p95_ms": round(percentile(raw, 95), 1),
+        "ratio_p50": round(percentile(runlane, 50) / percentile(raw, 50), 2),
+    }
+
+
 def chain_edges(ids: list[str]) -> list[dict[str, str]]:
     return [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]
 
@@ -201,14 +213,7 @@ async def latency(ctx: Context) -> dict[str, Any]:
         started = time.perf_counter()
         await raw_chain(ctx, 10, http=False)
         raw.append((time.perf_counter() - started) * 1000)
-    return {
-        "samples": samples,
-        "runlane_p50_ms": round(percentile(runlane, 50), 1),
-        "runlane_p95_ms": round(percentile(runlane, 95), 1),
-        "raw_p50_ms": round(percentile(raw, 50), 1),
-        "raw_p95_ms": round(percentile(raw, 95), 1),
-        "ratio_p50": round(percentile(runlane, 50) / percentile(raw, 50), 2),
-    }
+    return latency_figures(runlane, raw)
 
 
 async def post_latency(ctx: Context) -> dict[str, Any]:
@@ -275,13 +280,7 @@ async def review_resume(ctx: Context) -> dict[str, Any]:
         await handle.signal(RawReviewWorkflow.decide)
         await handle.result()
         raw.append((time.perf_counter() - started) * 1000)
-    return {
-        "samples": samples,
-        "runlane_p50_ms": round(percentile(runlane, 50), 1),
-        "runlane_p95_ms": round(percentile(runlane, 95), 1),
-        "raw_p50_ms": round(percentile(raw, 50), 1),
-        "raw_p95_ms": round(percentile(raw, 95), 1),
-    }
+    return latency_figures(runlane, raw)
 
 
 async def history_size(client: Client, run_id: str) -> tuple[int, int]:
