@@ -14,7 +14,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.api.helpers import create_published, wait_for_run, wait_until
 from tests.conftest import ORG_A_KEY
@@ -46,7 +46,10 @@ def free_port() -> int:
 async def served(app: FastAPI, worker: object) -> AsyncIterator[str]:
     """The app on 127.0.0.1 (a browser cannot use an in-process transport)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # No lifespan: the fixtures already supply its Temporal client and database, and the real
+    # one would open the default ./.data database of whoever runs the tests.
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as probe:
@@ -63,6 +66,24 @@ async def served(app: FastAPI, worker: object) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's chromium, headless; a missing browser fails the test (never a skip)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"chromium not found at {CHROMIUM}: run scripts/install-chromium.sh as root "
+            "(`make test` does), or `apt-get install chromium`."
+        )
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 def review_definition() -> dict:
@@ -91,9 +112,8 @@ async def card(page: Page, run_id: str):  # type: ignore[no-untyped-def]
 
 
 async def test_approve_with_an_edit_and_reject_in_the_browser(
-    served: str, api: httpx.AsyncClient, tmp_path: Path
+    served: str, api: httpx.AsyncClient, chromium: Browser, tmp_path: Path
 ) -> None:
-    assert Path(CHROMIUM).exists(), "chromium missing: run scripts/install-chromium.sh as root"
     workflow_id = await create_published(api, review_definition(), name="Payouts")
     run_ids = []
     for customer, amount in (("acme", 1200), ("globex", 99000)):
@@ -106,38 +126,47 @@ async def test_approve_with_an_edit_and_reject_in_the_browser(
         await wait_for_run(api, run_id, until={"waiting_for_human"})
     approve_id, reject_id = run_ids
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        page = await browser.new_page(viewport={"width": 1100, "height": 900})
-        await page.goto(f"{served}/reviews")
-        await expect(page.locator("#status")).to_contain_text("API key")
-        await page.fill("#api-key", ORG_A_KEY)
-        await page.fill("#reviewer", "Ann Reviewer")
-        await page.click("#save-key")
+    page = await chromium.new_page(viewport={"width": 1100, "height": 900})
+    await page.goto(f"{served}/reviews")
+    await expect(page.locator("#status")).to_contain_text("API key")
+    await page.fill("#api-key", ORG_A_KEY)
+    await page.fill("#reviewer", "Ann Reviewer")
+    await page.click("#save-key")
 
-        first = await card(page, approve_id)
-        second = await card(page, reject_id)
-        await expect(first).to_contain_text("Check the amount against the contract")
-        payload = json.loads(await first.locator("textarea").input_value())
-        assert payload == {"customer": "acme", "amount": 1200}
-        await expect(page.locator("#status")).to_contain_text("2 pending")
-        screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "reviews.png")
-        await page.screenshot(path=str(screenshot), full_page=True)
-        assert screenshot.stat().st_size > 10_000
+    first = await card(page, approve_id)
+    second = await card(page, reject_id)
+    await expect(first).to_contain_text("Check the amount against the contract")
+    payload = json.loads(await first.locator("textarea").input_value())
+    assert payload == {"customer": "acme", "amount": 1200}
+    await expect(page.locator("#status")).to_contain_text("2 pending")
+    screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "reviews.png")
+    await page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
 
-        await first.locator("textarea").fill(json.dumps({"customer": "acme", "amount": 1000}))
-        await first.locator(".comment").fill("capped at the contract amount")
-        await first.locator("button.edit").click()
-        await expect(first).to_have_count(0, timeout=15_000)
+    await first.locator("textarea").fill(json.dumps({"customer": "acme", "amount": 1000}))
+    await first.locator(".comment").fill("capped at the contract amount")
+    await first.locator("button.edit").click()
+    await expect(first).to_have_count(0, timeout=15_000)
 
-        await second.locator(".comment").fill("amount far too high")
-        await second.locator("button.reject").click()
-        await expect(second).to_have_count(0, timeout=15_000)
-        # The list refreshes by itself to its empty state.
-        await expect(page.locator(".empty")).to_be_visible(timeout=15_000)
-        await browser.close()
+    await second.locator(".comment").fill("amount far too high")
+    await second.locator("button.reject").click()
+    await expect(second).to_have_count(0, timeout=15_000)
+    # The list refreshes by itself to its empty state.
+    await expect(page.locator(".empty")).to_be_visible(timeout=15_000)
+
+    # Without a reload, a new review appears and one decided elsewhere goes away.
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run",
+        json={"json_inputs": {"meta": {"customer": "initech", "amount": 5}}},
+    )
+    third_id = started.json()["id"]
+    third = await card(page, third_id)
+    decided = await api.post(
+        f"/v1/workflows/runs/{third_id}/reviews/review", json={"decision": "approve"}
+    )
+    assert decided.status_code == 202
+    await expect(third).to_have_count(0, timeout=15_000)
+    await expect(page.locator(".empty")).to_be_visible()
 
     approved = await wait_for_run(api, approve_id)
     assert approved["status"] == "completed"
@@ -152,7 +181,7 @@ async def test_approve_with_an_edit_and_reject_in_the_browser(
 
 
 async def test_a_decision_someone_else_made_first_is_shown(
-    served: str, api: httpx.AsyncClient
+    served: str, api: httpx.AsyncClient, chromium: Browser
 ) -> None:
     workflow_id = await create_published(api, review_definition())
     started = await api.post(
@@ -161,27 +190,46 @@ async def test_a_decision_someone_else_made_first_is_shown(
     )
     run_id = started.json()["id"]
     await wait_for_run(api, run_id, until={"waiting_for_human"})
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        page = await browser.new_page()
-        await page.goto(f"{served}/reviews")
-        await page.fill("#api-key", ORG_A_KEY)
-        await page.click("#save-key")
-        item = await card(page, run_id)
-        # Another reviewer decides through the API while the card is on screen.
-        decided = await api.post(
-            f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "approve"}
-        )
-        assert decided.status_code == 202
-        await item.locator("button.reject").click()
-        await expect(item.locator(".error")).to_contain_text("not waiting", timeout=10_000)
-        # It stays readable across the page's own refreshes until dismissed.
-        status = await page.locator("#status").inner_text()
-        await expect(page.locator("#status")).not_to_have_text(status, timeout=10_000)
-        await expect(item.locator(".error")).to_contain_text("not waiting")
-        await expect(item.locator("button.reject")).to_be_disabled()
-        await item.locator("button.dismiss").click()
-        await expect(item).to_have_count(0)
-        await browser.close()
+    page = await chromium.new_page()
+    await page.goto(f"{served}/reviews")
+    await page.fill("#api-key", ORG_A_KEY)
+    await page.click("#save-key")
+    item = await card(page, run_id)
+
+    # An edit is never dropped by the plain Approve button.
+    await item.locator("textarea").fill('{"customer": "c", "amount": 2}')
+    await item.locator("button.approve").click()
+    await expect(item.locator(".error")).to_contain_text("Approve with edits")
+
+    # Hold the page's refreshes so the card is still on screen when another reviewer decides
+    # through the API: the reviewer's click then meets the API's 409.
+    def is_inbox(url: str) -> bool:
+        return "/v1/reviews?" in url
+
+    await page.route(is_inbox, lambda route: route.abort())
+    decided = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "approve"}
+    )
+    assert decided.status_code == 202
+    await item.locator("button.reject").click()
+    await expect(item.locator(".error")).to_contain_text("not waiting", timeout=10_000)
+    await page.unroute(is_inbox)
+    # It stays readable across the page's own refreshes until dismissed.
+    await expect(page.locator("#status")).to_contain_text("0 pending", timeout=10_000)
+    await expect(item.locator(".error")).to_contain_text("not waiting")
+    await expect(item.locator("button.reject")).to_be_disabled()
+    await item.locator("button.dismiss").click()
+    await expect(item).to_have_count(0)
+    await expect(page.locator(".empty")).to_be_visible()
+
+
+async def test_a_wrong_key_is_reported_and_shows_nothing(served: str, chromium: Browser) -> None:
+    page = await chromium.new_page()
+    await page.goto(f"{served}/reviews")
+    await page.fill("#api-key", "not-a-key")
+    await page.click("#save-key")
+    await expect(page.locator("#status")).to_contain_text("Unknown API key")
+    await expect(page.locator("#list .card, #list .empty")).to_have_count(0)
+    # The key is remembered: a reload does not ask again.
+    await page.reload()
+    await expect(page.locator("#api-key")).to_have_value("not-a-key")
