@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingWorkflowTaskState
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowHistoryEventFilterType,
@@ -65,6 +66,20 @@ def _reconcile(state: RunState, status: WorkflowExecutionStatus | None) -> RunSt
                 update={"status": "error", "error": error, "waiting_for_node_ids": []}
             )
     return state
+
+
+def _awaiting_first_task(execution: WorkflowExecution) -> bool:
+    """Only [started, workflow task scheduled] in history, per describe (visibility's copy of
+    the history length is not authoritative): the first workflow task was never started."""
+    if not isinstance(execution, WorkflowExecutionDescription):
+        return False
+    pending = execution.raw_description.pending_workflow_task
+    return (
+        execution.status == WorkflowExecutionStatus.RUNNING
+        and execution.history_length <= 2
+        and execution.raw_description.HasField("pending_workflow_task")
+        and pending.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+    )
 
 
 def _query_string(
@@ -193,6 +208,12 @@ class RunReader:
         state: RunState | None = None
         if execution.status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
             state = await self._final_state(handle)
+        if state is None and _awaiting_first_task(execution):
+            # No worker has picked the run up yet: a query would wait for one until its
+            # timeout, and nothing has executed, so the start event says all there is.
+            run_input = await self.run_input(execution.id)
+            if run_input.retry is None:  # a retry's attempts come from the workflow itself
+                state = initial_state(run_input)
         if state is None:
             state = await self._queried_state(handle)
         if state is None:

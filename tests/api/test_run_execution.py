@@ -257,3 +257,46 @@ async def test_vars_and_run_references(api: httpx.AsyncClient) -> None:
     }
     run = await run_to_end(api, definition, text_inputs={"in": "x"})
     assert run["final_outputs"] == {"r": "eu", "wf": run["workflow"]["workflow_id"]}
+
+
+async def test_steps_in_topological_order_and_a_completed_run_cannot_be_cancelled(
+    api: httpx.AsyncClient,
+) -> None:
+    # Declared out of order: steps still come back in topological order, one per node.
+    definition = {
+        "nodes": [
+            {"id": "out", "type": "end", "config": {"outputs": "{{shape}}"}},
+            {"id": "shape", "type": "transform", "label": "Shape", "config": {"output": "{{in}}"}},
+            {"id": "pause", "type": "delay", "label": "Breathe", "config": {"seconds": 0.2}},
+            {"id": "in", "type": "start_text", "label": "Note"},
+        ],
+        "edges": [
+            {"source": "in", "target": "pause"},
+            {"source": "pause", "target": "shape"},
+            {"source": "shape", "target": "out"},
+        ],
+    }
+    run = await run_to_end(api, definition, text_inputs={"in": "hello"})
+    assert run["status"] == "completed" and run["final_outputs"] == {"text": "hello"}
+    data = (await api.get(f"/v1/workflows/runs/{run['id']}/steps")).json()["data"]
+    assert [s["node_id"] for s in data] == ["in", "pause", "shape", "out"]
+    assert [s["node_type"] for s in data] == ["start_text", "delay", "transform", "end"]
+    assert [s["label"] for s in data] == ["Note", "Breathe", "Shape", ""]
+    for step in data:
+        assert step["status"] == "completed" and step["attempt"] == 1
+        assert step["error"] is None and step["review"] is None
+        started = datetime.fromisoformat(step["started_at"])
+        completed = datetime.fromisoformat(step["completed_at"])
+        assert completed >= started and step["duration_ms"] >= 0
+    pause = data[1]
+    assert pause["output"] == {} and pause["duration_ms"] >= 200  # the durable timer waited
+    assert data[2]["output"] == {"text": "hello"}
+    assert datetime.fromisoformat(data[2]["started_at"]) >= datetime.fromisoformat(
+        pause["completed_at"]
+    )
+
+    refused = await api.post(f"/v1/workflows/runs/{run['id']}/cancel")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["type"] == "conflict"
+    assert refused.json()["error"]["code"] == "run_ended"
+    assert (await api.get(f"/v1/workflows/runs/{run['id']}")).json()["status"] == "completed"

@@ -9,7 +9,7 @@ import httpx
 from temporalio.client import Client
 
 from runlane.settings import Settings
-from tests.api.helpers import create_published, wait_for_run
+from tests.api.helpers import create_published, wait_for_run, wait_until
 
 DOCUMENT = b"%PDF-1.7 distinctive-invoice-bytes-4242"
 
@@ -130,10 +130,20 @@ async def test_bad_inputs_are_422_naming_the_node_and_store_nothing(
         errors = response.json()["error"]["details"]["errors"]
         assert any(e.get("node_id") == node_id for e in errors), (name, errors)
         assert node_id in response.json()["error"]["message"], name
-    # A request with a valid document but another bad input stores nothing either.
+    # A request with a valid document but another bad input stores nothing either...
     assert blob_count(settings) == before
-    runs = (await api.get("/v1/workflows/runs", params={"workflow_id": workflow_id})).json()
-    assert runs["data"] == []
+    # ...while the same document in a good request is stored (the count is no vacuous check).
+    accepted = await api.post(f"/v1/workflows/{workflow_id}/run", json=good_body())
+    assert accepted.status_code == 202
+    assert blob_count(settings) == before + 1
+    await wait_for_run(api, accepted.json()["id"])
+
+    async def listed() -> list[str]:
+        page = await api.get("/v1/workflows/runs", params={"workflow_id": workflow_id})
+        return [run["id"] for run in page.json()["data"]]
+
+    # Once the accepted run is visible, it is the only run: the refusals started nothing.
+    assert await wait_until(listed) == [accepted.json()["id"]]
 
 
 async def test_draft_runs_and_unpublished_409(api: httpx.AsyncClient) -> None:
