@@ -142,6 +142,46 @@ class Graph:
     def descendants(self, node_id: str) -> set[str]:
         return self.reachable_from([node_id]) - {node_id}
 
+    def cycles(self) -> list[list[str]]:
+        """The cycles, as strongly connected components with more than one node or a self-loop,
+        each in definition order. Nodes merely downstream of a cycle are not on one."""
+        # Kosaraju over the nodes Kahn's order could not place (every cycle lies among them).
+        left = [node_id for node_id in self.nodes if node_id not in set(self.topological_order)]
+        pending = set(left)
+        finished: list[str] = []
+        for root in left:
+            if root not in pending:
+                continue
+            pending.discard(root)
+            stack = [(root, iter(self.outgoing[root]))]
+            while stack:
+                node_id, edges = stack[-1]
+                edge = next((e for e in edges if e.target in pending), None)
+                if edge is None:
+                    finished.append(node_id)
+                    stack.pop()
+                else:
+                    pending.discard(edge.target)
+                    stack.append((edge.target, iter(self.outgoing[edge.target])))
+        position = {node_id: index for index, node_id in enumerate(self.nodes)}
+        unassigned = set(left)
+        cycles: list[list[str]] = []
+        for root in reversed(finished):
+            if root not in unassigned:
+                continue
+            unassigned.discard(root)
+            component, frontier = [root], [root]
+            while frontier:
+                for edge in self.incoming[frontier.pop()]:
+                    if edge.source in unassigned:
+                        unassigned.discard(edge.source)
+                        component.append(edge.source)
+                        frontier.append(edge.source)
+            self_loop = any(edge.target == root for edge in self.outgoing[root])
+            if len(component) > 1 or self_loop:
+                cycles.append(sorted(component, key=position.__getitem__))
+        return sorted(cycles, key=lambda cycle: position[cycle[0]])
+
 
 def _loc_node_id(raw: Any, loc: tuple[Any, ...]) -> str | None:
     """Name the node a pydantic error location points into, when it does."""
@@ -209,9 +249,8 @@ def _graph_problems(
             if problem:
                 yield Problem(node_id=node.id, message=problem)
 
-    if len(seen) != len(definition.nodes):
-        return  # edges and graph checks would only repeat the duplicate-id problem
     ids = seen
+    unique_ids = len(seen) == len(definition.nodes)
     edges_ok = True
     edge_keys: set[tuple[str, str, str | None]] = set()
     for edge in definition.edges:
@@ -226,19 +265,19 @@ def _graph_problems(
         if key in edge_keys:
             yield Problem(node_id=edge.source, message=f"duplicate edge to '{edge.target}'")
         edge_keys.add(key)
-    if not edges_ok:
-        return
-
-    graph = Graph(definition)
     roles = {
         node.id: node_types[node.type].role for node in definition.nodes if node.type in node_types
     }
-    starts = [node_id for node_id, role in roles.items() if role == "start"]
-    if not starts:
+    if not any(role == "start" for role in roles.values()):
         yield Problem(message="a definition needs at least one start-type node")
     if not any(role == "end" for role in roles.values()):
         yield Problem(message="a definition needs at least one 'end' node")
+    if not (edges_ok and unique_ids):
+        # Which node an edge or template means is ambiguous: the graph checks would guess.
+        return
 
+    graph = Graph(definition)
+    starts = [node_id for node_id, role in roles.items() if role == "start"]
     for edge in definition.edges:
         source = graph.nodes[edge.source]
         spec = node_types.get(source.type)
@@ -260,12 +299,13 @@ def _graph_problems(
                 f" that a {source.type} node does not take{hint}",
             )
 
-    ordered = set(graph.topological_order)
-    cyclic = [node_id for node_id in graph.nodes if node_id not in ordered]
-    for node_id in cyclic:
-        yield Problem(node_id=node_id, message="node is part of a cycle")
-    if cyclic:
-        return
+    cycles = graph.cycles()
+    for cycle in cycles:
+        members = ", ".join(cycle)
+        for node_id in cycle:
+            yield Problem(node_id=node_id, message=f"node is part of a cycle with {members}")
+    if cycles:
+        return  # reachability and ancestry are undefined on a cyclic graph
 
     reachable = graph.reachable_from(starts)
     for node_id in graph.nodes:

@@ -112,6 +112,19 @@ def test_every_problem_is_reported_at_once_with_its_node() -> None:
     assert about(found, "extra", "surprise")
 
 
+def test_duplicate_ids_do_not_hide_edge_problems() -> None:
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_text"},
+            {"id": "in", "type": "start_text"},
+            {"id": "out", "type": "end"},
+        ],
+        "edges": [{"source": "in", "target": "ghost"}],
+    }
+    found = problems(definition)
+    assert about(found, "in", "duplicate") and about(found, "ghost", "unknown node")
+
+
 def _chain(*ids: str) -> list[dict[str, str]]:
     return [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]
 
@@ -129,6 +142,19 @@ def test_graph_problems() -> None:
     }
     found = problems(base)
     assert about(found, "a", "cycle") and about(found, "b", "cycle")
+    # Downstream of the cycle is not on it, and the message names the cycle's members.
+    assert not about(found, "out", "cycle") and about(found, "a", "cycle with a, b")
+
+    two_cycles = copy.deepcopy(base)
+    two_cycles["nodes"].insert(3, {"id": "c", "type": "transform", "config": {"output": 4}})
+    two_cycles["edges"] = [
+        *_chain("in", "a", "b", "c", "out"),
+        {"source": "b", "target": "a"},
+        {"source": "c", "target": "c"},
+    ]
+    found = problems(two_cycles)
+    assert about(found, "b", "cycle with a, b") and about(found, "c", "cycle with c")
+    assert not about(found, "in", "cycle") and not about(found, "out", "cycle")
 
     dangling = copy.deepcopy(base)
     dangling["edges"] = [*_chain("in", "a", "out"), {"source": "a", "target": "ghost"}]
@@ -269,14 +295,14 @@ def test_mutations_are_caught_naming_the_right_node(
         assert about(problems(broken), "zz-reader", "not an ancestor")
 
 
+def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(["nodes", "edges", "id", "type", "config", "x"])
+    return st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=4)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(["nodes", "edges", "id", "type", "config", "x"]), children, max_size=4
-        )
-    ),
+    _containers,  # a def, not a lambda: hypothesis misreads a multi-line lambda's source
     max_leaves=20,
 )
 
