@@ -86,7 +86,12 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "route_not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+    codes = {
+        400: "malformed_request",  # e.g. a multipart body that does not parse
+        401: "unauthenticated",
+        404: "route_not_found",
+        405: "method_not_allowed",
+    }
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     return _response(
         exc.status_code,

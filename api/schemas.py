@@ -2,19 +2,69 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 T = TypeVar("T")
 
-CommandId = Field(
-    default=None,
-    min_length=1,
-    max_length=200,
-    description="Idempotency key: replays return the first result (200) and enqueue nothing",
-)
+
+def _no_nul(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; refusing it everywhere keeps both stores alike.
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+StoredText = AfterValidator(_no_nul)
+
+CommandId = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="Idempotency key: replays return the first result (200) and enqueue nothing",
+    ),
+    StoredText,
+]
+FileName = Annotated[str, Field(min_length=1, max_length=500), StoredText]
+MimeType = Annotated[str, Field(min_length=1, max_length=200), StoredText]
+
+
+# Deeper values would be accepted and then fail serialization (pydantic stops near 255 levels,
+# wrappers included) as a 500; no real definition or input comes close.
+MAX_JSON_DEPTH = 64
+
+
+def json_value_problem(value: Any) -> str | None:
+    """Why `value` cannot be stored and answered back as JSON, or None."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return f"nested more than {MAX_JSON_DEPTH} levels deep"
+            stack.extend((child, depth + 1) for child in _children(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            # 1e999 parses as inf; JSON has no inf or NaN to answer it with.
+            return "numbers must be finite JSON numbers"
+    return None
+
+
+def _children(item: dict[Any, Any] | list[Any]) -> list[Any]:
+    return list(item.values()) if isinstance(item, dict) else item
+
+
+def _plain_json(value: Any) -> Any:
+    problem = json_value_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+PlainJson = AfterValidator(_plain_json)
 
 
 class Page(BaseModel, Generic[T]):
@@ -32,8 +82,8 @@ class DataList(BaseModel, Generic[T]):
 class WorkflowCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=5000)
+    name: Annotated[str, Field(min_length=1, max_length=200), StoredText]
+    description: Annotated[str, Field(max_length=5000), StoredText] = ""
     definition: dict[str, Any] = Field(description="Nodes and edges; see API.md 'Definition'")
 
 
@@ -103,8 +153,8 @@ class DocumentInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    filename: str | None = Field(default=None, min_length=1, max_length=500)
-    mime_type: str | None = Field(default=None, min_length=1, max_length=200)
+    filename: FileName | None = None
+    mime_type: MimeType | None = None
     content: str | None = Field(default=None, description="base64")
     file_id: str | None = None
 
@@ -123,16 +173,16 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     documents: dict[str, DocumentInput] = Field(default_factory=dict)
-    json_inputs: dict[str, Any] = Field(default_factory=dict)
+    json_inputs: Annotated[dict[str, Any], PlainJson] = Field(default_factory=dict)
     text_inputs: dict[str, str] = Field(default_factory=dict)
     config_source: Literal["published", "draft"] = "published"
-    command_id: str | None = CommandId
+    command_id: CommandId = None
 
 
 class CommandBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    command_id: str | None = CommandId
+    command_id: CommandId = None
 
 
 class RunWorkflowOut(BaseModel):
@@ -254,16 +304,16 @@ class RestartBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     config_source: Literal["published", "draft"] = "published"
-    command_id: str | None = CommandId
+    command_id: CommandId = None
 
 
 class RetryBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    command_id: str | None = CommandId
+    command_id: CommandId = None
     from_: Literal["failure_point", "start"] = Field(default="failure_point", alias="from")
     documents: dict[str, DocumentInput] | None = None
-    json_inputs: dict[str, Any] | None = None
+    json_inputs: Annotated[dict[str, Any] | None, PlainJson] = None
     text_inputs: dict[str, str] | None = None
 
     @model_validator(mode="after")
@@ -292,10 +342,12 @@ class ReviewDecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
-    data: Any = Field(default=None, description="approve: the edited data the node outputs")
+    data: Annotated[Any, PlainJson] = Field(
+        default=None, description="approve: the edited data the node outputs"
+    )
     comment: str | None = Field(default=None, max_length=5000)
     reviewer: str | None = Field(default=None, max_length=200)
-    command_id: str | None = CommandId
+    command_id: CommandId = None
 
 
 class PendingReviewOut(BaseModel):

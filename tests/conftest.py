@@ -57,8 +57,11 @@ def task_queue() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, task_queue: str, temporal_env: WorkflowEnvironment) -> Settings:
+    # Organizations are per test: every test shares one Temporal namespace, whose visibility
+    # would otherwise show one test's runs in another's organization-wide listings.
+    suffix = task_queue.rsplit("-", 1)[-1][:12]
     return Settings(
-        api_keys=f"{ORG_A_KEY}:org_a,{ORG_B_KEY}:org_b",
+        api_keys=f"{ORG_A_KEY}:org_a_{suffix},{ORG_B_KEY}:org_b_{suffix}",
         data_dir=tmp_path / "data",
         task_queue=task_queue,
         temporal_address=temporal_env.client.service_client.config.target_host,

@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, UploadFile, status
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, ValidationError
 
 from api import schemas
 from api.deps import FilesDep, OrgDep, SettingsDep
-from api.errors import ApiError, not_found
+from api.errors import ApiError, invalid, not_found
 from api.store.files import FileRecord, FileTooLarge
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -31,6 +32,28 @@ def file_out(record: FileRecord) -> schemas.FileOut:
     )
 
 
+class _UploadMeta(BaseModel):
+    """The multipart part's own filename and type, held to the inline documents' rules."""
+
+    filename: schemas.FileName
+    mime_type: schemas.MimeType
+
+
+def _upload_meta(file: UploadFile) -> _UploadMeta:
+    try:
+        return _UploadMeta(
+            filename=file.filename or "upload",
+            mime_type=file.content_type or "application/octet-stream",
+        )
+    except ValidationError as exc:
+        errors = [
+            {"loc": ["body", "file", *error["loc"]], "message": error["msg"]}
+            for error in exc.errors()
+        ]
+        shown = "; ".join(f"{e['loc'][-1]}: {e['message']}" for e in errors)
+        raise invalid("validation_failed", f"Invalid file part: {shown}", errors) from None
+
+
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "file_too_large", f"The file is larger than the limit of {limit} bytes.")
 
@@ -44,6 +67,7 @@ async def upload_file(
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD:
         raise _too_large(limit)
+    meta = _upload_meta(file)
 
     async def chunks() -> AsyncIterator[bytes]:
         while chunk := await file.read(_CHUNK):
@@ -52,8 +76,8 @@ async def upload_file(
     try:
         record = await files.store(
             org,
-            filename=file.filename or "upload",
-            mime_type=file.content_type or "application/octet-stream",
+            filename=meta.filename,
+            mime_type=meta.mime_type,
             chunks=chunks(),
             max_bytes=limit,
         )
@@ -77,6 +101,10 @@ async def get_file_content(file_id: str, org: OrgDep, files: FilesDep) -> FileRe
     record = await files.get(org, file_id)
     if record is None:
         raise not_found("file", file_id)
-    return FileResponse(
+    response = FileResponse(
         files.content_path(record), media_type=record.mime_type, filename=record.filename
     )
+    # Starlette appends "; charset=utf-8" to text/* types: the bytes are the uploader's, in
+    # whatever encoding they declared (or did not), so answer exactly what they sent.
+    response.headers["content-type"] = record.mime_type
+    return response

@@ -12,7 +12,7 @@ from api.deps import OrgDep, RegistryDep, WorkflowsDep
 from api.errors import ApiError, invalid, not_found
 from api.store.pagination import InvalidCursor
 from api.store.workflows import SnapshotRecord, WorkflowRecord
-from runlane.definition import validate_definition
+from runlane.definition import Definition, Problem, validate_definition
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
@@ -42,9 +42,17 @@ def snapshot_out(record: SnapshotRecord) -> schemas.SnapshotOut:
     )
 
 
+def check_definition(raw: Any, registry: NodeRegistry) -> tuple[Definition | None, list[Problem]]:
+    """validate_definition, after refusing what could not be stored and answered as JSON."""
+    problem = schemas.json_value_problem(raw)
+    if problem is not None:
+        return None, [Problem(message=f"definition: {problem}")]
+    return validate_definition(raw, registry)
+
+
 def valid_definition(raw: Any, registry: NodeRegistry) -> dict[str, Any]:
     """The definition as given, or 422 listing every problem with its node id."""
-    definition, problems = validate_definition(raw, registry)
+    definition, problems = check_definition(raw, registry)
     if definition is None:
         errors = [problem.model_dump() for problem in problems]
         shown = "; ".join(
@@ -87,7 +95,7 @@ async def validate_workflow_definition(
     body: schemas.ValidateRequest, org: OrgDep, registry: RegistryDep
 ) -> schemas.ValidateResult:
     """Check a definition without saving it; every problem is listed with its node id."""
-    _, problems = validate_definition(body.definition, registry)
+    _, problems = check_definition(body.definition, registry)
     return schemas.ValidateResult(
         valid=not problems,
         errors=[schemas.DefinitionProblem(**p.model_dump()) for p in problems],

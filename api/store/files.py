@@ -84,6 +84,8 @@ class FileRepository:
         )
 
     async def get(self, org: str, file_id: str) -> FileRecord | None:
+        if not ids.is_valid(ids.FILE, file_id):
+            return None  # not an id this store issues (and NUL would break PostgreSQL)
         query = select(FileRow).where(FileRow.id == file_id, FileRow.organization_id == org)
         async with self._db.session() as session:
             row = await session.scalar(query)

@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, and_, or_
@@ -60,8 +60,13 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
         created_at = datetime.fromisoformat(created)
     except ValueError as exc:
         raise InvalidCursor("cursor does not decode") from exc
-    if created_at.tzinfo is None:
+    if created_at.tzinfo is None or "\x00" in row_id:  # NUL: PostgreSQL refuses the query
         raise InvalidCursor("cursor does not decode")
+    try:
+        # An offset can push a representable local time out of datetime's range in UTC.
+        created_at = created_at.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidCursor("cursor does not decode") from exc
     return created_at, row_id
 
 

@@ -25,6 +25,7 @@ from runlane import ids
 
 # Each failed attempt means another publish won the version number; they finish quickly.
 _PUBLISH_ATTEMPTS = 50
+_MAX_VERSION = 2**31 - 1  # the column is a 32-bit INTEGER on PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class WorkflowRepository:
         return _workflow(row)
 
     async def get(self, org: str, workflow_id: str) -> WorkflowRecord | None:
+        if not ids.is_valid(ids.WORKFLOW, workflow_id):
+            return None  # not an id this store issues (and NUL would break PostgreSQL)
         async with self._db.session() as session:
             row = await session.scalar(_workflow_query(org, workflow_id))
         return _workflow(row) if row is not None else None
@@ -85,6 +88,8 @@ class WorkflowRepository:
     ) -> tuple[WorkflowRecord, SnapshotRecord | None] | None:
         """The workflow and its published snapshot in one query: starting a run needs both,
         and each SQLite round trip costs a thread hand-off (the API profile's top item)."""
+        if not ids.is_valid(ids.WORKFLOW, workflow_id):
+            return None  # not an id this store issues (and NUL would break PostgreSQL)
         query = (
             select(WorkflowRow, SnapshotRow)
             .outerjoin(SnapshotRow, SnapshotRow.id == WorkflowRow.published_snapshot_id)
@@ -111,6 +116,8 @@ class WorkflowRepository:
     async def replace_draft(
         self, org: str, workflow_id: str, definition: dict[str, Any]
     ) -> WorkflowRecord | None:
+        if not ids.is_valid(ids.WORKFLOW, workflow_id):
+            return None  # not an id this store issues (and NUL would break PostgreSQL)
         async with self._db.session() as session, session.begin():
             row = await session.scalar(_workflow_query(org, workflow_id).with_for_update())
             if row is None:
@@ -132,6 +139,8 @@ class WorkflowRepository:
         raise RuntimeError(f"could not publish {workflow_id}: too many concurrent publishes")
 
     async def _publish_once(self, org: str, workflow_id: str) -> SnapshotRecord | None:
+        if not ids.is_valid(ids.WORKFLOW, workflow_id):
+            return None  # not an id this store issues (and NUL would break PostgreSQL)
         async with self._db.session() as session, session.begin():
             workflow = await session.scalar(_workflow_query(org, workflow_id).with_for_update())
             if workflow is None:
@@ -155,6 +164,8 @@ class WorkflowRepository:
         return _snapshot(snapshot)
 
     async def get_snapshot(self, org: str, snapshot_id: str) -> SnapshotRecord | None:
+        if not ids.is_valid(ids.SNAPSHOT, snapshot_id):
+            return None
         query = select(SnapshotRow).where(
             SnapshotRow.id == snapshot_id, SnapshotRow.organization_id == org
         )
@@ -171,7 +182,8 @@ class WorkflowRepository:
         )
         if cursor is not None:
             (version,) = decode_cursor(cursor, (int,))
-            if version < 1:
+            # Out of the column's range the database driver itself would fail (a 500).
+            if not 1 <= version <= _MAX_VERSION:
                 raise InvalidCursor("cursor does not decode")
             query = query.where(SnapshotRow.version < version)
         query = query.order_by(SnapshotRow.version.desc()).limit(limit + 1)

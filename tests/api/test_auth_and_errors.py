@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
+import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.api.helpers import create_published, linear_definition, wait_for_run
 from tests.conftest import ORG_A_KEY, ORG_B_KEY
+
+
+@pytest.fixture
+async def real_workflow(api: httpx.AsyncClient) -> str:
+    return await create_published(api, linear_definition())
 
 
 def client_for(app: FastAPI, key: str | None) -> httpx.AsyncClient:
@@ -139,3 +147,361 @@ async def test_fuzzed_bodies_never_500(api: httpx.AsyncClient, body: object) -> 
     for path in ("/v1/workflows", "/v1/workflows/validate", "/v1/workflows/wf_x/run"):
         response = await api.post(path, json=body)
         assert response.status_code < 500, (path, body, response.text)
+
+
+# ---------------------------------------------------------------- keys
+
+
+def _error(response: httpx.Response) -> dict:
+    assert "Traceback" not in response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"type", "code", "message", "details"}
+    assert isinstance(error["message"], str) and isinstance(error["details"], dict)
+    return error
+
+
+def _concrete(path: str) -> str:
+    return (
+        path.replace("{workflow_id}", "wf_x")
+        .replace("{run_id}", "run_x")
+        .replace("{node_id}", "n")
+        .replace("{file_id}", "file_x")
+    )
+
+
+async def test_every_v1_operation_refuses_callers_without_a_valid_key(app: FastAPI) -> None:
+    document = app.openapi()
+    operations = [
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        if path.startswith("/v1/")
+        for method in item
+    ]
+    assert len(operations) >= 20
+    async with client_for(app, None) as anonymous:
+        for method, path in operations:
+            for headers in (
+                {},
+                {"Api-Key": ""},
+                {"Api-Key": "nope"},
+                {"Api-Key": ORG_A_KEY + " "},
+                {"Api-Key": ORG_A_KEY[:-1]},
+                {"Authorization": "Bearer nope"},
+                {"Authorization": f"Basic {ORG_A_KEY}"},
+                {"Authorization": ORG_A_KEY},
+            ):
+                # A body that would not validate: the key is checked first regardless.
+                response = await anonymous.request(
+                    method, _concrete(path), headers=headers, content=b"{", timeout=5
+                )
+                assert response.status_code == 401, (method, path, headers, response.text)
+                error = _error(response)
+                assert error["type"] == "authentication", (method, path, headers)
+                assert ORG_A_KEY not in response.text
+
+
+async def test_both_ways_of_sending_a_key(app: FastAPI) -> None:
+    async with client_for(app, None) as anonymous:
+        for headers in (
+            {"Api-Key": ORG_A_KEY},
+            {"api-key": ORG_A_KEY},
+            {"Authorization": f"Bearer {ORG_A_KEY}"},
+        ):
+            created = await anonymous.post(
+                "/v1/workflows",
+                json={"name": "via " + next(iter(headers)), "definition": linear_definition()},
+                headers=headers,
+            )
+            assert created.status_code == 201, headers
+            assert created.json()["organization_id"].startswith("org_a_")
+        as_b = await anonymous.get("/v1/workflows", headers={"Api-Key": ORG_B_KEY})
+        assert as_b.status_code == 200 and as_b.json()["data"] == []
+        as_a = await anonymous.get(
+            "/v1/workflows", headers={"Authorization": f"Bearer {ORG_A_KEY}"}
+        )
+        assert len(as_a.json()["data"]) == 3
+        # A key in the query string is not a way of authenticating.
+        query = await anonymous.get("/v1/workflows", params={"api_key": ORG_A_KEY})
+        assert query.status_code == 401
+
+
+# ---------------------------------------------------------------- organizations
+
+
+async def test_organizations_see_only_their_own(app: FastAPI, api: httpx.AsyncClient) -> None:
+    workflow_id = await create_published(api, linear_definition(), name="A's")
+    snapshot_id = (await api.get(f"/v1/workflows/{workflow_id}")).json()["published_snapshot_id"]
+    file_id = (await api.post("/v1/files", files={"file": ("a.txt", b"a", "text/plain")})).json()[
+        "id"
+    ]
+    async with client_for(app, ORG_B_KEY) as other:
+        theirs = await other.post(
+            "/v1/workflows", json={"name": "B's", "definition": linear_definition()}
+        )
+        assert theirs.status_code == 201 and theirs.json()["organization_id"].startswith("org_b_")
+        for method, path, body in (
+            ("PUT", f"/v1/workflows/{workflow_id}/draft", {"definition": linear_definition()}),
+            ("POST", f"/v1/workflows/{workflow_id}/publish", None),
+            ("GET", f"/v1/workflows/{workflow_id}/snapshots", None),
+            ("GET", f"/v1/workflows/{workflow_id}", None),
+            ("GET", f"/v1/files/{file_id}/content", None),
+        ):
+            response = await other.request(method, path, json=body)
+            # Exactly like an id that exists nowhere, apart from the id in the message.
+            missing_path = path.replace(workflow_id, "wf_nowhere").replace(file_id, "file_nowhere")
+            missing = await other.request(method, missing_path, json=body)
+            assert response.status_code == missing.status_code == 404, (method, path)
+            hidden, absent = _error(response), _error(missing)
+            assert hidden["type"] == absent["type"] == "not_found"
+            assert hidden["code"] == absent["code"]
+            assert (
+                hidden["message"]
+                .replace(workflow_id, "wf_nowhere")
+                .replace(file_id, "file_nowhere")
+                == absent["message"]
+            )
+            assert snapshot_id not in response.text
+        b_list = (await other.get("/v1/workflows")).json()["data"]
+        assert [w["id"] for w in b_list] == [theirs.json()["id"]]
+        b_runs = await other.get("/v1/workflows/runs", params={"workflow_id": workflow_id})
+        assert b_runs.status_code in (200, 404) and workflow_id not in b_runs.text
+        b_reviews = await other.get("/v1/reviews", params={"status": "pending"})
+        assert b_reviews.status_code == 200 and b_reviews.json()["data"] == []
+    # A's draft and snapshots are unchanged by B's attempts, and A does not see B's workflow.
+    read = (await api.get(f"/v1/workflows/{workflow_id}")).json()
+    assert read["published_snapshot_id"] == snapshot_id
+    snapshots = (await api.get(f"/v1/workflows/{workflow_id}/snapshots")).json()["data"]
+    assert [s["version"] for s in snapshots] == [1]
+    a_list = (await api.get("/v1/workflows")).json()["data"]
+    assert [w["id"] for w in a_list] == [workflow_id]
+
+
+# ---------------------------------------------------------------- unauthenticated surface
+
+
+async def test_healthz_and_openapi(app: FastAPI) -> None:
+    async with client_for(app, None) as anonymous:
+        health = await anonymous.get("/healthz")
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "temporal": "ok"}
+        document = (await anonymous.get("/openapi.json")).json()
+    expected = {
+        ("post", "/v1/workflows"),
+        ("get", "/v1/workflows"),
+        ("get", "/v1/workflows/{workflow_id}"),
+        ("put", "/v1/workflows/{workflow_id}/draft"),
+        ("post", "/v1/workflows/{workflow_id}/publish"),
+        ("get", "/v1/workflows/{workflow_id}/snapshots"),
+        ("post", "/v1/workflows/validate"),
+        ("post", "/v1/files"),
+        ("get", "/v1/files/{file_id}"),
+        ("get", "/v1/files/{file_id}/content"),
+        ("post", "/v1/workflows/{workflow_id}/run"),
+        ("get", "/v1/workflows/runs/{run_id}"),
+        ("get", "/v1/workflows/runs"),
+        ("get", "/v1/workflows/runs/{run_id}/steps"),
+        ("get", "/v1/workflows/runs/{run_id}/events"),
+        ("post", "/v1/workflows/runs/{run_id}/cancel"),
+        ("post", "/v1/workflows/runs/{run_id}/restart"),
+        ("post", "/v1/workflows/runs/{run_id}/rerun"),
+        ("post", "/v1/workflows/runs/{run_id}/retry"),
+        ("get", "/v1/workflows/runs/{run_id}/retry-plan"),
+        ("post", "/v1/workflows/runs/{run_id}/reviews/{node_id}"),
+        ("get", "/v1/reviews"),
+        ("get", "/healthz"),
+    }
+    listed = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert expected <= listed, expected - listed
+    schemes = document["components"]["securitySchemes"]
+    assert {"type": "apiKey", "in": "header", "name": "Api-Key"} in schemes.values()
+    assert any(s.get("scheme", "").lower() == "bearer" for s in schemes.values())
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if path.startswith("/v1/"):
+                assert operation.get("security"), (method, path)
+
+
+async def test_unknown_routes_and_methods(api: httpx.AsyncClient) -> None:
+    for path in ("/nothing", "/v1", "/v1/", "/v2/workflows", "/v1/files/a/b/c", "/v1/nothing"):
+        response = await api.get(path)
+        assert response.status_code == 404, path
+        assert _error(response)["type"] == "not_found"
+    for method, path in (
+        ("DELETE", "/v1/workflows"),
+        ("PATCH", "/v1/files"),
+        ("PUT", "/v1/workflows/validate"),
+        ("DELETE", "/v1/files/file_x"),
+        ("POST", "/v1/workflows/wf_x/snapshots"),
+        ("GET", "/v1/workflows/wf_x/publish"),
+        ("POST", "/healthz"),
+    ):
+        response = await api.request(method, path)
+        assert response.status_code == 405, (method, path)
+        assert _error(response)["type"] == "invalid_request"
+
+
+# ---------------------------------------------------------------- malformed requests
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"k":' * depth + b"1" + b"}" * depth
+
+
+async def test_more_malformed_bodies_are_4xx(api: httpx.AsyncClient) -> None:
+    workflow_id = await create_published(api, linear_definition())
+    run_path = f"/v1/workflows/{workflow_id}/run"
+    definition = json.dumps(linear_definition()).encode()
+    workflow_body = b'{"name": "w", "definition": ' + definition + b"}"
+    json_type = "application/json"
+    cases = [
+        ("POST", "/v1/workflows", b"", json_type),
+        ("POST", "/v1/workflows", workflow_body, "text/plain"),
+        ("POST", "/v1/workflows", workflow_body, ""),
+        ("POST", "/v1/workflows", workflow_body + b"trailing", json_type),
+        ("POST", "/v1/workflows", b"\xef\xbb\xbf" + workflow_body[:-1], json_type),
+        ("POST", "/v1/workflows", '{"name": "café"}'.encode("latin-1"), json_type),
+        ("POST", "/v1/workflows", workflow_body.replace(b'"w"', b'"\\ud800"'), json_type),
+        ("POST", "/v1/workflows", workflow_body.replace(b'"w"', b"9" * 5000), json_type),
+        ("POST", "/v1/workflows", b'{"name": "w", "definition": ' + _nested(200) + b"}", json_type),
+        (
+            "POST",
+            "/v1/workflows",
+            b'{"name": "w", "definition": ' + _nested(5000) + b"}",
+            json_type,
+        ),
+        ("POST", "/v1/workflows", b'{"name": "w", "definition": {"vars": NaN}}', json_type),
+        ("POST", "/v1/workflows", b"1e999", json_type),
+        ("POST", "/v1/workflows", b"true", json_type),
+        ("PUT", f"/v1/workflows/{workflow_id}/draft", b"[]", json_type),
+        ("PUT", f"/v1/workflows/{workflow_id}/draft", b'{"definition": null}', json_type),
+        (
+            "PUT",
+            f"/v1/workflows/{workflow_id}/draft",
+            b'{"definition": ' + _nested(300) + b"}",
+            json_type,
+        ),
+        ("POST", "/v1/workflows/validate", b"null", json_type),
+        ("POST", "/v1/workflows/validate", b"{}", json_type),
+        ("POST", run_path, b"[]", json_type),
+        ("POST", run_path, b'"run it"', json_type),
+        ("POST", run_path, b'{"json_inputs": {"meta": ' + _nested(200) + b"}}", json_type),
+        ("POST", run_path, b'{"json_inputs": {"meta": {"customer_id": Infinity}}}', json_type),
+        ("POST", run_path, b'{"json_inputs": {"meta": 1e999}}', json_type),
+        ("POST", run_path, b'{"json_inputs": []}', json_type),
+        ("POST", run_path, b'{"text_inputs": {"note": 5}}', json_type),
+        ("POST", run_path, b'{"documents": {"d": {"file_id": 5}}}', json_type),
+        ("POST", run_path, b'{"command_id": ""}', json_type),
+        ("POST", run_path, b'{"command_id": "' + b"c" * 201 + b'"}', json_type),
+        ("POST", run_path, b"x=1", "application/x-www-form-urlencoded"),
+        (
+            "POST",
+            "/v1/workflows/runs/run_x/reviews/n",
+            b'{"decision": "approve", "data": ' + _nested(200) + b"}",
+            json_type,
+        ),
+        ("POST", "/v1/workflows/runs/run_x/reviews/n", b'{"decision": "maybe"}', json_type),
+        (
+            "POST",
+            "/v1/workflows/runs/run_x/retry",
+            b'{"from": "start", "json_inputs": {"meta": ' + _nested(200) + b"}}",
+            json_type,
+        ),
+        ("POST", "/v1/workflows/runs/run_x/retry", b'{"from": "yesterday"}', json_type),
+        ("POST", "/v1/workflows/runs/run_x/restart", b'{"config_source": 1}', json_type),
+    ]
+    for method, path, body, content_type in cases:
+        response = await api.request(
+            method, path, content=body, headers={"content-type": content_type}
+        )
+        assert 400 <= response.status_code < 500, (
+            method,
+            path,
+            body[:60],
+            response.status_code,
+            response.text[:300],
+        )
+        error = _error(response)
+        assert error["type"] == "invalid_request", (path, body[:60], error)
+    # None of it created anything.
+    assert len((await api.get("/v1/workflows")).json()["data"]) == 1
+
+
+async def test_bad_query_parameters_are_422(api: httpx.AsyncClient) -> None:
+    for path, params in (
+        ("/v1/workflows", {"limit": "0"}),
+        ("/v1/workflows", {"limit": "201"}),
+        ("/v1/workflows", {"cursor": "%%%"}),
+        ("/v1/workflows/runs", {"limit": "0"}),
+        ("/v1/workflows/runs", {"limit": "many"}),
+        ("/v1/workflows/runs", {"cursor": "garbage!!"}),
+        ("/v1/workflows/runs", {"status": "exploded"}),
+        ("/v1/reviews", {"limit": "500"}),
+    ):
+        response = await api.get(path, params=params)
+        assert response.status_code == 422, (path, params, response.text[:300])
+        assert _error(response)["type"] == "invalid_request"
+
+
+async def test_big_but_finite_numbers_travel_through_a_run(api: httpx.AsyncClient) -> None:
+    workflow_id = await create_published(api, linear_definition())
+    for value in (10**30, -(2**70), 1.7e308, 5e-324):
+        started = await api.post(
+            f"/v1/workflows/{workflow_id}/run",
+            json={"json_inputs": {"meta": {"customer_id": value}}, "text_inputs": {"note": "n"}},
+        )
+        assert started.status_code == 202, started.text
+        run = await wait_for_run(api, started.json()["id"])
+        assert run["status"] == "completed", run
+        assert run["final_outputs"] == {"customer": value}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "json_inputs": st.dictionaries(
+                st.sampled_from(["meta", "note", "shape", "ghost"]),
+                st.recursive(
+                    st.none() | st.integers() | st.floats() | st.text(max_size=4),
+                    lambda c: st.lists(c, max_size=2) | st.dictionaries(st.text(max_size=3), c),
+                    max_leaves=6,
+                ),
+                max_size=2,
+            ),
+            "text_inputs": st.dictionaries(
+                st.sampled_from(["note", "meta", "x"]), st.text(max_size=5) | st.integers()
+            ),
+            "documents": st.dictionaries(
+                st.sampled_from(["meta", "doc"]),
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "file_id": st.text(max_size=6),
+                        "filename": st.text(max_size=4),
+                        "mime_type": st.text(max_size=4),
+                        "content": st.text(max_size=8),
+                    },
+                ),
+                max_size=1,
+            ),
+            "config_source": st.sampled_from(["published", "draft", "other", None]),
+            "command_id": st.none() | st.text(max_size=5),
+        },
+    )
+)
+async def test_fuzzed_run_requests_on_a_real_workflow_never_500(
+    api: httpx.AsyncClient, real_workflow: str, body: dict
+) -> None:
+    # Some valid bodies start a run; they finish quickly and nothing waits on them.
+    response = await api.post(
+        f"/v1/workflows/{real_workflow}/run",
+        content=json.dumps(body, allow_nan=True),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code < 500, (body, response.text)
+    if response.status_code >= 400:
+        _error(response)

@@ -49,6 +49,7 @@ async def test_files_of_another_organization_are_missing(files: FileRepository) 
 
     assert await files.get("org_b", record.id) is None
     assert await files.get(ORG, "file_doesnotexist") is None
+    assert await files.get(ORG, "file_\x00") is None  # PostgreSQL would refuse the query
 
 
 async def test_a_file_exactly_at_the_limit_is_accepted(files: FileRepository) -> None:

@@ -68,6 +68,27 @@ async def test_unknown_and_other_organizations_workflows_are_missing(
     assert (await workflows.list(OTHER_ORG, limit=50, cursor=None)).items == []
 
 
+@pytest.mark.parametrize("odd", ["wf_\x00", "wf_" + "0" * 500, "ワークフロー", ""])
+async def test_ids_this_store_never_issues_are_missing(
+    workflows: WorkflowRepository, odd: str
+) -> None:
+    # Never reaching the database: PostgreSQL refuses NUL in a query outright.
+    assert await workflows.get(ORG, odd) is None
+    assert await workflows.get_with_published(ORG, odd) is None
+    assert await workflows.replace_draft(ORG, odd, definition("x")) is None
+    assert await workflows.publish(ORG, odd) is None
+    assert await workflows.get_snapshot(ORG, odd.replace("wf_", "snap_")) is None
+
+
+async def test_json_keeps_nul_characters_on_every_backend(workflows: WorkflowRepository) -> None:
+    # Text columns cannot hold NUL on PostgreSQL (the API refuses it there); JSON columns can.
+    created = await workflows.create(
+        ORG, name="n", description="", definition={"nodes": [], "vars": {"a\x00": "b\x00"}}
+    )
+    fetched = await workflows.get(ORG, created.id)
+    assert fetched is not None and fetched.draft_definition["vars"] == {"a\x00": "b\x00"}
+
+
 async def test_list_pages_newest_first_without_duplicates(workflows: WorkflowRepository) -> None:
     created = [await create(workflows, f"wf {i}") for i in range(7)]
 
