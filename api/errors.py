@@ -126,7 +126,8 @@ async def _temporal_error(_: Request, exc: Exception) -> JSONResponse:
             413,
             "run_too_large",
             "The run's input (its definition and inputs) is larger than Temporal accepts in one "
-            "payload (about 2 MB). Split the workflow, or pass large data as documents.",
+            "payload (about 2 MB, compressed). Split the workflow, or pass large data as "
+            "documents.",
         )
     log.error("Temporal error: %s (%s)", exc.message, exc.status)
     return _response(502, "temporal_error", "Temporal answered with an error.")

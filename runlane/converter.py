@@ -1,10 +1,50 @@
-"""The one data converter: the API, the worker and the tests all build clients with it."""
+"""The one data converter: the API, the worker and the tests all build clients with it.
+
+Payloads are pydantic JSON. Those larger than COMPRESS_OVER_BYTES are zlib-compressed by a
+payload codec: Temporal refuses any payload over 2 MB, and a large run's input (definition and
+plans) and final state exceed that long before the history limits matter — a 10,000-node
+definition is about 2.2 MB of JSON and compresses to a few percent of it. Smaller payloads,
+nearly all of them, stay plain JSON, so the Temporal UI and CLI show them as they are; the
+compressed ones read as `binary/zlib` there.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import zlib
+from collections.abc import Sequence
+
+from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, PayloadCodec
+
+COMPRESS_OVER_BYTES = 256 * 1024
+ZLIB_ENCODING = b"binary/zlib"
+
+
+class CompressLargePayloads(PayloadCodec):
+    """zlib for large payloads, pass-through for the rest (and for anything not ours)."""
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [compress(payload) for payload in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [decompress(payload) for payload in payloads]
+
+
+def compress(payload: Payload) -> Payload:
+    if payload.ByteSize() <= COMPRESS_OVER_BYTES:
+        return payload
+    # The whole Payload (metadata included) is compressed, so decoding restores it exactly.
+    data = zlib.compress(payload.SerializeToString(), level=6)
+    return Payload(metadata={"encoding": ZLIB_ENCODING}, data=data)
+
+
+def decompress(payload: Payload) -> Payload:
+    if payload.metadata.get("encoding") != ZLIB_ENCODING:
+        return payload
+    return Payload.FromString(zlib.decompress(payload.data))
 
 
 def data_converter() -> DataConverter:
-    return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=CompressLargePayloads())

@@ -119,15 +119,27 @@ class Graph:
         return order
 
     @cached_property
-    def ancestors(self) -> dict[str, frozenset[str]]:
-        result: dict[str, frozenset[str]] = {}
+    def _position(self) -> dict[str, int]:
+        return {node_id: index for index, node_id in enumerate(self.nodes)}
+
+    @cached_property
+    def _ancestor_masks(self) -> dict[str, int]:
+        """Each node's ancestors as a bitmask over definition positions. Sets of ids would be
+        quadratic (a 10,000-node chain: 50 million entries, seconds to build); the masks of
+        that chain are 12 MB and build in milliseconds."""
+        position = self._position
+        masks: dict[str, int] = {}
         for node_id in self.topological_order:
-            found: set[str] = set()
+            mask = 0
             for edge in self.incoming[node_id]:
-                found.add(edge.source)
-                found |= result.get(edge.source, frozenset())
-            result[node_id] = frozenset(found)
-        return result
+                mask |= masks.get(edge.source, 0) | (1 << position[edge.source])
+            masks[node_id] = mask
+        return masks
+
+    def is_ancestor(self, candidate: str, node_id: str) -> bool:
+        """Whether `candidate` has a path to `node_id` (never true of the node itself)."""
+        index = self._position.get(candidate)
+        return index is not None and bool(self._ancestor_masks.get(node_id, 0) >> index & 1)
 
     def reachable_from(self, roots: Iterable[str]) -> set[str]:
         seen = set(roots)
@@ -146,7 +158,8 @@ class Graph:
         """The cycles, as strongly connected components with more than one node or a self-loop,
         each in definition order. Nodes merely downstream of a cycle are not on one."""
         # Kosaraju over the nodes Kahn's order could not place (every cycle lies among them).
-        left = [node_id for node_id in self.nodes if node_id not in set(self.topological_order)]
+        ordered = set(self.topological_order)
+        left = [node_id for node_id in self.nodes if node_id not in ordered]
         pending = set(left)
         finished: list[str] = []
         for root in left:
@@ -313,13 +326,12 @@ def _graph_problems(
             yield Problem(node_id=node_id, message="node is not reachable from any start node")
 
     for node in definition.nodes:
-        ancestors = graph.ancestors[node.id]
         for ref in templating.references(node.config):
             if ref.node_id is None:
                 continue
             if ref.node_id not in ids:
                 message = f"template '{{{{{ref.raw}}}}}' names unknown node '{ref.node_id}'"
-            elif ref.node_id not in ancestors:
+            elif not graph.is_ancestor(ref.node_id, node.id):
                 message = (
                     f"template '{{{{{ref.raw}}}}}' names '{ref.node_id}', "
                     "which is not an ancestor of this node"

@@ -47,12 +47,13 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 def create_worker(
     client: Client, *, task_queue: str, activities: Sequence[Callable[..., Any]], **options: Any
 ) -> Worker:
+    from activities import workflow_support
     from workflows.run_workflow import RunWorkflow
 
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[RunWorkflow],
-        activities=list(activities),
+        activities=[*activities, *workflow_support.ACTIVITIES],
         **options,
     )

@@ -30,6 +30,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 with workflow.unsafe.imports_passed_through():
     from activities import inputs as input_nodes
     from activities import pure as pure_nodes
+    from activities import workflow_support
     from activities.control import DelayConfig, HumanReviewConfig
     from activities.models import NodeError, NodeTaskInput, NodeTaskOutput
     from runlane import expressions, search_attributes, templating
@@ -59,6 +60,13 @@ RETRY_SIGNAL_WAIT = timedelta(seconds=10)
 _EVALUATORS = {
     t.name: t.evaluate for t in (*input_nodes.NODE_TYPES, *pure_nodes.NODE_TYPES) if t.evaluate
 }
+# Pure nodes evaluated in one activation at most: the SDK fails a workflow task whose code
+# runs 2 s without yielding, and a long chain of pure nodes would (20,000 take about 2 s
+# here). After this many the run calls a no-op local activity, whose result resumes it in a
+# new activation (one marker event; no server round trip, unlike a timer).
+INLINE_NODES_PER_TASK = 1000
+_PAUSE_PATCH = "pause-between-long-pure-stretches"
+
 # Rows of the step table shown in the Temporal UI's current details (the `state` query has all).
 _DETAILS_ROWS = 60
 
@@ -255,7 +263,8 @@ class RunWorkflow:
 
         try:
             while ready or running:
-                while ready:
+                evaluated = 0  # in this workflow task
+                while ready and evaluated < INLINE_NODES_PER_TASK:
                     node_id = ready.popleft()
                     if incoming[node_id] and taken[node_id] == 0:
                         self._steps[node_id].status = "skipped"
@@ -263,9 +272,19 @@ class RunWorkflow:
                         resolve(node_id, [])
                     elif self._evaluated_inline(node_id):
                         resolve(node_id, self._evaluate_node(node_id))
+                        evaluated += 1
                     else:
                         running[node_id] = asyncio.create_task(self._run_node(node_id))
                 self._publish_details()
+                if ready:  # the per-task budget ran out
+                    # (patched: runs recorded before the pause existed replay without it.)
+                    if workflow.patched(_PAUSE_PATCH):
+                        await workflow.execute_local_activity(
+                            workflow_support.PAUSE,
+                            start_to_close_timeout=timedelta(seconds=10),
+                            summary=f"Pause after {evaluated} pure nodes",
+                        )
+                    continue
                 if not running:
                     break
                 await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
@@ -374,11 +393,10 @@ class RunWorkflow:
         expression = node.config.get("expression")
         if node.type == "condition" and isinstance(expression, str):
             names |= expressions.field_names(expression)
-        ancestors = self._graph.ancestors[node.id]
         return {
             name: self._outputs[name]
             for name in sorted(names)
-            if name in ancestors and name in self._outputs
+            if name in self._outputs and self._graph.is_ancestor(name, node.id)
         }
 
     def _start_input(self, node: Node) -> Any:
@@ -430,7 +448,7 @@ class RunWorkflow:
     async def _review_node(self, node: Node) -> tuple[Any, list[Edge]]:
         config = HumanReviewConfig.model_validate(node.config)
         context = templating.TemplateContext(
-            outputs={k: v for k, v in self._outputs.items() if k in self._graph.ancestors[node.id]},
+            outputs={k: v for k, v in self._outputs.items() if self._graph.is_ancestor(k, node.id)},
             run={"id": self._input.run_id, "workflow_id": self._input.workflow.workflow_id},
             vars=self._input.definition.vars,
         )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 
 from tests.api.helpers import create_published
 
 
 async def test_a_too_large_run_input_is_413(api: httpx.AsyncClient) -> None:
-    filler = "x" * 2_000
+    # Random text: large payloads are compressed, so repetitive filler would fit.
     nodes = [{"id": "in", "type": "start_text"}]
     nodes += [
-        {"id": f"t{i}", "type": "transform", "config": {"output": filler}} for i in range(1_200)
+        {"id": f"t{i}", "type": "transform", "config": {"output": secrets.token_urlsafe(1_500)}}
+        for i in range(1_600)
     ]
     nodes.append({"id": "out", "type": "end"})
     ids = [n["id"] for n in nodes]

@@ -1,0 +1,18 @@
+"""Activities the run workflow itself needs, whatever the definition: registered on every
+worker by `runlane.temporal.create_worker`."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+PAUSE = "runlane.pause"
+
+
+@activity.defn(name=PAUSE)
+async def pause() -> None:
+    """Does nothing. The run workflow calls it as a local activity between long stretches of
+    pure nodes: its result arrives in a new activation, which restarts the SDK's 2 s deadlock
+    clock without a server round trip (a 1 ms timer takes up to a second on the dev server)."""
+
+
+ACTIVITIES = (pause,)
