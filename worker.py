@@ -29,6 +29,7 @@ async def main() -> None:
             client,
             task_queue=settings.task_queue,
             activities=default_registry().activities(deps),
+            max_cached_workflows=settings.worker_max_cached_workflows,
         )
         async with worker:
             log.info(

@@ -57,6 +57,8 @@ class Stack:
     api_key: str = "bench-key"
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="runlane-bench-")))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # More RUNLANE_* settings for the worker and API (e.g. a cache size under study).
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def temporal_address(self) -> str:
@@ -75,6 +77,7 @@ class Stack:
             "RUNLANE_DATA_DIR": str(self.workdir / "data"),
             "RUNLANE_TASK_QUEUE": self.task_queue,
             "RUNLANE_HTTP_ALLOW_PRIVATE": "true",
+            **self.settings,
         }
 
     def _spawn(self, name: str, args: list[str]) -> None:
