@@ -23,8 +23,11 @@ from runlane.converter import data_converter
 from tests.peer import Peer
 
 
-async def measure(size: int) -> dict[str, object]:
-    stack = Stack(settings={"RUNLANE_WORKER_MAX_CACHED_WORKFLOWS": str(size)})
+async def measure(size: int | None, quick: bool = False) -> dict[str, object]:
+    """`waiting_memory` on a fresh stack (a worker heap that earlier scenarios grew and freed
+    makes the memory delta meaningless); `size` None keeps the configured default."""
+    settings = {} if size is None else {"RUNLANE_WORKER_MAX_CACHED_WORKFLOWS": str(size)}
+    stack = Stack(settings=settings)
     stack.start()
     peer = Peer()
     peer.start()
@@ -33,8 +36,9 @@ async def measure(size: int) -> dict[str, object]:
         async with httpx.AsyncClient(
             base_url=stack.api_url, headers={"Api-Key": stack.api_key}, timeout=120
         ) as api:
-            ctx = scenarios.Context(stack, client, api, "unused", peer, quick=False)
-            return {"max_cached_workflows": size, **await scenarios.waiting_memory(ctx)}
+            ctx = scenarios.Context(stack, client, api, "unused", peer, quick=quick)
+            figures = await scenarios.waiting_memory(ctx)
+            return figures if size is None else {"max_cached_workflows": size, **figures}
     finally:
         peer.stop()
         stack.stop()
