@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.registry import ActivityDeps, default_registry
 from api.recovery import plan_retry, reset_run, task_boundaries
+from bench.scenarios import transform_chain
 from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.definition import validate_definition
@@ -142,20 +143,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
-def _pure_chain(length: int) -> dict[str, Any]:
-    ids = ["in", *(f"t{i}" for i in range(length)), "out"]
-    nodes = [
-        _node("in", "start_json"),
-        *(_node(ids[i], "transform", output=f"{{{{{ids[i - 1]}}}}}") for i in range(1, length + 1)),
-        _node("out", "end", outputs=f"{{{{{ids[-2]}}}}}"),
-    ]
-    edges = [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]
-    return {"nodes": nodes, "edges": edges, "inputs": {"json_data": {"in": {"n": 1}}}}
-
-
 # Longer than one activation's budget of pure nodes (pauses), and input and result large
 # enough to be compressed by the payload codec.
-SCENARIOS["long_pure_chain"] = _pure_chain(2100)
+SCENARIOS["long_pure_chain"] = {
+    **transform_chain(2100),
+    "inputs": {"json_data": {"in": {"n": 1}}},
+}
 
 
 def run_input(name: str, scenario: dict[str, Any], peer_url: str) -> RunInput:

@@ -8,21 +8,10 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from bench.scenarios import transform_chain
 from runlane.converter import COMPRESS_OVER_BYTES, ZLIB_ENCODING, CompressLargePayloads
 from tests.api.helpers import create_published, wait_for_run
 from workflows.run_workflow import INLINE_NODES_PER_TASK
-
-
-def pure_chain(length: int) -> dict:
-    ids = ["in", *(f"t{i}" for i in range(length)), "out"]
-    nodes = [{"id": "in", "type": "start_json"}]
-    nodes += [
-        {"id": ids[i], "type": "transform", "config": {"output": f"{{{{{ids[i - 1]}}}}}"}}
-        for i in range(1, length + 1)
-    ]
-    nodes.append({"id": "out", "type": "end", "config": {"outputs": f"{{{{{ids[-2]}}}}}"}})
-    edges = [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]
-    return {"nodes": nodes, "edges": edges}
 
 
 async def test_codec_compresses_only_large_payloads_and_restores_them_exactly() -> None:
@@ -42,7 +31,7 @@ async def test_a_long_chain_of_pure_nodes_completes_in_several_activations(
     api: httpx.AsyncClient, client: Client
 ) -> None:
     length = 2 * INLINE_NODES_PER_TASK + 100
-    workflow_id = await create_published(api, pure_chain(length))
+    workflow_id = await create_published(api, transform_chain(length))
     started = await api.post(
         f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"in": {"n": 7}}}
     )
