@@ -263,7 +263,7 @@ class RunWorkflow:
 
         try:
             while ready or running:
-                evaluated = 0  # in this workflow task
+                evaluated = 0  # in this activation
                 while ready and evaluated < INLINE_NODES_PER_TASK:
                     node_id = ready.popleft()
                     if incoming[node_id] and taken[node_id] == 0:
