@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from api import schemas
 from api.deps import TemporalDep
 from api.errors import install_error_handlers
-from api.routes import files, node_types, recovery, reviews, runs, web, workflows
+from api.routes import codec, files, node_types, recovery, reviews, runs, web, workflows
 from api.store.db import Database
 from runlane.settings import get_settings
 from runlane.temporal import connect
@@ -63,6 +63,7 @@ def create_app() -> FastAPI:
     app.include_router(files.router)
     app.include_router(node_types.router)
     app.include_router(web.router)
+    app.include_router(codec.router)
     app.add_api_route(
         "/healthz",
         healthz,

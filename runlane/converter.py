@@ -4,8 +4,8 @@ Payloads are pydantic JSON. Those larger than COMPRESS_OVER_BYTES are zlib-compr
 payload codec: Temporal refuses any payload over 2 MB, and a large run's input (definition and
 plans) and final state exceed that long before the history limits matter — a 10,000-node
 definition is about 2.2 MB of JSON and compresses to a few percent of it. Smaller payloads,
-nearly all of them, stay plain JSON, so the Temporal UI and CLI show them as they are; the
-compressed ones read as `binary/zlib` there.
+nearly all of them, stay plain JSON, so the Temporal UI and CLI show them as they are; they
+read the compressed ones through the API's codec endpoint (api/routes/codec.py).
 """
 
 from __future__ import annotations
@@ -40,10 +40,23 @@ def compress(payload: Payload) -> Payload:
     return Payload(metadata={"encoding": ZLIB_ENCODING}, data=data)
 
 
-def decompress(payload: Payload) -> Payload:
+class InflatesTooLarge(ValueError):
+    """A compressed payload inflates beyond the limit its reader set."""
+
+
+def decompress(payload: Payload, max_bytes: int | None = None) -> Payload:
+    """Raises zlib.error or protobuf's DecodeError for data that is not a payload of ours."""
     if payload.metadata.get("encoding") != ZLIB_ENCODING:
         return payload
-    return Payload.FromString(zlib.decompress(payload.data))
+    if max_bytes is None:
+        return Payload.FromString(zlib.decompress(payload.data))
+    inflater = zlib.decompressobj()
+    data = inflater.decompress(payload.data, max_bytes)
+    if inflater.unconsumed_tail:
+        raise InflatesTooLarge(f"a payload inflates to more than {max_bytes} bytes")
+    if not inflater.eof:
+        raise zlib.error("truncated zlib stream")
+    return Payload.FromString(data)
 
 
 def data_converter() -> DataConverter:

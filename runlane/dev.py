@@ -273,6 +273,9 @@ class Supervisor:
             str(port),
             "--ui-port",
             str(ui_port),
+            # The UI reads payloads over 256 KiB (stored zlib-compressed) through the API.
+            "--ui-codec-endpoint",
+            self.api_url("/codec"),
             "--namespace",
             settings.temporal_namespace,
             "--db-filename",

@@ -44,6 +44,10 @@ def test_make_run_starts_prints_and_stops_cleanly_twice(tmp_path: Path) -> None:
         assert http_get(f"{banner['base']}/workflows") == 401
         assert http_get(banner["docs"]) == 200
         assert port_open(ports.ui), "the Temporal UI is not served on RUNLANE_TEMPORAL_UI_URL"
+        # The UI decodes compressed payloads through the API's codec endpoint.
+        with urllib.request.urlopen(f"{banner['ui']}/api/v1/settings", timeout=5) as response:
+            codec = json.load(response)["Codec"]
+        assert codec["Endpoint"] == f"http://127.0.0.1:{ports.api}/codec"
         check_stop(run, ports, marker)
 
     # Same data dir: the SQLite file Temporal used must open again (no stale lock), and the
