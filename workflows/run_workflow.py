@@ -3,10 +3,12 @@
 A node becomes ready when all its incoming edges are resolved; it runs if at least one of them
 was taken and is skipped otherwise (so the untaken side of a condition is skipped and a join
 after both sides runs once). Ready nodes run concurrently. Pure nodes (inputs, transforms,
-conditions, ends) are evaluated by the workflow itself: no round trip, no history event, and a
-reset never re-executes them; I/O nodes are activities named after the node type with the
-node label as the summary; delays are durable timers and human reviews wait for the `review`
-signal. The Temporal UI's current details show every node's status.
+conditions, ends) are evaluated by the workflow itself: no round trip, no history event; a
+reset replays those of earlier workflow tasks and evaluates those of the reset task again
+(deterministic, no side effects; api/recovery.py plans exactly that). I/O nodes are
+activities named after the node type with the node label as the summary; delays are durable
+timers and human reviews wait for the `review` signal. The Temporal UI's current details show
+every node's status.
 
 Decisions arrive only as signals, never updates: an update runs in a speculative workflow task,
 which Temporal writes to history in one batch with what it scheduled, so no reset could target
