@@ -82,6 +82,22 @@ def _awaiting_first_task(execution: WorkflowExecution) -> bool:
     )
 
 
+# An ended run's status is its execution's: an execution terminated or timed out from outside
+# never upserted one, and its RunlaneStatus still says what it was doing then.
+_ENDED_BY_EXECUTION_STATUS = {
+    "completed": "ExecutionStatus = 'Completed'",
+    "error": "ExecutionStatus IN ('Failed', 'Terminated', 'TimedOut')",
+    "cancelled": "ExecutionStatus = 'Canceled'",
+}
+
+
+def _status_clause(status: str) -> str:
+    ended = _ENDED_BY_EXECUTION_STATUS.get(status)
+    if ended is not None:
+        return ended
+    return f"ExecutionStatus = 'Running' AND {search_attributes.RUN_STATUS.name} = '{status}'"
+
+
 def _query_string(
     org: str, workflow_id: str | None, status: str | None, trigger_type: str | None
 ) -> str:
@@ -91,11 +107,12 @@ def _query_string(
     ]
     for key, value in (
         (search_attributes.WORKFLOW_ID, workflow_id),
-        (search_attributes.RUN_STATUS, status),
         (search_attributes.TRIGGER_TYPE, trigger_type),
     ):
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")
+    if status is not None:
+        clauses.append(_status_clause(status))
     return " AND ".join(clauses)
 
 
@@ -174,12 +191,23 @@ class RunReader:
         executions = list(iterator.current_page or [])[:limit]
         semaphore = asyncio.Semaphore(_READ_CONCURRENCY)
 
-        async def read(execution: WorkflowExecution) -> RunView:
+        async def read(execution: WorkflowExecution) -> RunView | None:
             async with semaphore:
-                return await self._view(execution)
+                # Visibility lists every execution; a retried run has one per attempt, under
+                # one run id. Only the current one is the run (and is listed in its own right
+                # when it matches the filter).
+                try:
+                    current = await self._client.get_workflow_handle(execution.id).describe()
+                except RPCError as err:
+                    if err.status == RPCStatusCode.NOT_FOUND:  # gone since it was listed
+                        return None
+                    raise
+                if current.run_id != execution.run_id:
+                    return None
+                return await self._view(current)
 
         views = await asyncio.gather(*(read(e) for e in executions))
-        return list(views), encode_cursor(iterator.next_page_token)
+        return [v for v in views if v is not None], encode_cursor(iterator.next_page_token)
 
     async def run_input(self, run_id: str) -> RunInput:
         """What the run was started with (its start event): definition, snapshot, inputs."""

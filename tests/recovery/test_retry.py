@@ -12,7 +12,7 @@ from temporalio.client import Client
 from activities.registry import ActivityDeps, default_registry
 from runlane.settings import Settings
 from runlane.temporal import create_worker
-from tests.api.helpers import create_published, wait_for_run
+from tests.api.helpers import create_published, wait_for_run, wait_until
 from tests.conftest import ORG_A_KEY
 from tests.peer import Peer
 from tests.recovery.support import (
@@ -138,6 +138,16 @@ async def test_retry_twice_in_a_row(api: httpx.AsyncClient, peer: Peer) -> None:
     assert len(set(executions)) == 3 and done["temporal"]["run_id"] == executions[-1]
     steps = await steps_of(api, run_id)
     assert steps["a"]["attempt"] == 1 and steps["b"]["attempt"] == 3
+
+    # Three Temporal executions, one run: listed once, as it is now (the failed executions
+    # of attempts 1 and 2 are not runs of their own).
+    async def listed(**params: str) -> list[tuple[str, str]]:
+        page = (await api.get(RUNS, params={"workflow_id": workflow_id, **params})).json()
+        return [(run["id"], run["status"]) for run in page["data"]]
+
+    assert await wait_until(lambda: listed(status="completed")) == [(run_id, "completed")]
+    assert await listed() == [(run_id, "completed")]
+    assert await listed(status="error") == []
 
 
 async def test_retry_of_a_run_cancelled_during_a_delay_runs_the_delay_again(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from temporalio.client import Client
 
 from tests.api.helpers import create_published, wait_for_run, wait_until
 
@@ -133,3 +134,28 @@ async def test_concurrent_decisions_one_wins(api: httpx.AsyncClient) -> None:
         review["reviewer"] == winner.request.content.decode().split('"reviewer":')[1].split('"')[1]
     )
     assert done["status"] == ("completed" if review["decision"] == "approve" else "error")
+
+
+async def test_a_run_terminated_from_outside_is_listed_as_error(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    """An operator terminates a waiting run in the Temporal UI: the workflow never says so,
+    yet listings and the reviewers' inbox must agree with what reading the run shows."""
+    run_id = await start_waiting(api, review_definition())
+    workflow_id = (await api.get(f"/v1/workflows/runs/{run_id}")).json()["workflow"]["workflow_id"]
+
+    async def listed(status: str) -> list[tuple[str, str]]:
+        params = {"workflow_id": workflow_id, "status": status}
+        page = (await api.get("/v1/workflows/runs", params=params)).json()
+        return [(run["id"], run["status"]) for run in page["data"]]
+
+    async def in_inbox() -> bool:
+        inbox = (await api.get("/v1/reviews", params={"limit": "200"})).json()["data"]
+        return any(item["run_id"] == run_id for item in inbox)
+
+    await wait_until(in_inbox)
+    await client.get_workflow_handle(run_id).terminate("operator stopped it")
+
+    assert await wait_until(lambda: listed("error")) == [(run_id, "error")]
+    assert await listed("waiting_for_human") == []
+    assert not await in_inbox()
