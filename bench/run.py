@@ -168,8 +168,12 @@ def markdown(document: dict[str, Any]) -> str:
         f"{m['temporal']}. Dev server with a SQLite file (WAL), worker and API as separate "
         "processes, the raw-temporalio baselines on the same server in the same run "
         "(throughput and fan-out alternate Runlane and raw batches in four rounds). "
-        "Figures are noisy on shared machines; compare the ratios. Worker memory per "
-        "waiting run against the workflow cache size: `python -m bench.cache_sizes 1000 250`.",
+        "Figures are noisy on shared machines; compare the ratios. CPU seconds per run are "
+        "per process; `bench` is the benchmark process itself, which holds both sides' "
+        "clients, the HTTP peer and the raw baseline's worker. The throughput scenarios also "
+        "start the same Runlane runs with the Temporal client (`runlane_without_rest`): "
+        "the REST facade's share of the cost. Worker memory per waiting run "
+        "against the workflow cache size: `.venv/bin/python -m bench.cache_sizes 1000 250`.",
         "",
         "## Targets",
         "",

@@ -4,6 +4,7 @@ on the same server in the same run, and returns figures (ratios are Runlane / ra
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,11 +16,13 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.converter import decode_typed_search_attributes
 
 from bench.raw import RawChainWorkflow, RawFanoutWorkflow, RawLongChainWorkflow, RawReviewWorkflow
 from bench.stack import Stack, cpu_seconds, rss_bytes
+from runlane import ids
 from tests.peer import Peer
-from workflows.models import RunState
+from workflows.models import RunInput, RunState
 from workflows.run_workflow import RunWorkflow
 
 
@@ -121,7 +124,11 @@ async def run_result(ctx: Context, run_id: str) -> None:
 
 
 def cpu_snapshot(ctx: Context) -> dict[str, float]:
-    return {name: cpu_seconds(ctx.stack.pid(name)) for name in ("worker", "api", "temporal")}
+    """CPU seconds so far of each process. `bench` is this process: the clients of both sides,
+    the HTTP peer and the raw baseline's worker (which has no process of its own)."""
+    snapshot = {name: cpu_seconds(ctx.stack.pid(name)) for name in ("worker", "api", "temporal")}
+    snapshot["bench"] = cpu_seconds(os.getpid())
+    return snapshot
 
 
 async def timed_batch(
@@ -142,28 +149,57 @@ async def timed_batch(
     return wall, {name: round((after[name] - before[name]) / count, 4) for name in after}
 
 
+@dataclass(frozen=True)
+class Side:
+    wall_s: float
+    cpu_s_per_run: dict[str, float]
+
+
 async def alternating_batches(
     ctx: Context,
     count: int,
-    runlane: Callable[[], Awaitable[None]],
-    raw: Callable[[], Awaitable[None]],
+    sides: dict[str, Callable[[], Awaitable[None]]],
     rounds: int = 4,
-) -> tuple[float, dict[str, float], float, dict[str, float]]:
+) -> dict[str, Side]:
     """`count` runs of each side in alternating rounds, so a slow spell of this noisy
-    machine weighs on both sides alike; walls are summed, CPU per run averaged."""
+    machine weighs on every side alike; walls are summed, CPU per run averaged."""
     size = count // rounds
-    walls = {"runlane": 0.0, "raw": 0.0}
-    cpus: dict[str, dict[str, float]] = {"runlane": {}, "raw": {}}
+    walls = dict.fromkeys(sides, 0.0)
+    cpus: dict[str, dict[str, float]] = {side: {} for side in sides}
     for _ in range(rounds):
-        for side, one in (("runlane", runlane), ("raw", raw)):
+        for side, one in sides.items():
             wall, cpu = await timed_batch(ctx, size, one)
             walls[side] += wall
             for name, seconds in cpu.items():
                 cpus[side][name] = cpus[side].get(name, 0.0) + seconds / rounds
-    rounded = {side: {k: round(v, 4) for k, v in c.items()} for side, c in cpus.items()}
-    # Rates over the runs actually made (rounds * size).
+    # Walls scaled to `count` runs (rounds * size may fall short of it).
     scale = count / (size * rounds)
-    return walls["runlane"] * scale, rounded["runlane"], walls["raw"] * scale, rounded["raw"]
+    return {
+        side: Side(walls[side] * scale, {k: round(v, 4) for k, v in cpus[side].items()})
+        for side in sides
+    }
+
+
+async def direct_starter(ctx: Context, run_id: str) -> Callable[[], Awaitable[None]]:
+    """Runs of the same input as `run_id`, started with the Temporal client instead of REST:
+    what the workflow and worker cost without the API in front."""
+    history = await ctx.client.get_workflow_handle(run_id).fetch_history()
+    attributes = history.events[0].workflow_execution_started_event_attributes
+    [template] = await ctx.client.data_converter.decode(attributes.input.payloads, [RunInput])
+    assert isinstance(template, RunInput)
+    search_attributes = decode_typed_search_attributes(attributes.search_attributes)
+
+    async def start() -> None:
+        run_input = template.model_copy(update={"run_id": ids.new_id(ids.RUN)})
+        await ctx.client.execute_workflow(
+            RunWorkflow.run,
+            run_input,
+            id=run_input.run_id,
+            task_queue=ctx.stack.task_queue,
+            search_attributes=search_attributes,
+        )
+
+    return start
 
 
 async def raw_chain(ctx: Context, length: int, http: bool) -> None:
@@ -191,14 +227,24 @@ async def throughput(ctx: Context, kind: str) -> dict[str, Any]:
     async def raw() -> None:
         await raw_chain(ctx, 10, http=kind == "io")
 
-    r_wall, r_cpu, b_wall, b_cpu = await alternating_batches(ctx, count, runlane, raw)
+    first = await start_run(ctx, workflow_id)
+    await run_result(ctx, first)
+    sides = await alternating_batches(
+        ctx,
+        count,
+        {"runlane": runlane, "raw": raw, "runlane_without_rest": await direct_starter(ctx, first)},
+    )
+    rate = {side: count / figures.wall_s for side, figures in sides.items()}
     return {
         "runs": count,
-        "runlane_runs_per_s": round(count / r_wall, 2),
-        "raw_runs_per_s": round(count / b_wall, 2),
-        "ratio": round((count / r_wall) / (count / b_wall), 2),
-        "runlane_cpu_s_per_run": r_cpu,
-        "raw_cpu_s_per_run": b_cpu,
+        "runlane_runs_per_s": round(rate["runlane"], 2),
+        "raw_runs_per_s": round(rate["raw"], 2),
+        "ratio": round(rate["runlane"] / rate["raw"], 2),
+        "runlane_cpu_s_per_run": sides["runlane"].cpu_s_per_run,
+        "raw_cpu_s_per_run": sides["raw"].cpu_s_per_run,
+        # The same runs started with the Temporal client: the REST facade's share of the cost.
+        "runlane_without_rest_runs_per_s": round(rate["runlane_without_rest"], 2),
+        "ratio_without_rest": round(rate["runlane_without_rest"] / rate["raw"], 2),
     }
 
 
@@ -214,12 +260,13 @@ async def fan_out(ctx: Context) -> dict[str, Any]:
             RawFanoutWorkflow.run, 8, id=f"raw-{uuid.uuid4().hex}", task_queue=ctx.raw_queue
         )
 
-    r_wall, _, b_wall, _ = await alternating_batches(ctx, count, runlane, raw)
+    sides = await alternating_batches(ctx, count, {"runlane": runlane, "raw": raw})
+    runlane_wall, raw_wall = sides["runlane"].wall_s, sides["raw"].wall_s
     return {
         "runs": count,
-        "runlane_runs_per_s": round(count / r_wall, 2),
-        "raw_runs_per_s": round(count / b_wall, 2),
-        "ratio": round(b_wall / r_wall, 2),
+        "runlane_runs_per_s": round(count / runlane_wall, 2),
+        "raw_runs_per_s": round(count / raw_wall, 2),
+        "ratio": round(raw_wall / runlane_wall, 2),
     }
 
 
