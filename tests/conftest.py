@@ -17,12 +17,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.registry import ActivityDeps, default_registry
-from api.deps import get_database, get_temporal_client
+from api.deps import get_api_settings, get_database, get_temporal_client
 from api.main import create_app
 from api.store.db import Database
 from runlane import search_attributes
 from runlane.converter import data_converter
-from runlane.settings import Settings, get_settings
+from runlane.settings import Settings
 from runlane.temporal import create_worker
 from tests.peer import Peer
 
@@ -113,7 +113,7 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
 def app(settings: Settings, client: Client, database: Database) -> FastAPI:
     """The real app; its lifespan's Temporal client and database come from the fixtures."""
     application = create_app()
-    application.dependency_overrides[get_settings] = lambda: settings
+    application.dependency_overrides[get_api_settings] = lambda: settings
     application.dependency_overrides[get_temporal_client] = lambda: client
     application.dependency_overrides[get_database] = lambda: database
     return application

@@ -16,7 +16,7 @@ from api.run_starter import Launched
 router = APIRouter(prefix="/v1/workflows/runs", tags=["recovery"])
 
 
-def get_recovery(
+async def get_recovery(
     client: TemporalDep,
     reader: ReaderDep,
     starter: StarterDep,

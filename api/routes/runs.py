@@ -33,11 +33,11 @@ RunStatusFilter = Literal[
 TriggerFilter = Literal["api", "restart", "rerun", "schedule", "webhook"]
 
 
-def get_run_reader(client: TemporalDep) -> RunReader:
+async def get_run_reader(client: TemporalDep) -> RunReader:
     return RunReader(client)
 
 
-def get_run_starter(
+async def get_run_starter(
     client: TemporalDep,
     settings: SettingsDep,
     files: FilesDep,

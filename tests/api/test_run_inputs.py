@@ -163,10 +163,10 @@ async def test_draft_runs_and_unpublished_409(api: httpx.AsyncClient) -> None:
 
 
 async def test_oversized_inline_document_is_413(app, api: httpx.AsyncClient, settings) -> None:
-    from runlane.settings import get_settings
+    from api.deps import get_api_settings
 
     small = settings.model_copy(update={"max_upload_bytes": 16})
-    app.dependency_overrides[get_settings] = lambda: small
+    app.dependency_overrides[get_api_settings] = lambda: small
     workflow_id = await create_published(api, inputs_definition())
     response = await api.post(f"/v1/workflows/{workflow_id}/run", json=good_body())
     assert response.status_code == 413

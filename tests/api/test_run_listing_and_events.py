@@ -9,7 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from runlane.settings import Settings, get_settings
+from api.deps import get_api_settings
+from runlane.settings import Settings
 from tests.api.helpers import create_published, linear_definition, wait_for_run, wait_until
 
 INPUTS = {"json_inputs": {"meta": {"customer_id": "c1"}}, "text_inputs": {"note": "n"}}
@@ -108,7 +109,7 @@ async def test_events_stream_until_the_run_ends(api: httpx.AsyncClient) -> None:
 async def api_without_worker(app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API with its runs on a task queue no worker polls."""
     lonely = settings.model_copy(update={"task_queue": settings.task_queue + "-no-worker"})
-    app.dependency_overrides[get_settings] = lambda: lonely
+    app.dependency_overrides[get_api_settings] = lambda: lonely
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://t",
