@@ -14,7 +14,6 @@ import asyncio
 import json
 import sys
 
-import httpx
 from temporalio.client import Client
 
 from bench import scenarios
@@ -33,9 +32,7 @@ async def measure(size: int | None, quick: bool = False) -> dict[str, object]:
     peer.start()
     try:
         client = await Client.connect(stack.temporal_address, data_converter=data_converter())
-        async with httpx.AsyncClient(
-            base_url=stack.api_url, headers={"Api-Key": stack.api_key}, timeout=120
-        ) as api:
+        async with stack.api_client() as api:
             ctx = scenarios.Context(stack, client, api, "unused", peer, quick=quick)
             figures = await scenarios.waiting_memory(ctx)
             return figures if size is None else {"max_cached_workflows": size, **figures}

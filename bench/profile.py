@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench import scenarios
 from bench.stack import REPO, Stack
 from tests.peer import Peer
@@ -31,9 +29,7 @@ SECONDS = 12
 
 
 async def _load(stack: Stack, definition: dict[str, Any], clients: int, wait_for_end: bool) -> int:
-    async with httpx.AsyncClient(
-        base_url=stack.api_url, headers={"Api-Key": stack.api_key}, timeout=60
-    ) as api:
+    async with stack.api_client(timeout=60) as api:
         created = await api.post("/v1/workflows", json={"name": "p", "definition": definition})
         created.raise_for_status()
         workflow_id = created.json()["id"]

@@ -93,9 +93,7 @@ async def run_all(quick: bool) -> dict[str, Any]:
         raw_queue = f"raw-{uuid.uuid4().hex}"
         async with (
             httpx.AsyncClient() as http,
-            httpx.AsyncClient(
-                base_url=stack.api_url, headers={"Api-Key": stack.api_key}, timeout=120
-            ) as api,
+            stack.api_client() as api,
         ):
             raw_http = raw_activities.RawHttp(http, f"{peer.url}/raw")
             async with Worker(

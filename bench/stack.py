@@ -137,6 +137,17 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"API did not come up; see {self.workdir}")
 
+    def api_client(self, timeout: float = 120) -> httpx.AsyncClient:
+        """A client of the stack's API. Idle connections are dropped after 2 s: uvicorn
+        closes them after 5 s, and a request sent on one just as it closes fails with a
+        ReadError (it did, between two scenarios)."""
+        return httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={"Api-Key": self.api_key},
+            timeout=timeout,
+            limits=httpx.Limits(keepalive_expiry=2),
+        )
+
     def pid(self, name: str) -> int:
         return self.processes[name].pid
 
