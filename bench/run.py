@@ -150,8 +150,10 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         if op == "==":
             met = value == target
+        elif not isinstance(value, int | float) or not isinstance(target, int | float):
+            met = False  # the scenario failed: `value` is its error
         else:
-            met = value is not None and (value >= target if op == ">=" else value <= target)
+            met = value >= target if op == ">=" else value <= target
         rows.append({"target": text, "value": value, "met": met})
     return rows
 
