@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import itertools
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
@@ -539,12 +540,12 @@ class RunWorkflow:
     def _publish_details(self) -> None:
         """Every node's status in the Temporal UI (current details): pure nodes run inside
         the workflow and have no event of their own, yet operators see the whole graph."""
-        steps = list(self._steps.values())
+        # Runs once per activation: only the rows shown are visited, not every step.
         rows = [
             f"| {s.label or s.node_id} | `{s.node_id}` | {s.node_type} | {s.status} |"
-            for s in steps[:_DETAILS_ROWS]
+            for s in itertools.islice(self._steps.values(), _DETAILS_ROWS)
         ]
-        more = len(steps) - _DETAILS_ROWS
+        more = len(self._steps) - _DETAILS_ROWS
         details = "\n".join(
             [
                 f"**{self._state.status}** · attempt {self._state.attempt}",
