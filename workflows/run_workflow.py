@@ -295,6 +295,10 @@ class RunWorkflow:
                     if task.done():
                         del running[node_id]
                         resolve(node_id, task.result())  # re-raises NodeFailed
+        except GeneratorExit:
+            # The coroutine is being closed (garbage-collected without an eviction, e.g. at
+            # worker shutdown): awaiting now would raise "coroutine ignored GeneratorExit".
+            raise
         except BaseException:
             # A failed node or a cancelled run stops its siblings (their activities receive a
             # cancellation request) before the run ends.

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import httpx
+from fastapi import FastAPI
+from temporalio.client import Client
 
+from activities.registry import ActivityDeps, default_registry
+from runlane.settings import Settings
+from runlane.temporal import create_worker
 from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.conftest import ORG_A_KEY
 from tests.peer import Peer
 
 
@@ -34,30 +40,26 @@ async def _decide(
     )
 
 
+PARALLEL_REVIEWS = {
+    "nodes": [
+        {"id": "meta", "type": "start_json"},
+        _review("legal"),
+        _review("finance"),
+        {"id": "out", "type": "end", "config": {"outputs": {"l": "{{legal}}", "f": "{{finance}}"}}},
+    ],
+    "edges": [
+        {"source": "meta", "target": "legal"},
+        {"source": "meta", "target": "finance"},
+        {"source": "legal", "target": "out"},
+        {"source": "finance", "target": "out"},
+    ],
+}
+
+
 async def test_parallel_reviews_wait_together_and_are_answered_one_by_one(
     api: httpx.AsyncClient,
 ) -> None:
-    run_id = await _start(
-        api,
-        {
-            "nodes": [
-                {"id": "meta", "type": "start_json"},
-                _review("legal"),
-                _review("finance"),
-                {
-                    "id": "out",
-                    "type": "end",
-                    "config": {"outputs": {"l": "{{legal}}", "f": "{{finance}}"}},
-                },
-            ],
-            "edges": [
-                {"source": "meta", "target": "legal"},
-                {"source": "meta", "target": "finance"},
-                {"source": "legal", "target": "out"},
-                {"source": "finance", "target": "out"},
-            ],
-        },
-    )
+    run_id = await _start(api, PARALLEL_REVIEWS)
 
     async def both_waiting() -> dict:
         run = await wait_for_run(api, run_id, until={"waiting_for_human"})
@@ -205,3 +207,37 @@ async def test_a_decision_before_the_reset_is_not_applied_again(api: httpx.Async
     done = await wait_for_run(api, run_id)
     assert done["status"] == "completed"
     assert done["final_outputs"] == {"n": 1}
+
+
+async def test_runs_evicted_from_the_worker_cache_while_reviews_wait_still_complete(
+    app: FastAPI, client: Client, settings: Settings, http_client: httpx.AsyncClient
+) -> None:
+    """Without a workflow cache every workflow task ends in an eviction, so the run's
+    coroutine is closed while both reviews wait, and rebuilt by replay for the next task."""
+    deps = ActivityDeps(settings=settings, http_client=http_client)
+    async with (
+        create_worker(
+            client,
+            task_queue=settings.task_queue,
+            activities=default_registry().activities(deps),
+            max_cached_workflows=0,
+        ),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://runlane.test",
+            headers={"Api-Key": ORG_A_KEY},
+        ) as api,
+    ):
+        run_id = await _start(api, PARALLEL_REVIEWS)
+
+        async def waiting_for(*node_ids: str) -> bool:
+            run = (await api.get(f"/v1/workflows/runs/{run_id}")).json()
+            return sorted(run["waiting_for_node_ids"]) == sorted(node_ids)
+
+        await wait_until(lambda: waiting_for("finance", "legal"))
+        assert (await _decide(api, run_id, "legal", "approve")).status_code == 202
+        await wait_until(lambda: waiting_for("finance"))
+        assert (await _decide(api, run_id, "finance", "approve")).status_code == 202
+        done = await wait_for_run(api, run_id)
+        assert done["status"] == "completed"
+        assert done["final_outputs"] == {"l": {"n": 1}, "f": {"n": 1}}
