@@ -49,4 +49,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # httpx logs every request of every http_request node at INFO: a line per node run, with
+    # a URL that may carry a token in its query string. Failures surface as node errors.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(main())
