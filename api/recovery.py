@@ -6,8 +6,11 @@ failure point resets the execution to the workflow task that started the earlies
 cancelled step, so the plan below is exactly what Temporal then does:
 
 * a step whose result was recorded before that task is replayed from history: reused;
-* pure nodes evaluated in the reset task itself are evaluated again (in the workflow, or as
-  local activities for runs started that way): deterministic, no side effect;
+* pure nodes the workflow evaluated (or skipped) in the reset task itself are reused too: the
+  new execution computes them again in memory, as any replay does (deterministic, no event,
+  no side effect), and the `retry` signal hands it their first records to keep, so they
+  read exactly as before (`RetryRequest.kept_steps`);
+* pure nodes of runs started when they were local activities run again in the reset task;
 * everything else runs again; side-effecting node types among those that already ran are
   listed as `repeated_side_effects`.
 
@@ -35,7 +38,7 @@ from temporalio.service import RPCError
 
 from activities.registry import NodeRegistry, NodeType
 from api.errors import conflict
-from workflows.models import RetryRequest, RunState
+from workflows.models import RetryRequest, RunState, StepState
 from workflows.run_workflow import RunWorkflow
 
 RetryFrom = Literal["failure_point", "start"]
@@ -58,6 +61,8 @@ class RetryPlan:
     repeated_side_effects: list[str] = field(default_factory=list)
     reset_event_id: int | None = None
     resumed_from_node_id: str | None = None
+    # Reused steps that the reset task computes again: they keep their records.
+    kept: list[str] = field(default_factory=list)
 
 
 class TaskBoundaries:
@@ -92,22 +97,30 @@ async def task_boundaries(
     return TaskBoundaries(started)
 
 
-def _reused(finished: int | None, status: str, reset_event_id: int, recomputed: bool) -> bool:
-    if status not in ("completed", "skipped") or finished is None:
-        return False
-    if status == "completed" and recomputed:
-        # Pure nodes evaluated in the reset task itself are evaluated again (in the workflow,
-        # or as local activities whose results are recorded when that task completes).
-        return finished < reset_event_id
-    # Activities, timers and decisions finish with an event before the reset point.
-    return finished <= reset_event_id
+def _reuse(step: StepState, finished: int | None, reset_event_id: int, how: str) -> str | None:
+    """How a step that a reset to `reset_event_id` does not run again gets its result, or None
+    when it runs again. `how` is the step's node kind (`_kind`)."""
+    if step.status not in ("completed", "skipped") or finished is None:
+        return None
+    if finished < reset_event_id:
+        return "replayed"
+    if finished > reset_event_id:
+        return None
+    # Finished in the reset task itself. Skipping and workflow-evaluated pure nodes are
+    # computed again there; local activities are executed again (their markers are
+    # written when that task completes); activities, timers and decisions finished with an
+    # event before the task started.
+    if step.status == "skipped" or how == "evaluated":
+        return "kept"
+    return None if how == "local" else "replayed"
 
 
-def _recomputed(execution: str, node_type: NodeType | None) -> bool:
-    """Evaluated as part of a workflow task rather than recorded by an event of its own."""
-    return execution == "local" or (
-        execution == "workflow" and node_type is not None and node_type.evaluate is not None
-    )
+def _kind(execution: str, node_type: NodeType | None) -> str:
+    if execution == "local":
+        return "local"
+    if execution == "workflow" and node_type is not None and node_type.evaluate is not None:
+        return "evaluated"
+    return "event"
 
 
 def plan_retry(
@@ -134,6 +147,7 @@ def plan_retry(
         reset_event_id = boundaries.snap(state.first_task_event_id)
         resumed_from: str | None = None
         reuse: list[str] = []
+        kept: list[str] = []
     else:
         started = {s.node_id: boundaries.snap(s.started_event_id) for s in steps}
         unfinished = [
@@ -150,16 +164,17 @@ def plan_retry(
         reset_event_id = started[first.node_id]
         resumed_from = (state.error.node_id if state.error else None) or first.node_id
         assert reset_event_id is not None
-        reuse = [
-            s.node_id
-            for s in steps
-            if _reused(
+        how = {
+            s.node_id: _reuse(
+                s,
                 boundaries.snap(s.finished_event_id),
-                s.status,
                 reset_event_id,
-                _recomputed(plans.get(s.node_id, "local"), registry.get(s.node_type)),
+                _kind(plans.get(s.node_id, "local"), registry.get(s.node_type)),
             )
-        ]
+            for s in steps
+        }
+        reuse = [node_id for node_id, way in how.items() if way is not None]
+        kept = [node_id for node_id, way in how.items() if way == "kept"]
     if reset_event_id is None:
         return RetryPlan(from_=from_, allowed=False, reason="The run never started executing.")
     reused = set(reuse)
@@ -180,6 +195,7 @@ def plan_retry(
         repeated_side_effects=repeated,
         reset_event_id=reset_event_id,
         resumed_from_node_id=resumed_from,
+        kept=kept,
     )
 
 
@@ -232,4 +248,5 @@ def retry_request(state: RunState, plan: RetryPlan, request_id: str) -> RetryReq
         previous_attempts=state.attempts,
         resumed_from_node_id=plan.resumed_from_node_id,
         reset_event_id=plan.reset_event_id if plan.from_ == "failure_point" else None,
+        kept_steps=[s for s in state.steps if s.node_id in plan.kept],
     )

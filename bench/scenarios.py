@@ -392,6 +392,20 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
     ctx.peer.fail("/last", 1, 500)
     run_id = await start_run(ctx, workflow_id)
     await run_result(ctx, run_id)
+    ran_before = {
+        s["node_id"]
+        for s in (await ctx.api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
+        if s["started_at"] is not None
+    }
+    # Nodes the workflow evaluated in the task that scheduled `last`: the reset task, where
+    # the new execution computes them again in memory (no events), as a replay does.
+    failed = await ctx.client.get_workflow_handle(run_id).query(RunWorkflow.state)
+    last = next(s for s in failed.steps if s.node_id == "last")
+    recomputed = sum(
+        1
+        for s in failed.steps
+        if s.node_id != "last" and s.finished_event_id == last.started_event_id
+    )
     started = time.perf_counter()
     (await ctx.api.post(f"/v1/workflows/runs/{run_id}/retry")).raise_for_status()
     while (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json()["status"] not in (
@@ -402,7 +416,8 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
     runlane_wall = time.perf_counter() - started
     attempts = (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json()["attempts"]
     steps = (await ctx.api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
-    rerun = [s["node_id"] for s in steps if s["attempt"] == 2]
+    # Steps the API shows run again: the new attempt's, among those that had run before.
+    rerun = [s["node_id"] for s in steps if s["attempt"] == 2 and s["node_id"] in ran_before]
     # Executions repeated after the reset: activity tasks and local-activity markers that the
     # new execution wrote after its reset point.
     history = await ctx.client.get_workflow_handle(run_id).fetch_history()
@@ -453,8 +468,9 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
     return {
         "nodes": length,
         "runlane_activities_reexecuted": repeated,
-        "runlane_steps_reevaluated": len(rerun),
-        "reevaluated_sample": rerun[:5],
+        "runlane_steps_run_again": len(rerun),
+        "run_again_sample": rerun[:5],
+        "runlane_nodes_recomputed_in_memory": recomputed,
         "runlane_wall_s": round(runlane_wall, 3),
         "attempts": [(a["attempt"], a["resumed_from_node_id"]) for a in attempts],
         "raw_reset_wall_s": round(raw_wall, 3),

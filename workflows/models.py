@@ -181,6 +181,10 @@ class RetryRequest(BaseModel):
     resumed_from_node_id: str | None = None
     # The reset point: steps started at or after it belong to the new attempt.
     reset_event_id: int | None = None
+    # Steps the workflow evaluated (or skipped) in the reset task, as the failed execution
+    # recorded them: the new execution computes them again there, as a replay would, and
+    # keeps these records, so the retry reuses them like everything before the reset point.
+    kept_steps: list[StepState] = Field(default_factory=list)
 
 
 def initial_state(run_input: RunInput, status: RunStatus = "pending") -> RunState:

@@ -4,8 +4,9 @@ A node becomes ready when all its incoming edges are resolved; it runs if at lea
 was taken and is skipped otherwise (so the untaken side of a condition is skipped and a join
 after both sides runs once). Ready nodes run concurrently. Pure nodes (inputs, transforms,
 conditions, ends) are evaluated by the workflow itself: no round trip, no history event; a
-reset replays those of earlier workflow tasks and evaluates those of the reset task again
-(deterministic, no side effects; api/recovery.py plans exactly that). I/O nodes are
+reset replays those of earlier workflow tasks and computes those of the reset task again, as
+a replay would (deterministic, no side effects), keeping the records the `retry` signal hands
+back (api/recovery.py plans exactly that). I/O nodes are
 activities named after the node type with the node label as the summary; delays are durable
 timers and human reviews wait for the `review` signal. The Temporal UI's current details show
 every node's status.
@@ -116,6 +117,8 @@ class RunWorkflow:
         self._waiting: list[str] = []
         self._pending_reviews: dict[str, PendingReview] = {}
         self._decisions: dict[str, tuple[ReviewDecision, datetime]] = {}
+        # Records a retry keeps for the steps its reset task computes again.
+        self._kept: dict[str, StepState] = {}
 
     # ----------------------------------------------------------------- entry point
 
@@ -213,6 +216,26 @@ class RunWorkflow:
                 started = step.started_event_id
                 if started is not None and started >= request.reset_event_id:
                     step.attempt = request.attempt
+        # The reset task may already have computed them again (the signal follows the reset).
+        self._kept = {kept.node_id: kept for kept in request.kept_steps}
+        for node_id in self._kept:
+            if node_id in self._steps:
+                self._keep_record(self._steps[node_id])
+
+    def _keep_record(self, step: StepState) -> None:
+        """A step the reset task computed again reads as it did before the retry: the same
+        computation on the same inputs, like a replay, not a second execution. (Only if it
+        came out the same way; a changed node type would not.)"""
+        kept = self._kept.get(step.node_id)
+        if kept is None or kept.status != step.status:
+            return
+        step.attempt = kept.attempt
+        step.started_at, step.completed_at = kept.started_at, kept.completed_at
+        step.duration_ms = kept.duration_ms
+        step.started_event_id, step.finished_event_id = (
+            kept.started_event_id,
+            kept.finished_event_id,
+        )
 
     async def _settle_attempts(self) -> None:
         """After a reset the new execution has a new run id. Wait (bounded) for the API's
@@ -272,6 +295,7 @@ class RunWorkflow:
                     if incoming[node_id] and taken[node_id] == 0:
                         self._steps[node_id].status = "skipped"
                         self._steps[node_id].finished_event_id = self._task_event_id()
+                        self._keep_record(self._steps[node_id])
                         resolve(node_id, [])
                     elif self._evaluated_inline(node_id):
                         resolve(node_id, self._evaluate_node(node_id))
@@ -329,6 +353,7 @@ class RunWorkflow:
         step.output = output
         self._outputs[node_id] = output
         self._close_step(step, "completed")
+        self._keep_record(step)
         return self._taken_edges(node, plan, output)
 
     async def _run_node(self, node_id: str) -> list[Edge]:

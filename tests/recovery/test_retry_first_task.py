@@ -10,7 +10,14 @@ import httpx
 
 from tests.api.helpers import create_published, wait_for_run
 from tests.peer import Peer
-from tests.recovery.support import RUNS, chain, http_node, start_run, wait_for_attempt
+from tests.recovery.support import (
+    RUNS,
+    chain,
+    http_node,
+    start_run,
+    steps_of,
+    wait_for_attempt,
+)
 
 
 async def test_retry_to_the_first_task_records_exactly_one_new_attempt(
@@ -30,6 +37,7 @@ async def test_retry_to_the_first_task_records_exactly_one_new_attempt(
     peer.fail("/call", 1, 500)
     run_id = (await start_run(api, workflow_id, text_inputs={"note": "x"}))["id"]
     assert (await wait_for_run(api, run_id))["status"] == "error"
+    before = await steps_of(api, run_id)
     assert (await api.post(f"{RUNS}/{run_id}/retry")).status_code == 202
     done = await wait_for_attempt(api, run_id, 2)
     assert done["status"] == "completed" and done["final_outputs"] == "x"
@@ -37,3 +45,9 @@ async def test_retry_to_the_first_task_records_exactly_one_new_attempt(
     assert [a["attempt"] for a in done["attempts"]] == [1, 2]
     assert done["attempts"][1]["resumed_from_node_id"] == "call"
     assert peer.count("/call") == 2
+    # The nodes evaluated in the reset task are reused, whichever came first in the new
+    # execution, their evaluation or the `retry` signal: their steps read as before.
+    after = await steps_of(api, run_id)
+    assert after["note"] == before["note"] and after["shape"] == before["shape"]
+    assert before["shape"]["attempt"] == 1
+    assert after["call"]["attempt"] == 2 and after["out"]["attempt"] == 2
