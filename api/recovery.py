@@ -38,7 +38,7 @@ from temporalio.service import RPCError
 
 from activities.registry import NodeRegistry, NodeType
 from api.errors import conflict
-from workflows.models import RetryRequest, RunState, StepState
+from workflows.models import KeptStep, RetryRequest, RunState, StepState
 from workflows.run_workflow import RunWorkflow
 
 RetryFrom = Literal["failure_point", "start"]
@@ -248,5 +248,5 @@ def retry_request(state: RunState, plan: RetryPlan, request_id: str) -> RetryReq
         previous_attempts=state.attempts,
         resumed_from_node_id=plan.resumed_from_node_id,
         reset_event_id=plan.reset_event_id if plan.from_ == "failure_point" else None,
-        kept_steps=[s for s in state.steps if s.node_id in plan.kept],
+        kept_steps=[KeptStep.of(s) for s in state.steps if s.node_id in plan.kept],
     )

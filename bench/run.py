@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -156,9 +157,12 @@ async def run_all(quick: bool, only: set[str] | None = None) -> dict[str, Any]:
     return results
 
 
-def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
+def verdicts(results: dict[str, Any], partial: bool = False) -> list[dict[str, Any]]:
+    """Each target met or not; a partial run (`--only`) judges only the scenarios it ran."""
     rows = []
     for scenario, figure, op, target, text in TARGETS:
+        if partial and scenario not in results:
+            continue
         figures = results.get(scenario, {})
         value = figures.get(figure, figures.get("failed"))
         if isinstance(value, int | float) and "memory" in text and value < 0:
@@ -226,6 +230,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
+    # The raw retry baseline fails an activity on purpose; the SDK logs each such failure
+    # with a traceback, which is no news here.
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
     if only is not None and (unknown := only - set(SCENARIOS)):
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
     if args.render:
@@ -241,7 +248,7 @@ def main() -> None:
         "quick": args.quick,
         "wall_s": round(time.perf_counter() - started, 1),
         "results": results,
-        "targets": verdicts(results),
+        "targets": verdicts(results, partial=only is not None),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if only is not None:  # a partial run is no report

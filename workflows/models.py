@@ -171,6 +171,24 @@ class ReviewDecision(BaseModel):
     reviewer: str | None = None
 
 
+class KeptStep(BaseModel):
+    """A step's record without its output (recomputed, and possibly large: the `retry` signal
+    carries one of these per kept step)."""
+
+    node_id: str
+    status: StepStatus
+    attempt: int
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_ms: int | None = None
+    started_event_id: int | None = None
+    finished_event_id: int | None = None
+
+    @classmethod
+    def of(cls, step: StepState) -> KeptStep:
+        return cls.model_validate(step.model_dump(include=set(cls.model_fields)))
+
+
 class RetryRequest(BaseModel):
     """A retry's bookkeeping: signal `retry` to the execution a reset created, or part of the
     input of the fresh execution that retries a run from the start."""
@@ -184,7 +202,7 @@ class RetryRequest(BaseModel):
     # Steps the workflow evaluated (or skipped) in the reset task, as the failed execution
     # recorded them: the new execution computes them again there, as a replay would, and
     # keeps these records, so the retry reuses them like everything before the reset point.
-    kept_steps: list[StepState] = Field(default_factory=list)
+    kept_steps: list[KeptStep] = Field(default_factory=list)
 
 
 def initial_state(run_input: RunInput, status: RunStatus = "pending") -> RunState:

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import (
         AttemptRecord,
         ErrorStage,
+        KeptStep,
         NodePlan,
         PendingReview,
         RetryRequest,
@@ -118,7 +119,7 @@ class RunWorkflow:
         self._pending_reviews: dict[str, PendingReview] = {}
         self._decisions: dict[str, tuple[ReviewDecision, datetime]] = {}
         # Records a retry keeps for the steps its reset task computes again.
-        self._kept: dict[str, StepState] = {}
+        self._kept: dict[str, KeptStep] = {}
 
     # ----------------------------------------------------------------- entry point
 
