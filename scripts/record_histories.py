@@ -140,6 +140,29 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "fail_once": "/flaky",
         "retry": True,
     },
+    # As above with a transform between the calls: the reset task evaluates `shape` again,
+    # and the `retry` signal hands back its record (kept steps).
+    "retried_after_transform": {
+        "nodes": [
+            _node("note", "start_text"),
+            _node("first", "http_request", method="POST", url="{peer}/first"),
+            _node("shape", "transform", output={"first": "{{first.status}}"}),
+            {
+                **_node("flaky", "http_request", method="POST", url="{peer}/flaky"),
+                "retry": {"max_attempts": 1},
+            },
+            _node("out", "end", outputs={"status": "{{flaky.status}}"}),
+        ],
+        "edges": [
+            {"source": "note", "target": "first"},
+            {"source": "first", "target": "shape"},
+            {"source": "shape", "target": "flaky"},
+            {"source": "flaky", "target": "out"},
+        ],
+        "inputs": {"text_data": {"note": "x"}},
+        "fail_once": "/flaky",
+        "retry": True,
+    },
 }
 
 
