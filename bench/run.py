@@ -194,7 +194,12 @@ def markdown(document: dict[str, Any]) -> str:
         "clients, the HTTP peer and the raw baseline's worker. The throughput scenarios also "
         "start the same Runlane runs with the Temporal client (`runlane_without_rest`): "
         "the REST facade's share of the cost. Worker memory per waiting run "
-        "against the workflow cache size: `.venv/bin/python -m bench.cache_sizes 1000 250`.",
+        "against the workflow cache size: `.venv/bin/python -m bench.cache_sizes 1000 250`. "
+        "Retry counts what runs again: activities in the new execution's history and steps "
+        "the API shows with the new attempt; the pure nodes the workflow had evaluated in the "
+        "reset task are computed again in memory on the way, as any replay does "
+        "(`runlane_nodes_recomputed_in_memory`: no events, no side effects, within the wall "
+        "time shown), and keep their records.",
         "",
         "## Targets",
         "",
