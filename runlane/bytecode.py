@@ -5,8 +5,9 @@ Temporal's sandbox imports the workflow's own module afresh for every new workfl
 `__pycache__` file when one matches the source; otherwise it compiles the source every time,
 and nothing writes the cache when PYTHONDONTWRITEBYTECODE is set (Docker images, this machine)
 or the tree is read-only. Measured: compiling `workflows/run_workflow.py` costs 2.8 ms per run,
-a third of the worker's CPU for a 10-node pure run. `make install` and the Dockerfile
-precompile; the worker warns when that was skipped.
+a third of the worker's CPU for a 10-node pure run. `make run`, `make test` and
+`make bench` (the `bytecode` target) and the Dockerfile precompile; the worker warns when
+that was skipped.
 """
 
 from __future__ import annotations
