@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from activities.models import NodeTaskInput
 from activities.registry import NodeType
+from runlane.templating import render
 
 
 class DelayConfig(BaseModel):
@@ -43,3 +45,10 @@ NODE_TYPES = (
         allowed_branches=frozenset({"rejected"}),
     ),
 )
+
+
+def review_payload(task: NodeTaskInput) -> Any:
+    """What the reviewer sees: `payload` rendered when the review starts waiting (recorded by
+    the batch that prepares the review, so a replay shows the same payload)."""
+    config = HumanReviewConfig.model_validate(task.node.config)
+    return render(config.payload, task.template_context())

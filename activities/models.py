@@ -1,13 +1,14 @@
-"""The one input and one result model shared by every node activity."""
+"""The input and result models of node activities: one pair shared by every node type with an
+activity of its own, one pair for the batches of pure work."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from runlane.definition import Node
+from runlane.definition import Edge, Node, NodeRole
 from runlane.templating import TemplateContext
 
 
@@ -49,3 +50,78 @@ class NodeError(Exception):
         super().__init__(message)
         self.type = type
         self.message = message
+
+
+# ------------------------------------------------------------------ pure-node batches
+#
+# The run workflow hands every stretch of ready pure work to one local activity
+# (activities/evaluation.py): pure nodes are evaluated, nodes none of whose incoming edges was
+# taken are skipped, and reviews get their payload rendered. The activity's result is the
+# recorded outcome of each of those nodes (a marker event in the run's history): a replay reads
+# it back and never evaluates again.
+
+BatchNodeKind = Literal["pure", "review", "other"]
+OutcomeStatus = Literal["completed", "error", "skipped", "waiting_for_human"]
+
+
+class BatchNode(BaseModel):
+    node: Node
+    role: NodeRole
+    # pure: evaluated here; review: its payload is rendered here; other: an activity, timer...
+    # of its own (a batch only decides whether to skip it).
+    kind: BatchNodeKind
+    # Incoming edges not resolved yet, and those taken, when the batch is scheduled.
+    unresolved: int
+    taken: int
+    has_incoming: bool
+    # Ancestors whose outputs this node reads (the workflow checked they are ancestors).
+    reads: list[str] = Field(default_factory=list)
+    # Start nodes: the run input given for this node.
+    input: Any = None
+
+
+class PureBatchInput(BaseModel):
+    run_id: str
+    workflow_id: str
+    vars: dict[str, Any] = Field(default_factory=dict)
+    attempt: int
+    # The nodes ready now, in the workflow's order; then `nodes` holds them and the nodes
+    # below them the batch may reach.
+    ready: list[str]
+    nodes: list[BatchNode]
+    # The edges between those nodes.
+    edges: list[Edge] = Field(default_factory=list)
+    # Outputs of nodes outside the batch that its nodes read.
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    # Where this execution stands, so that the first task after a reset reuses what the reset
+    # execution recorded rather than evaluating again (activities/recorded.py).
+    temporal_run_id: str = ""
+    first_execution_run_id: str = ""
+    task_event_id: int = 0
+
+
+class OutcomeError(BaseModel):
+    type: str
+    message: str
+
+
+class NodeOutcome(BaseModel):
+    node_id: str
+    # The node's label, so operators read outcomes in the Temporal UI's event history.
+    label: str = ""
+    status: OutcomeStatus
+    # completed: the node's output; waiting_for_human: the rendered review payload.
+    output: Any = None
+    error: OutcomeError | None = None
+    attempt: int
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    # Taken from the history of the execution a reset replaced, not evaluated again.
+    reused: bool = False
+
+
+class PureBatchResult(BaseModel):
+    """The outcomes in the order they were produced. Ready nodes without an outcome (the batch
+    reached its size budget first) are left for the next batch."""
+
+    outcomes: list[NodeOutcome] = Field(default_factory=list)

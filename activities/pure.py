@@ -1,7 +1,7 @@
-"""Pure nodes: no I/O, so the workflow evaluates them itself (`evaluate=`).
+"""Pure nodes: no I/O, so they are evaluated in batches (`evaluate=`, activities/evaluation.py).
 
 The activities below run the same functions; they stay registered for runs whose frozen plan
-says "local" (how pure nodes ran before), so those replay and finish unchanged."""
+says "local" (one local activity per pure node, how they ran first), so those finish unchanged."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ NODE_TYPES = (
         name="transform",
         role="task",
         config_model=TransformConfig,
-        execution="workflow",
+        execution="batch",
         description="Renders `output` (a template); pure",
         make_activity=lambda deps: transform_node,
         evaluate=evaluate_transform,
@@ -98,7 +98,7 @@ NODE_TYPES = (
         name="condition",
         role="condition",
         config_model=ConditionConfig,
-        execution="workflow",
+        execution="batch",
         description="Evaluates `expression` (JMESPath); routes by edge branch true/false",
         allowed_branches=frozenset({"true", "false"}),
         make_activity=lambda deps: condition_node,
@@ -108,7 +108,7 @@ NODE_TYPES = (
         name="end",
         role="end",
         config_model=EndConfig,
-        execution="workflow",
+        execution="batch",
         description="Renders `outputs` into the run's final_outputs",
         make_activity=lambda deps: end_node,
         evaluate=evaluate_end,

@@ -25,11 +25,13 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "runlane.node_types"
 _REMOTE_TIMEOUT_MARGIN_S = 5.0
 
-# workflow: executed by the workflow itself: pure nodes (evaluated in the workflow: no round
-#   trip, no history event, nothing re-executed by a replay), durable timers and signals;
+# batch: a pure node (needs `evaluate`): evaluated with the other ready pure work in one local
+#   activity whose result records its outcome in the run's history;
 # remote: a regular activity (I/O, retried by the server);
-# local: a local activity (how pure nodes ran before; kept for runs started that way).
-Execution = Literal["local", "remote", "workflow"]
+# workflow: a durable timer or a signal, handled by the workflow itself.
+# Runs started earlier froze "workflow" (pure nodes evaluated in the workflow, unrecorded) or
+# "local" (a local activity per pure node) for pure nodes; they finish that way.
+Execution = Literal["batch", "remote", "workflow"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,8 @@ class NodeType:
     allowed_branches: frozenset[str] = frozenset()
     # Returns the activity callable registered under `name`; None for workflow-handled types.
     make_activity: Callable[[ActivityDeps], Callable[..., Any]] | None = None
-    # Pure evaluation inside the workflow (deterministic, no I/O, no clock): core types only,
-    # because the workflow sandbox imports them directly (plugins run as activities).
+    # Pure evaluation (deterministic, no I/O, no clock) for execution "batch"; runs started
+    # before outcomes were recorded call it inside the workflow.
     evaluate: Callable[[NodeTaskInput], Any] | None = None
     # Re-running it repeats an effect outside Runlane (shown by the retry plan).
     side_effecting: bool = False

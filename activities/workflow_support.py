@@ -6,6 +6,8 @@ from __future__ import annotations
 from temporalio import activity
 
 PAUSE = "runlane.pause"
+# Evaluates a batch of pure work (activities/evaluation.py).
+EVALUATE = "runlane.evaluate"
 
 
 @activity.defn(name=PAUSE)

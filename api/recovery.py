@@ -6,11 +6,12 @@ failure point resets the execution to the workflow task that started the earlies
 cancelled step, so the plan below is exactly what Temporal then does:
 
 * a step whose result was recorded before that task is replayed from history: reused;
-* pure nodes the workflow evaluated (or skipped) in the reset task itself are reused too: the
-  new execution computes them again in memory, as any replay does (deterministic, no event,
-  no side effect), and the `retry` signal hands it their first records to keep, so they
-  read exactly as before (`RetryRequest.kept_steps`);
-* pure nodes of runs started when they were local activities run again in the reset task;
+* pure nodes and skips that a batch recorded in the reset task itself are reused too: the new
+  execution's batch takes their outcomes from the replaced execution's history instead of
+  evaluating again (activities/recorded.py), so they keep their outputs, times and attempt;
+* pure nodes and skips of runs started before outcomes were recorded (pure nodes planned
+  "workflow" or "local" rather than "batch") are computed again in the reset task: they run
+  again;
 * everything else runs again; side-effecting node types among those that already ran are
   listed as `repeated_side_effects`.
 
@@ -38,7 +39,7 @@ from temporalio.service import RPCError
 
 from activities.registry import NodeRegistry, NodeType
 from api.errors import conflict
-from workflows.models import KeptStep, RetryRequest, RunState, StepState
+from workflows.models import RetryRequest, RunState, StepState
 from workflows.run_workflow import RunWorkflow
 
 RetryFrom = Literal["failure_point", "start"]
@@ -61,8 +62,6 @@ class RetryPlan:
     repeated_side_effects: list[str] = field(default_factory=list)
     reset_event_id: int | None = None
     resumed_from_node_id: str | None = None
-    # Reused steps that the reset task computes again: they keep their records.
-    kept: list[str] = field(default_factory=list)
 
 
 class TaskBoundaries:
@@ -97,30 +96,32 @@ async def task_boundaries(
     return TaskBoundaries(started)
 
 
-def _reuse(step: StepState, finished: int | None, reset_event_id: int, how: str) -> str | None:
-    """How a step that a reset to `reset_event_id` does not run again gets its result, or None
-    when it runs again. `how` is the step's node kind (`_kind`)."""
+def _reused(step: StepState, finished: int | None, reset_event_id: int, how: str) -> bool:
+    """Whether a reset to `reset_event_id` keeps the step's result rather than running it
+    again. `how` is the step's node kind (`_kind`)."""
     if step.status not in ("completed", "skipped") or finished is None:
-        return None
-    if finished < reset_event_id:
-        return "replayed"
-    if finished > reset_event_id:
-        return None
-    # Finished in the reset task itself. Skipping and workflow-evaluated pure nodes are
-    # computed again there; local activities are executed again (their markers are
-    # written when that task completes); activities, timers and decisions finished with an
-    # event before the task started.
-    if step.status == "skipped" or how == "evaluated":
-        return "kept"
-    return None if how == "local" else "replayed"
+        return False
+    if finished != reset_event_id:
+        return finished < reset_event_id  # replayed from history, or ended after the reset
+    # Finished in the reset task itself, which the new execution runs again. A batch takes
+    # the outcomes it recorded there back from the replaced execution's history; activities,
+    # timers and decisions finished with an event before the task started. Runs from before
+    # recording compute their pure nodes and skips again (a local activity is executed again:
+    # its marker was written when that task completed).
+    if how == "batch":
+        return True
+    return step.status != "skipped" and how == "event"
 
 
-def _kind(execution: str, node_type: NodeType | None) -> str:
+def _kind(execution: str, node_type: NodeType | None, recorded: bool, skipped: bool) -> str:
+    """batch: outcome recorded by a batch (pure nodes, and every skip of a recorded run);
+    evaluated / local: pure nodes of runs from before recording; event: everything else."""
+    if execution == "batch" or (recorded and skipped):
+        return "batch"
     if execution == "local":
         return "local"
-    if execution == "workflow" and node_type is not None and node_type.evaluate is not None:
-        return "evaluated"
-    return "event"
+    pure = execution == "workflow" and node_type is not None and node_type.evaluate is not None
+    return "evaluated" if pure else "event"
 
 
 def plan_retry(
@@ -143,11 +144,11 @@ def plan_retry(
             ),
         )
     steps = state.steps
+    recorded = "batch" in plans.values()
     if from_ == "start":
         reset_event_id = boundaries.snap(state.first_task_event_id)
         resumed_from: str | None = None
         reuse: list[str] = []
-        kept: list[str] = []
     else:
         started = {s.node_id: boundaries.snap(s.started_event_id) for s in steps}
         unfinished = [
@@ -164,17 +165,21 @@ def plan_retry(
         reset_event_id = started[first.node_id]
         resumed_from = (state.error.node_id if state.error else None) or first.node_id
         assert reset_event_id is not None
-        how = {
-            s.node_id: _reuse(
+        reuse = [
+            s.node_id
+            for s in steps
+            if _reused(
                 s,
                 boundaries.snap(s.finished_event_id),
                 reset_event_id,
-                _kind(plans.get(s.node_id, "local"), registry.get(s.node_type)),
+                _kind(
+                    plans.get(s.node_id, "local"),
+                    registry.get(s.node_type),
+                    recorded,
+                    s.status == "skipped",
+                ),
             )
-            for s in steps
-        }
-        reuse = [node_id for node_id, way in how.items() if way is not None]
-        kept = [node_id for node_id, way in how.items() if way == "kept"]
+        ]
     if reset_event_id is None:
         return RetryPlan(from_=from_, allowed=False, reason="The run never started executing.")
     reused = set(reuse)
@@ -195,7 +200,6 @@ def plan_retry(
         repeated_side_effects=repeated,
         reset_event_id=reset_event_id,
         resumed_from_node_id=resumed_from,
-        kept=kept,
     )
 
 
@@ -248,5 +252,4 @@ def retry_request(state: RunState, plan: RetryPlan, request_id: str) -> RetryReq
         previous_attempts=state.attempts,
         resumed_from_node_id=plan.resumed_from_node_id,
         reset_event_id=plan.reset_event_id if plan.from_ == "failure_point" else None,
-        kept_steps=[KeptStep.of(s) for s in state.steps if s.node_id in plan.kept],
     )

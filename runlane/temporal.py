@@ -47,13 +47,19 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 def create_worker(
     client: Client, *, task_queue: str, activities: Sequence[Callable[..., Any]], **options: Any
 ) -> Worker:
+    """A worker of the run workflow: the node activities given, plus the activities the
+    workflow itself needs (the batches of pure work, which read histories through `client`)."""
     from activities import workflow_support
+    from activities.evaluation import PureBatches
+    from activities.recorded import RecordedOutcomes
+    from activities.registry import default_registry
     from workflows.run_workflow import RunWorkflow
 
+    batches = PureBatches(default_registry(), RecordedOutcomes(client))
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[RunWorkflow],
-        activities=[*activities, *workflow_support.ACTIVITIES],
+        activities=[*activities, *workflow_support.ACTIVITIES, batches.evaluate],
         **options,
     )

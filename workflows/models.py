@@ -56,7 +56,12 @@ class NodePlan(BaseModel):
     workflow): in-flight runs replay the same way even if a node type changes later."""
 
     role: NodeRole
-    execution: Literal["local", "remote", "workflow"]
+    # batch: a pure node, evaluated with the other ready pure work in one local activity
+    #   whose result records its outcome (runs started since outcomes are recorded);
+    # remote: a regular activity; workflow: a timer or a signal (delay, human_review) and,
+    #   in runs started before recording, a pure node evaluated by the workflow itself;
+    # local: one local activity per pure node (runs started before that).
+    execution: Literal["batch", "local", "remote", "workflow"]
     timeout_s: float
 
 
@@ -171,24 +176,6 @@ class ReviewDecision(BaseModel):
     reviewer: str | None = None
 
 
-class KeptStep(BaseModel):
-    """A step's record without its output (recomputed, and possibly large: the `retry` signal
-    carries one of these per kept step)."""
-
-    node_id: str
-    status: StepStatus
-    attempt: int
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    duration_ms: int | None = None
-    started_event_id: int | None = None
-    finished_event_id: int | None = None
-
-    @classmethod
-    def of(cls, step: StepState) -> KeptStep:
-        return cls.model_validate(step.model_dump(include=set(cls.model_fields)))
-
-
 class RetryRequest(BaseModel):
     """A retry's bookkeeping: signal `retry` to the execution a reset created, or part of the
     input of the fresh execution that retries a run from the start."""
@@ -199,10 +186,7 @@ class RetryRequest(BaseModel):
     resumed_from_node_id: str | None = None
     # The reset point: steps started at or after it belong to the new attempt.
     reset_event_id: int | None = None
-    # Steps the workflow evaluated (or skipped) in the reset task, as the failed execution
-    # recorded them: the new execution computes them again there, as a replay would, and
-    # keeps these records, so the retry reuses them like everything before the reset point.
-    kept_steps: list[KeptStep] = Field(default_factory=list)
+    # (Signals recorded before outcomes were recorded also carry `kept_steps`: ignored.)
 
 
 def initial_state(run_input: RunInput, status: RunStatus = "pending") -> RunState:

@@ -2,14 +2,34 @@
 
 A node becomes ready when all its incoming edges are resolved; it runs if at least one of them
 was taken and is skipped otherwise (so the untaken side of a condition is skipped and a join
-after both sides runs once). Ready nodes run concurrently. Pure nodes (inputs, transforms,
-conditions, ends) are evaluated by the workflow itself: no round trip, no history event; a
-reset replays those of earlier workflow tasks and computes those of the reset task again, as
-a replay would (deterministic, no side effects), keeping the records the `retry` signal hands
-back (api/recovery.py plans exactly that). I/O nodes are
-activities named after the node type with the node label as the summary; delays are durable
-timers and human reviews wait for the `review` signal. The Temporal UI's current details show
-every node's status.
+after both sides runs once). Ready nodes run concurrently.
+
+History is the source of truth: every node's outcome is recorded in the run's history the first
+time it is produced, and a replay (cache eviction, worker restart, reset) reads it back rather
+than computing it again with the code installed at replay time.
+
+* I/O nodes are regular activities named after the node type, with the node's label as the
+  summary; delays are durable timers; human reviews wait for the `review` signal.
+* Everything else that is decided without I/O goes in batches: the pure nodes ready together
+  (inputs, transforms, conditions, ends), the nodes that follow from them without I/O, the
+  ready nodes to skip, and the payloads of reviews about to wait are handed to one local
+  activity (`runlane.evaluate`, activities/evaluation.py) whose result, a marker event summarised
+  with the nodes' labels, holds each of their outcomes. A run of ten pure nodes costs one marker
+  and no server round trip. The workflow only applies recorded outcomes and routes by them.
+* A reset (retry) executes the reset task again: its batches then take the outcomes the reset
+  execution recorded in that task from its history instead of evaluating again
+  (activities/recorded.py), so steps that completed before the failure point keep their
+  outputs, times and attempt.
+
+Which engine a run uses is frozen in its input, like everything about how its nodes execute:
+pure nodes planned "batch" mark a recorded run. Runs started before recording replay as they
+ran: pure nodes evaluated in the workflow (plan "workflow") or as one local activity each (plan
+"local"), skips decided and review payloads rendered in the workflow, a search-attribute upsert
+per change. (Not a `workflow.patched` marker: Temporal's SDK then upserts the
+TemporalChangeVersion search attribute too, a second upsert in the first task.)
+
+The Temporal UI's current details show every node's status, and at most one search-attribute
+upsert is written per workflow task (recorded runs).
 
 Decisions arrive only as signals, never updates: an update runs in a speculative workflow task,
 which Temporal writes to history in one batch with what it scheduled, so no reset could target
@@ -27,7 +47,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
@@ -36,13 +56,21 @@ with workflow.unsafe.imports_passed_through():
     from activities import pure as pure_nodes
     from activities import workflow_support
     from activities.control import DelayConfig, HumanReviewConfig
-    from activities.models import NodeError, NodeTaskInput, NodeTaskOutput
+    from activities.models import (
+        BatchNode,
+        NodeError,
+        NodeOutcome,
+        NodeTaskInput,
+        NodeTaskOutput,
+        PureBatchInput,
+        PureBatchResult,
+    )
     from runlane import expressions, search_attributes, templating
     from runlane.definition import Edge, Graph, Node, RetryConfig
+    from runlane.frontier import Frontier, taken_edges
     from workflows.models import (
         AttemptRecord,
         ErrorStage,
-        KeptStep,
         NodePlan,
         PendingReview,
         RetryRequest,
@@ -60,15 +88,21 @@ with workflow.unsafe.imports_passed_through():
 RUN_FAILED = "RunFailed"
 # How long a reset execution waits, before it ends, for the retry bookkeeping signal.
 RETRY_SIGNAL_WAIT = timedelta(seconds=10)
+# Nodes one batch may reach (its result is one payload: Temporal refuses those over 2 MB; the
+# activity also stops at a byte budget). A longer stretch takes several batches.
+MAX_BATCH_NODES = 1000
+BATCH_TIMEOUT = timedelta(seconds=60)
+# A batch that fails (not a node: the activity itself, e.g. its history read) is retried a few
+# times, then fails the run visibly instead of leaving it running for ever.
+BATCH_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=4)
+_BATCH_SUMMARY_LABELS = 8
 
-# Pure node types the workflow evaluates itself (plan execution "workflow").
+# Runs started before recording: pure node types the workflow evaluated itself (plan execution
+# "workflow"), at most this many per activation (the SDK fails a workflow task whose code runs
+# 2 s without yielding); then a no-op local activity resumed them in a new activation.
 _EVALUATORS = {
     t.name: t.evaluate for t in (*input_nodes.NODE_TYPES, *pure_nodes.NODE_TYPES) if t.evaluate
 }
-# Pure nodes evaluated in one activation at most: the SDK fails a workflow task whose code
-# runs 2 s without yielding, and a long chain of pure nodes would (20,000 take about 2 s
-# here). After this many the run calls a no-op local activity, whose result resumes it in a
-# new activation (one marker event; no server round trip, unlike a timer).
 INLINE_NODES_PER_TASK = 1000
 _PAUSE_PATCH = "pause-between-long-pure-stretches"
 
@@ -105,6 +139,12 @@ def _describe_failure(err: BaseException) -> StepError:
     return StepError(type=type(cause).__name__, message=str(cause))
 
 
+def _batch_summary(labels: list[str]) -> str:
+    shown = ", ".join(labels[:_BATCH_SUMMARY_LABELS])
+    more = len(labels) - _BATCH_SUMMARY_LABELS
+    return f"Evaluate {shown}" + (f" (+{more} more)" if more > 0 else "")
+
+
 @workflow.defn
 class RunWorkflow:
     @workflow.init
@@ -118,8 +158,19 @@ class RunWorkflow:
         self._waiting: list[str] = []
         self._pending_reviews: dict[str, PendingReview] = {}
         self._decisions: dict[str, tuple[ReviewDecision, datetime]] = {}
-        # Records a retry keeps for the steps its reset task computes again.
-        self._kept: dict[str, KeptStep] = {}
+        # Recorded runs: every node's outcome in history (see the module docstring).
+        self._recorded = any(plan.execution == "batch" for plan in input.plans.values())
+        # Recorded runs: nodes whose outcome a batch recorded (insertion-ordered, used as a set).
+        self._applied: dict[str, None] = {}
+        # ... of which taken from the history of the execution a reset replaced.
+        self._reused: dict[str, None] = {}
+        # Rendered payloads of reviews a batch prepared, waiting for their decision.
+        self._review_payloads: dict[str, Any] = {}
+        # Batches in flight by key: the ready nodes they were given, and the workflow task
+        # that scheduled them (their steps' start, so a retry resets to it).
+        self._batches: dict[str, tuple[list[str], int]] = {}
+        # Search-attribute changes not written yet (recorded runs write them once per task).
+        self._unsent_attributes: dict[str, SearchAttributeUpdate] = {}
 
     # ----------------------------------------------------------------- entry point
 
@@ -213,30 +264,16 @@ class RunWorkflow:
             ),
         ]
         if request.reset_event_id is not None:
+            # Steps this execution produced anew belong to the new attempt (the signal may
+            # arrive after the reset task); outcomes reused from before the reset keep theirs.
             for step in self._steps.values():
                 started = step.started_event_id
-                if started is not None and started >= request.reset_event_id:
+                if (
+                    started is not None
+                    and started >= request.reset_event_id
+                    and step.node_id not in self._reused
+                ):
                     step.attempt = request.attempt
-        # The reset task may already have computed them again (the signal follows the reset).
-        self._kept = {kept.node_id: kept for kept in request.kept_steps}
-        for node_id in self._kept:
-            if node_id in self._steps:
-                self._keep_record(self._steps[node_id])
-
-    def _keep_record(self, step: StepState) -> None:
-        """A step the reset task computed again reads as it did before the retry: the same
-        computation on the same inputs, like a replay, not a second execution. (Only if it
-        came out the same way; a changed node type would not.)"""
-        kept = self._kept.get(step.node_id)
-        if kept is None or kept.status != step.status:
-            return
-        step.attempt = kept.attempt
-        step.started_at, step.completed_at = kept.started_at, kept.completed_at
-        step.duration_ms = kept.duration_ms
-        step.started_event_id, step.finished_event_id = (
-            kept.started_event_id,
-            kept.finished_event_id,
-        )
 
     async def _settle_attempts(self) -> None:
         """After a reset the new execution has a new run id. Wait (bounded) for the API's
@@ -273,53 +310,32 @@ class RunWorkflow:
     # ----------------------------------------------------------------- scheduling
 
     async def _execute_graph(self) -> None:
-        incoming = self._graph.incoming
-        unresolved = {node_id: len(edges) for node_id, edges in incoming.items()}
-        taken = dict.fromkeys(incoming, 0)
-        ready = deque(n for n in self._graph.topological_order if unresolved[n] == 0)
-        # Insertion-ordered; never iterate a set in workflow code.
-        running: dict[str, asyncio.Task[list[Edge]]] = {}
-
-        def resolve(node_id: str, taken_edges: list[Edge]) -> None:
-            for edge in self._graph.outgoing[node_id]:
-                unresolved[edge.target] -= 1
-                if any(edge is chosen for chosen in taken_edges):
-                    taken[edge.target] += 1
-                if unresolved[edge.target] == 0:
-                    ready.append(edge.target)
-
+        frontier = Frontier.start(self._graph.outgoing, self._graph.incoming)
+        ready = deque(n for n in self._graph.topological_order if frontier.unresolved[n] == 0)
+        # Node ids, or batch keys ("batch:<first node>"); insertion-ordered: never iterate a
+        # set in workflow code.
+        running: dict[str, asyncio.Task[Any]] = {}
         try:
             while ready or running:
-                evaluated = 0  # in this activation
-                while ready and evaluated < INLINE_NODES_PER_TASK:
-                    node_id = ready.popleft()
-                    if incoming[node_id] and taken[node_id] == 0:
-                        self._steps[node_id].status = "skipped"
-                        self._steps[node_id].finished_event_id = self._task_event_id()
-                        self._keep_record(self._steps[node_id])
-                        resolve(node_id, [])
-                    elif self._evaluated_inline(node_id):
-                        resolve(node_id, self._evaluate_node(node_id))
-                        evaluated += 1
-                    else:
-                        running[node_id] = asyncio.create_task(self._run_node(node_id))
-                self._publish_details()
-                if ready:  # the per-task budget ran out
-                    # (patched: runs recorded before the pause existed replay without it.)
-                    if workflow.patched(_PAUSE_PATCH):
-                        await workflow.execute_local_activity(
-                            workflow_support.PAUSE,
-                            start_to_close_timeout=timedelta(seconds=10),
-                            summary=f"Pause after {evaluated} pure nodes",
-                        )
+                if self._recorded:
+                    self._dispatch(ready, running, frontier)
+                    if not any(key.startswith("batch:") for key in running):
+                        # A batch's result comes back within this workflow task: write the
+                        # table and the search attributes when the task is about to end.
+                        self._checkpoint()
+                elif await self._dispatch_unrecorded(ready, running, frontier):
                     continue
                 if not running:
                     break
                 await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
-                for node_id, task in list(running.items()):
+                for key, task in list(running.items()):
                     if task.done():
-                        del running[node_id]
-                        resolve(node_id, task.result())  # re-raises NodeFailed
+                        del running[key]
+                        result = task.result()  # re-raises NodeFailed
+                        if isinstance(result, PureBatchResult):
+                            ready.extend(self._apply_batch(key, result, frontier, running))
+                        else:
+                            ready.extend(frontier.resolve(key, result))
         except GeneratorExit:
             # The coroutine is being closed (garbage-collected without an eviction, e.g. at
             # worker shutdown): awaiting now would raise "coroutine ignored GeneratorExit".
@@ -333,12 +349,244 @@ class RunWorkflow:
                 await asyncio.gather(*running.values(), return_exceptions=True)
             raise
 
+    def _dispatch(
+        self, ready: deque[str], running: dict[str, asyncio.Task[Any]], frontier: Frontier
+    ) -> None:
+        """Recorded runs: start the ready nodes that wait on something of their own (activity,
+        timer, signal) and hand the rest to batches."""
+        batch: list[str] = []
+        while ready:
+            node_id = ready.popleft()
+            if node_id in running:
+                continue
+            if node_id in self._review_payloads:  # prepared by a batch: wait for the decision
+                running[node_id] = asyncio.create_task(self._run_node(node_id))
+            elif node_id in self._applied:
+                continue  # a batch recorded its outcome already
+            elif self._in_batch(node_id, frontier):
+                batch.append(node_id)
+            else:
+                running[node_id] = asyncio.create_task(self._run_node(node_id))
+        for start in range(0, len(batch), MAX_BATCH_NODES):
+            chunk = batch[start : start + MAX_BATCH_NODES]
+            # Unique within an execution: a node is the first of at most one batch.
+            key = f"batch:{chunk[0]}"
+            self._batches[key] = (chunk, self._task_event_id())
+            running[key] = asyncio.create_task(self._evaluate_batch(key, frontier))
+
+    def _in_batch(self, node_id: str, frontier: Frontier) -> bool:
+        kind = self._batch_kind(node_id)
+        return kind != "other" or frontier.skips(node_id)
+
+    def _batch_kind(self, node_id: str) -> str:
+        plan = self._input.plans[node_id]
+        if plan.role == "review":
+            return "review"
+        return "pure" if plan.execution == "batch" else "other"
+
+    async def _dispatch_unrecorded(
+        self, ready: deque[str], running: dict[str, asyncio.Task[Any]], frontier: Frontier
+    ) -> bool:
+        """Runs started before recording, as they ran. True when the scheduler should look at
+        the ready nodes again before waiting (the per-activation budget ran out)."""
+        evaluated = 0  # in this activation
+        while ready and evaluated < INLINE_NODES_PER_TASK:
+            node_id = ready.popleft()
+            if frontier.skips(node_id):
+                self._steps[node_id].status = "skipped"
+                self._steps[node_id].finished_event_id = self._task_event_id()
+                ready.extend(frontier.resolve(node_id, []))
+            elif self._evaluated_inline(node_id):
+                ready.extend(frontier.resolve(node_id, self._evaluate_node(node_id)))
+                evaluated += 1
+            else:
+                running[node_id] = asyncio.create_task(self._run_node(node_id))
+        self._publish_details()
+        if not ready:
+            return False
+        # The per-task budget ran out. (Patched: runs recorded before the pause existed replay
+        # without it.)
+        if workflow.patched(_PAUSE_PATCH):
+            await workflow.execute_local_activity(
+                workflow_support.PAUSE,
+                start_to_close_timeout=timedelta(seconds=10),
+                summary=f"Pause after {evaluated} pure nodes",
+            )
+        return True
+
+    # ----------------------------------------------------------------- batches (recorded runs)
+
+    async def _evaluate_batch(self, key: str, frontier: Frontier) -> PureBatchResult:
+        ready, scheduled_in = self._batches[key]
+        batch = self._batch_input(ready, frontier)
+        labels = [self._graph.nodes[n].label or n for n in ready]
+        try:
+            return await workflow.execute_local_activity(
+                workflow_support.EVALUATE,
+                batch,
+                result_type=PureBatchResult,
+                activity_id=key,
+                start_to_close_timeout=BATCH_TIMEOUT,
+                retry_policy=BATCH_RETRY,
+                summary=_batch_summary(labels),
+            )
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise asyncio.CancelledError() from err
+            # Nodes report their own errors as outcomes: this is the batch itself failing,
+            # shown on its first node (a retry resets to the task that scheduled it).
+            step = self._steps[ready[0]]
+            step.attempt, step.started_at = self._state.attempt, workflow.now()
+            step.started_event_id = scheduled_in
+            step.error = _describe_failure(err)
+            self._close_step(step, "error")
+            raise NodeFailed(ready[0], step.error) from None
+
+    def _batch_input(self, ready: list[str], frontier: Frontier) -> PureBatchInput:
+        """The ready nodes and the nodes below them that the batch may reach without I/O: it
+        passes an I/O node or a review only when it could skip it (a condition decides)."""
+        reach: dict[str, None] = dict.fromkeys(ready)
+        branching = any(
+            frontier.skips(n) or self._input.plans[n].role == "condition" for n in ready
+        )
+        queue = deque(ready)
+        while queue and len(reach) < MAX_BATCH_NODES:
+            node_id = queue.popleft()
+            kind = self._batch_kind(node_id)
+            if kind == "review" or (kind == "other" and not branching):
+                continue
+            for edge in self._graph.outgoing[node_id]:
+                target = edge.target
+                if target in reach or len(reach) >= MAX_BATCH_NODES:
+                    continue
+                reach[target] = None
+                queue.append(target)
+                branching = branching or self._input.plans[target].role == "condition"
+        nodes: list[BatchNode] = []
+        read_outside: dict[str, None] = {}
+        for node_id in reach:
+            node = self._graph.nodes[node_id]
+            plan = self._input.plans[node_id]
+            reads = self._reads(node)
+            read_outside.update((name, None) for name in reads if name in self._outputs)
+            nodes.append(
+                BatchNode(
+                    node=node,
+                    role=plan.role,
+                    kind=self._batch_kind(node_id),  # type: ignore[arg-type]
+                    unresolved=frontier.unresolved[node_id],
+                    taken=frontier.taken[node_id],
+                    has_incoming=bool(self._graph.incoming[node_id]),
+                    reads=reads,
+                    input=self._start_input(node) if plan.role == "start" else None,
+                )
+            )
+        info = workflow.info()
+        return PureBatchInput(
+            run_id=self._input.run_id,
+            workflow_id=self._input.workflow.workflow_id,
+            vars=self._input.definition.vars,
+            attempt=self._state.attempt,
+            ready=ready,
+            nodes=nodes,
+            edges=[
+                edge
+                for node_id in reach
+                for edge in self._graph.outgoing[node_id]
+                if edge.target in reach
+            ],
+            outputs={name: self._outputs[name] for name in read_outside},
+            temporal_run_id=info.run_id,
+            first_execution_run_id=info.first_execution_run_id,
+            task_event_id=self._task_event_id(),
+        )
+
+    def _apply_batch(
+        self,
+        key: str,
+        result: PureBatchResult,
+        frontier: Frontier,
+        running: dict[str, asyncio.Task[Any]],
+    ) -> list[str]:
+        """Apply the recorded outcomes in the order they were produced. Returns the nodes
+        that are ready now: those the batch left for the next one come first."""
+        if not result.outcomes:  # never: a batch evaluates at least its first node
+            node_id = key.removeprefix("batch:")
+            raise NodeFailed(node_id, StepError(type="EvaluationError", message="no outcome"))
+        members, scheduled_in = self._batches.pop(key)
+        finished_event_id = self._task_event_id()
+        newly_ready: list[str] = []
+        for outcome in result.outcomes:
+            self._applied[outcome.node_id] = None
+            if outcome.reused:
+                self._reused[outcome.node_id] = None
+            if outcome.status == "waiting_for_human":
+                self._begin_review(outcome)
+                newly_ready.append(outcome.node_id)  # starts waiting for its decision
+                continue
+            step = self._apply_outcome(outcome, scheduled_in, finished_event_id)
+            if outcome.status == "error":
+                assert step.error is not None
+                raise NodeFailed(outcome.node_id, step.error)
+            edges: list[Edge] = []
+            if outcome.status == "completed":
+                self._outputs[outcome.node_id] = outcome.output
+                edges = taken_edges(
+                    self._input.plans[outcome.node_id].role,
+                    self._graph.outgoing[outcome.node_id],
+                    outcome.output,
+                )
+            newly_ready.extend(frontier.resolve(outcome.node_id, edges))
+        left = [node_id for node_id in members if node_id not in self._applied]
+        return [*left, *newly_ready]
+
+    def _apply_outcome(
+        self, outcome: NodeOutcome, scheduled_in: int, finished_event_id: int
+    ) -> StepState:
+        step = self._steps[outcome.node_id]
+        step.status = outcome.status  # type: ignore[assignment]
+        step.attempt = outcome.attempt if outcome.reused else self._state.attempt
+        step.started_at, step.completed_at = outcome.started_at, outcome.completed_at
+        if outcome.started_at is not None and outcome.completed_at is not None:
+            step.duration_ms = _ms(outcome.started_at, outcome.completed_at)
+        step.started_event_id = scheduled_in
+        step.finished_event_id = finished_event_id
+        if outcome.status == "completed":
+            step.output = outcome.output
+        if outcome.error is not None:
+            step.error = StepError(type=outcome.error.type, message=outcome.error.message)
+        if outcome.status == "skipped":
+            step.attempt, step.started_event_id = 0, None
+        return step
+
+    def _begin_review(self, outcome: NodeOutcome) -> None:
+        """A review a batch prepared: it waits from now on, showing the recorded payload."""
+        node = self._graph.nodes[outcome.node_id]
+        config = HumanReviewConfig.model_validate(node.config)
+        step = self._steps[node.id]
+        step.status = "waiting_for_human"
+        step.attempt = self._state.attempt
+        step.started_at = workflow.now()
+        step.started_event_id = self._task_event_id()
+        step.output = outcome.output
+        self._review_payloads[node.id] = outcome.output
+        self._pending_reviews[node.id] = PendingReview(
+            node_id=node.id,
+            label=node.label,
+            instructions=config.instructions,
+            payload=outcome.output,
+            waiting_since=workflow.now(),
+        )
+        self._begin_waiting(node.id)
+
+    # ----------------------------------------------------------------- runs before recording
+
     def _evaluated_inline(self, node_id: str) -> bool:
         plan = self._input.plans[node_id]
         return plan.execution == "workflow" and self._graph.nodes[node_id].type in _EVALUATORS
 
     def _evaluate_node(self, node_id: str) -> list[Edge]:
-        """A pure node, evaluated right here: deterministic, so replays recompute it."""
+        """A pure node of a run started before recording, evaluated right here."""
         node = self._graph.nodes[node_id]
         plan = self._input.plans[node_id]
         step = self._steps[node_id]
@@ -354,18 +602,20 @@ class RunWorkflow:
         step.output = output
         self._outputs[node_id] = output
         self._close_step(step, "completed")
-        self._keep_record(step)
-        return self._taken_edges(node, plan, output)
+        return taken_edges(plan.role, self._graph.outgoing[node_id], output)
+
+    # ----------------------------------------------------------------- nodes of their own
 
     async def _run_node(self, node_id: str) -> list[Edge]:
         node = self._graph.nodes[node_id]
         plan = self._input.plans[node_id]
         step = self._steps[node_id]
-        step.status = "running"
-        # The run attempt that produced this step's result (reused steps keep theirs).
-        step.attempt = self._state.attempt
-        step.started_at = workflow.now()
-        step.started_event_id = self._task_event_id()
+        if node_id not in self._review_payloads:  # (a prepared review is waiting already)
+            step.status = "running"
+            # The run attempt that produced this step's result (reused steps keep theirs).
+            step.attempt = self._state.attempt
+            step.started_at = workflow.now()
+            step.started_event_id = self._task_event_id()
         finished_at: datetime | None = None
         try:
             if plan.role == "review":
@@ -378,7 +628,7 @@ class RunWorkflow:
                 else:
                     result = await self._activity_node(node, plan)
                     output, finished_at = result.output, result.finished_at
-                edges = self._taken_edges(node, plan, output)
+                edges = taken_edges(plan.role, self._graph.outgoing[node_id], output)
         except (asyncio.CancelledError, CancelledError):
             self._close_step(step, "cancelled")
             raise
@@ -398,13 +648,6 @@ class RunWorkflow:
         self._close_step(step, "completed", finished_at)
         return edges
 
-    def _taken_edges(self, node: Node, plan: NodePlan, output: Any) -> list[Edge]:
-        edges = self._graph.outgoing[node.id]
-        if plan.role == "condition":
-            branch = "true" if output.get("result") else "false"
-            return [edge for edge in edges if edge.branch == branch]
-        return [edge for edge in edges if edge.branch is None]
-
     @staticmethod
     def _task_event_id() -> int:
         return workflow.info().get_current_history_length()
@@ -418,19 +661,13 @@ class RunWorkflow:
         if step.started_at is not None:
             step.duration_ms = _ms(step.started_at, step.completed_at)
 
-    # ----------------------------------------------------------------- node kinds
-
-    def _referenced_outputs(self, node: Node) -> dict[str, Any]:
-        """Only the ancestor outputs this node reads travel in its activity input."""
+    def _reads(self, node: Node) -> list[str]:
+        """The ancestors whose outputs the node reads (only those travel to its activity)."""
         names = {ref.node_id for ref in templating.references(node.config) if ref.node_id}
         expression = node.config.get("expression")
         if node.type == "condition" and isinstance(expression, str):
             names |= expressions.field_names(expression)
-        return {
-            name: self._outputs[name]
-            for name in sorted(names)
-            if name in self._outputs and self._graph.is_ancestor(name, node.id)
-        }
+        return [name for name in sorted(names) if self._graph.is_ancestor(name, node.id)]
 
     def _start_input(self, node: Node) -> Any:
         inputs = self._input.inputs
@@ -444,11 +681,12 @@ class RunWorkflow:
         return None
 
     def _task_input(self, node: Node, plan: NodePlan) -> NodeTaskInput:
+        reads = self._reads(node)
         return NodeTaskInput(
             run_id=self._input.run_id,
             workflow_id=self._input.workflow.workflow_id,
             node=node,
-            outputs=self._referenced_outputs(node),
+            outputs={name: self._outputs[name] for name in reads if name in self._outputs},
             vars=self._input.definition.vars,
             input=self._start_input(node) if plan.role == "start" else None,
         )
@@ -480,23 +718,29 @@ class RunWorkflow:
 
     async def _review_node(self, node: Node) -> tuple[Any, list[Edge]]:
         config = HumanReviewConfig.model_validate(node.config)
-        context = templating.TemplateContext(
-            outputs={k: v for k, v in self._outputs.items() if self._graph.is_ancestor(k, node.id)},
-            run={"id": self._input.run_id, "workflow_id": self._input.workflow.workflow_id},
-            vars=self._input.definition.vars,
-        )
-        payload = templating.render(config.payload, context)
         step = self._steps[node.id]
-        step.status = "waiting_for_human"
-        step.output = payload
-        self._pending_reviews[node.id] = PendingReview(
-            node_id=node.id,
-            label=node.label,
-            instructions=config.instructions,
-            payload=payload,
-            waiting_since=workflow.now(),
-        )
-        self._begin_waiting(node.id)
+        if node.id in self._review_payloads:
+            payload = self._review_payloads[node.id]
+        else:  # a run started before recording renders the payload here
+            context = templating.TemplateContext(
+                outputs={
+                    k: v for k, v in self._outputs.items() if self._graph.is_ancestor(k, node.id)
+                },
+                run={"id": self._input.run_id, "workflow_id": self._input.workflow.workflow_id},
+                vars=self._input.definition.vars,
+            )
+            payload = templating.render(config.payload, context)
+            step.status = "waiting_for_human"
+            step.output = payload
+            self._pending_reviews[node.id] = PendingReview(
+                node_id=node.id,
+                label=node.label,
+                instructions=config.instructions,
+                payload=payload,
+                waiting_since=workflow.now(),
+            )
+            self._begin_waiting(node.id)
+            self._publish_details()
         # No `finally` here: on cache eviction the coroutine is closed outside the workflow's
         # event loop; a cancelled run's waits are closed by _finish instead.
         try:
@@ -514,6 +758,7 @@ class RunWorkflow:
                 workflow.now(),
             )
         self._pending_reviews.pop(node.id, None)
+        self._review_payloads.pop(node.id, None)
         self._end_waiting(node.id)
         decision, decided_at = self._decisions[node.id]
         step.review = ReviewRecord(
@@ -559,17 +804,30 @@ class RunWorkflow:
 
     def _upsert_waiting(self) -> None:
         key = search_attributes.WAITING_NODES
-        update = key.value_set(list(self._waiting)) if self._waiting else key.value_unset()
-        workflow.upsert_search_attributes([update])
+        self._upsert(key.value_set(list(self._waiting)) if self._waiting else key.value_unset())
 
     def _set_status(self, status: RunStatus) -> None:
         if self._state.status != status:
             self._state.status = status
-            workflow.upsert_search_attributes([search_attributes.RUN_STATUS.value_set(status)])
+            self._upsert(search_attributes.RUN_STATUS.value_set(status))
+
+    def _upsert(self, update: SearchAttributeUpdate) -> None:
+        if self._recorded:  # written once per workflow task, at the checkpoint
+            self._unsent_attributes[update.key.name] = update
+        else:
+            workflow.upsert_search_attributes([update])
+
+    def _checkpoint(self) -> None:
+        """Before the workflow task ends: the table of steps and the search attributes that
+        changed during it, in one upsert."""
+        self._publish_details()
+        if self._unsent_attributes:
+            workflow.upsert_search_attributes(list(self._unsent_attributes.values()))
+            self._unsent_attributes.clear()
 
     def _publish_details(self) -> None:
-        """Every node's status in the Temporal UI (current details): pure nodes run inside
-        the workflow and have no event of their own, yet operators see the whole graph."""
+        """Every node's status in the Temporal UI (current details), whether it ran as an
+        activity, in a batch, or waits for a timer or a decision."""
         # Runs once per activation: only the rows shown are visited, not every step.
         rows = [
             f"| {s.label or s.node_id} | `{s.node_id}` | {s.node_type} | {s.status} |"
@@ -601,7 +859,10 @@ class RunWorkflow:
             self._state.attempts[-1].ended_at = now
             self._state.attempts[-1].status = status
         self._set_status(status)
-        self._publish_details()
+        if self._recorded:
+            self._checkpoint()
+        else:
+            self._publish_details()
 
     def _final_outputs(self) -> Any:
         ends = [n for n, plan in self._input.plans.items() if plan.role == "end"]

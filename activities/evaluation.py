@@ -1,0 +1,167 @@
+"""The batch of pure work the run workflow hands to one local activity (`runlane.evaluate`).
+
+Given the ready nodes and the part of the graph below them, the batch evaluates pure nodes
+(their node type's `evaluate`), skips nodes none of whose incoming edges was taken, renders the
+payload of reviews about to wait, and follows the join rule (runlane/frontier.py) to the nodes
+that become ready without I/O. Its result is each node's outcome, recorded in the run's history
+as the activity's marker: the workflow applies it and a replay never evaluates again.
+
+It stops at the first node error (the run fails there), and at a byte budget so that its result
+stays one Temporal payload; a single output over MAX_OUTPUT_BYTES is that node's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+
+from activities import control, workflow_support
+from activities.models import (
+    BatchNode,
+    NodeError,
+    NodeOutcome,
+    NodeTaskInput,
+    OutcomeError,
+    PureBatchInput,
+    PureBatchResult,
+)
+from activities.recorded import RecordedOutcomes
+from activities.registry import NodeRegistry
+from runlane.frontier import Frontier, taken_edges
+
+# Temporal refuses a payload over 2 MB: one node's output, and a batch's outcomes together,
+# stay well under it (the payload codec compresses what is over 256 KiB on top).
+MAX_OUTPUT_BYTES = 1024 * 1024
+BATCH_BUDGET_BYTES = 1536 * 1024
+_MESSAGE_CHARS = 2000
+
+Evaluate = Callable[[NodeTaskInput], Any]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def evaluate_batch(
+    batch: PureBatchInput,
+    evaluators: Mapping[str, Evaluate],
+    recorded: Mapping[str, NodeOutcome] | None = None,
+) -> list[NodeOutcome]:
+    """The outcomes of the batch, in the order produced. `recorded` holds outcomes the run
+    recorded before a reset: they are taken as they are instead of evaluating again."""
+    recorded = recorded or {}
+    nodes = {spec.node.id: spec for spec in batch.nodes}
+    outgoing: dict[str, list[Any]] = {node_id: [] for node_id in nodes}
+    for edge in batch.edges:
+        outgoing[edge.source].append(edge)
+    frontier = Frontier(
+        outgoing,
+        unresolved={n: spec.unresolved for n, spec in nodes.items()},
+        taken={n: spec.taken for n, spec in nodes.items()},
+        has_incoming=[n for n, spec in nodes.items() if spec.has_incoming],
+    )
+    outputs = dict(batch.outputs)
+    outcomes: list[NodeOutcome] = []
+    used = 0
+    queue = deque(batch.ready)
+    while queue:
+        spec = nodes[queue.popleft()]
+        node_id = spec.node.id
+        if node_id in recorded:
+            outcome = recorded[node_id]
+        elif frontier.skips(node_id):
+            outcome = NodeOutcome(
+                node_id=node_id, label=spec.node.label, status="skipped", attempt=batch.attempt
+            )
+        elif spec.kind == "other":
+            continue  # runs as an activity, timer... of its own once the workflow sees it ready
+        else:
+            outcome = _evaluate(batch, spec, outputs, evaluators)
+        size = _size(outcome.output)
+        if outcomes and used + size > BATCH_BUDGET_BYTES:
+            break  # this node and what follows go in the next batch
+        used += size
+        outcomes.append(outcome)
+        if outcome.status == "error":
+            break  # the run fails at this node
+        if outcome.status == "completed":
+            outputs[node_id] = outcome.output
+            edges = taken_edges(spec.role, outgoing[node_id], outcome.output)
+            queue.extend(frontier.resolve(node_id, edges))
+        elif outcome.status == "skipped":
+            queue.extend(frontier.resolve(node_id, []))
+        # A prepared review waits for its decision in the workflow: nothing below it is ready.
+    return outcomes
+
+
+def _evaluate(
+    batch: PureBatchInput,
+    spec: BatchNode,
+    outputs: Mapping[str, Any],
+    evaluators: Mapping[str, Evaluate],
+) -> NodeOutcome:
+    node = spec.node
+    task = NodeTaskInput(
+        run_id=batch.run_id,
+        workflow_id=batch.workflow_id,
+        node=node,
+        outputs={name: outputs[name] for name in spec.reads if name in outputs},
+        vars=batch.vars,
+        input=spec.input,
+    )
+    started_at = _now()
+    error: OutcomeError | None = None
+    output: Any = None
+    try:
+        evaluate = control.review_payload if spec.kind == "review" else evaluators[node.type]
+        output = evaluate(task)
+        size = _size(output)
+        if size > MAX_OUTPUT_BYTES:
+            output, error = (
+                None,
+                OutcomeError(
+                    type="OutputTooLarge",
+                    message=f"the output is {size:,} bytes of JSON; a node's output may be at most "
+                    f"{MAX_OUTPUT_BYTES:,} (pass large data as documents)",
+                ),
+            )
+    except NodeError as err:
+        error = OutcomeError(type=err.type, message=err.message)
+    except Exception as err:  # noqa: BLE001 - any evaluator failure is this node's error
+        error = OutcomeError(type=type(err).__name__, message=str(err)[:_MESSAGE_CHARS])
+    status = "error" if error else ("waiting_for_human" if spec.kind == "review" else "completed")
+    return NodeOutcome(
+        node_id=node.id,
+        label=node.label,
+        status=status,
+        output=output,
+        error=error,
+        attempt=batch.attempt,
+        started_at=started_at,
+        completed_at=_now(),
+    )
+
+
+class PureBatches:
+    """The `runlane.evaluate` activity; built by runlane.temporal.create_worker."""
+
+    def __init__(self, registry: NodeRegistry, recorded: RecordedOutcomes) -> None:
+        self._evaluators = {name: t.evaluate for name, t in registry.items() if t.evaluate}
+        self._recorded = recorded
+
+    @activity.defn(name=workflow_support.EVALUATE)
+    async def evaluate(self, batch: PureBatchInput) -> PureBatchResult:
+        reused = await self._recorded.before_reset(batch, activity.info().activity_id)
+        # In a thread: a heavy template or expression must not stall the worker's event loop.
+        outcomes = await asyncio.to_thread(evaluate_batch, batch, self._evaluators, reused)
+        return PureBatchResult(outcomes=outcomes)
