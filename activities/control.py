@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from activities.models import NodeTaskInput
 from activities.registry import NodeType
-from runlane.templating import render
+from runlane import templating
 
 
 class DelayConfig(BaseModel):
@@ -51,4 +51,4 @@ def review_payload(task: NodeTaskInput) -> Any:
     """What the reviewer sees: `payload` rendered when the review starts waiting (recorded by
     the batch that prepares the review, so a replay shows the same payload)."""
     config = HumanReviewConfig.model_validate(task.node.config)
-    return render(config.payload, task.template_context())
+    return templating.render(config.payload, task.template_context())

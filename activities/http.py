@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.models import NodeTaskInput, NodeTaskOutput
 from activities.registry import NodeType
-from runlane.templating import render
+from runlane import templating
 
 # Status codes worth retrying: the peer may answer differently next time.
 _RETRYABLE_STATUS = {408, 425, 429}
@@ -80,7 +80,7 @@ class HttpNodeActivities:
     async def http_request(self, task: NodeTaskInput) -> NodeTaskOutput:
         config = HttpRequestConfig.model_validate(task.node.config)
         context = task.template_context()
-        url = str(render(config.url, context))
+        url = str(templating.render(config.url, context))
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ApplicationError(
@@ -90,10 +90,10 @@ class HttpNodeActivities:
             await _check_target(
                 parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
             )
-        headers = {k: str(render(v, context)) for k, v in (config.headers or {}).items()}
+        headers = {k: str(templating.render(v, context)) for k, v in (config.headers or {}).items()}
         # The peer can deduplicate retries of this node within this run.
         headers["Idempotency-Key"] = f"{task.run_id}:{task.node.id}"
-        body = render(config.body, context)
+        body = templating.render(config.body, context)
         try:
             response = await self._client.request(
                 config.method,

@@ -13,8 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.models import NodeError, NodeTaskInput, NodeTaskOutput
 from activities.registry import NodeType
-from runlane import expressions
-from runlane.templating import render
+from runlane import expressions, templating
 
 
 class TransformConfig(BaseModel):
@@ -45,7 +44,7 @@ class EndConfig(BaseModel):
 
 def evaluate_transform(task: NodeTaskInput) -> Any:
     config = TransformConfig.model_validate(task.node.config)
-    return render(config.output, task.template_context())
+    return templating.render(config.output, task.template_context())
 
 
 def evaluate_condition(task: NodeTaskInput) -> Any:
@@ -59,7 +58,7 @@ def evaluate_condition(task: NodeTaskInput) -> Any:
 
 def evaluate_end(task: NodeTaskInput) -> Any:
     config = EndConfig.model_validate(task.node.config)
-    return render(config.outputs, task.template_context())
+    return templating.render(config.outputs, task.template_context())
 
 
 def as_activity_result(evaluate: Any, task: NodeTaskInput) -> NodeTaskOutput:

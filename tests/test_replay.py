@@ -17,7 +17,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_are_present() -> None:
     # An empty folder would make the replay test below vacuous.
-    assert len(HISTORIES) >= 16, HISTORIES
+    assert len(HISTORIES) >= 27, HISTORIES
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

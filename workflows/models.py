@@ -176,6 +176,20 @@ class ReviewDecision(BaseModel):
     reviewer: str | None = None
 
 
+class KeptStep(BaseModel):
+    """Retries of runs started before outcomes were recorded sent these records of the pure
+    steps their reset task computed again; replays of those runs keep applying them."""
+
+    node_id: str
+    status: StepStatus
+    attempt: int
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_ms: int | None = None
+    started_event_id: int | None = None
+    finished_event_id: int | None = None
+
+
 class RetryRequest(BaseModel):
     """A retry's bookkeeping: signal `retry` to the execution a reset created, or part of the
     input of the fresh execution that retries a run from the start."""
@@ -186,7 +200,8 @@ class RetryRequest(BaseModel):
     resumed_from_node_id: str | None = None
     # The reset point: steps started at or after it belong to the new attempt.
     reset_event_id: int | None = None
-    # (Signals recorded before outcomes were recorded also carry `kept_steps`: ignored.)
+    # Only in signals recorded before outcomes were recorded (see KeptStep); the API sends none.
+    kept_steps: list[KeptStep] = Field(default_factory=list)
 
 
 def initial_state(run_input: RunInput, status: RunStatus = "pending") -> RunState:

@@ -71,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import (
         AttemptRecord,
         ErrorStage,
+        KeptStep,
         NodePlan,
         PendingReview,
         RetryRequest,
@@ -139,10 +140,16 @@ def _describe_failure(err: BaseException) -> StepError:
     return StepError(type=type(cause).__name__, message=str(cause))
 
 
-def _batch_summary(labels: list[str]) -> str:
+def _batch_summary(labels: list[str], goes_on: bool) -> str:
+    """The marker's summary in the Temporal UI: the labels of the nodes the batch starts from
+    (its result lists every node it decided, each with its label, status and output)."""
     shown = ", ".join(labels[:_BATCH_SUMMARY_LABELS])
     more = len(labels) - _BATCH_SUMMARY_LABELS
-    return f"Evaluate {shown}" + (f" (+{more} more)" if more > 0 else "")
+    return (
+        f"Evaluate {shown}"
+        + (f" (+{more} more)" if more > 0 else "")
+        + (" and the nodes after them" if goes_on else "")
+    )
 
 
 @workflow.defn
@@ -169,6 +176,9 @@ class RunWorkflow:
         # Batches in flight by key: the ready nodes they were given, and the workflow task
         # that scheduled them (their steps' start, so a retry resets to it).
         self._batches: dict[str, tuple[list[str], int]] = {}
+        # Runs started before recording: records a retry kept for the steps its reset task
+        # computed again (RetryRequest.kept_steps, which retries no longer send).
+        self._kept: dict[str, KeptStep] = {}
         # Search-attribute changes not written yet (recorded runs write them once per task).
         self._unsent_attributes: dict[str, SearchAttributeUpdate] = {}
 
@@ -274,6 +284,24 @@ class RunWorkflow:
                     and step.node_id not in self._reused
                 ):
                     step.attempt = request.attempt
+        self._kept = {kept.node_id: kept for kept in request.kept_steps}
+        for node_id in self._kept:
+            if node_id in self._steps:
+                self._keep_record(self._steps[node_id])
+
+    def _keep_record(self, step: StepState) -> None:
+        """Runs started before recording: a step the reset task computed again reads as the
+        retry's signal recorded it (replays of those runs must rebuild what they showed)."""
+        kept = self._kept.get(step.node_id)
+        if kept is None or kept.status != step.status:
+            return
+        step.attempt = kept.attempt
+        step.started_at, step.completed_at = kept.started_at, kept.completed_at
+        step.duration_ms = kept.duration_ms
+        step.started_event_id, step.finished_event_id = (
+            kept.started_event_id,
+            kept.finished_event_id,
+        )
 
     async def _settle_attempts(self) -> None:
         """After a reset the new execution has a new run id. Wait (bounded) for the API's
@@ -395,6 +423,7 @@ class RunWorkflow:
             if frontier.skips(node_id):
                 self._steps[node_id].status = "skipped"
                 self._steps[node_id].finished_event_id = self._task_event_id()
+                self._keep_record(self._steps[node_id])
                 ready.extend(frontier.resolve(node_id, []))
             elif self._evaluated_inline(node_id):
                 ready.extend(frontier.resolve(node_id, self._evaluate_node(node_id)))
@@ -428,7 +457,7 @@ class RunWorkflow:
                 activity_id=key,
                 start_to_close_timeout=BATCH_TIMEOUT,
                 retry_policy=BATCH_RETRY,
-                summary=_batch_summary(labels),
+                summary=_batch_summary(labels, goes_on=len(batch.nodes) > len(ready)),
             )
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
@@ -602,6 +631,7 @@ class RunWorkflow:
         step.output = output
         self._outputs[node_id] = output
         self._close_step(step, "completed")
+        self._keep_record(step)
         return taken_edges(plan.role, self._graph.outgoing[node_id], output)
 
     # ----------------------------------------------------------------- nodes of their own

@@ -6,10 +6,12 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
 
 from activities.registry import ActivityDeps, default_registry
+from runlane import templating
 from runlane.settings import Settings
 from runlane.temporal import create_worker
 from tests.api.helpers import create_published, wait_for_run, wait_until
@@ -332,3 +334,35 @@ async def test_retry_after_the_worker_restarted(
             assert done["status"] == "completed", done
             assert counts(peer, "a", "b", "c") == {"a": 1, "b": 2, "c": 1}
             assert done["attempts"][1]["resumed_from_node_id"] == "b"
+
+
+async def test_retry_takes_reused_outcomes_from_history_not_from_new_code(
+    api: httpx.AsyncClient, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`shape` is evaluated in the very workflow task that scheduled the failing `b`, the task
+    the retry resets to and executes again. A deploy between the failure and the retry changes
+    how `shape` renders; the retried run keeps the output history recorded, while the nodes
+    that run again (`c`, `out`) use the code installed now."""
+    workflow_id = await create_published(api, failing_chain(peer))
+    peer.fail("/b", 1, 503)
+    failed = await failed_run(api, workflow_id, text_inputs={"note": "x"})
+    run_id = failed["id"]
+    before = await steps_of(api, run_id)
+    assert "shape" in (await retry_plan(api, run_id))["reuse"]
+
+    original = templating.render
+    shape_template = failing_chain(peer)["nodes"][2]["config"]["output"]
+
+    def deployed(template: Any, context: templating.TemplateContext) -> Any:
+        if template == shape_template or template == {"c": "{{c.status}}"}:
+            return {"rendered_by": "new code"}
+        return original(template, context)
+
+    monkeypatch.setattr(templating, "render", deployed)
+    assert (await api.post(f"{RUNS}/{run_id}/retry", json={})).status_code == 202
+    done = await wait_for_attempt(api, run_id, 2)
+    assert done["status"] == "completed", done
+    after = await steps_of(api, run_id)
+    assert after["shape"] == before["shape"]  # output, times and attempt as recorded
+    assert after["out"]["output"] == {"rendered_by": "new code"}  # ran again, now
+    assert counts(peer, "a", "b", "c") == {"a": 1, "b": 2, "c": 1}
