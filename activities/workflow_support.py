@@ -12,9 +12,10 @@ EVALUATE = "runlane.evaluate"
 
 @activity.defn(name=PAUSE)
 async def pause() -> None:
-    """Does nothing. The run workflow calls it as a local activity between long stretches of
-    pure nodes: its result arrives in a new activation, which restarts the SDK's 2 s deadlock
-    clock without a server round trip (a 1 ms timer takes up to a second on the dev server)."""
+    """Does nothing. Runs started before outcomes were recorded call it as a local activity
+    between long stretches of pure nodes they evaluate in the workflow: its result arrives in
+    a new activation, which restarts the SDK's 2 s deadlock clock without a server round trip
+    (a 1 ms timer takes up to a second on the dev server)."""
 
 
 ACTIVITIES = (pause,)

@@ -197,11 +197,15 @@ def markdown(document: dict[str, Any]) -> str:
         "start the same Runlane runs with the Temporal client (`runlane_without_rest`): "
         "the REST facade's share of the cost. Worker memory per waiting run "
         "against the workflow cache size: `.venv/bin/python -m bench.cache_sizes 1000 250`. "
-        "Retry counts what runs again: activities in the new execution's history and steps "
-        "the API shows with the new attempt; the pure nodes the workflow had evaluated in the "
-        "reset task are computed again in memory on the way, as any replay does "
-        "(`runlane_nodes_recomputed_in_memory`: no events, no side effects, within the wall "
-        "time shown), and keep their records.",
+        "Every node's outcome is recorded in history: pure nodes in batches, one local "
+        "activity (marker) per ready stretch; `throughput_pure` also runs the same runs on the "
+        "engine of runs started before recording (pure nodes evaluated in the workflow, no "
+        "marker): `recorded_vs_unrecorded` is what recording costs, both without REST, and "
+        "`latency` reports the history of a 10-pure-node run. Retry counts what runs again: "
+        "activities the new execution scheduled and outcomes its batches evaluated again, "
+        "for nodes that had run before, and steps the API shows with the new attempt; the "
+        "reset task's batch takes the outcomes the failed execution recorded back from its "
+        "history (`runlane_outcomes_taken_from_history`).",
         "",
         "## Targets",
         "",

@@ -18,6 +18,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.converter import decode_typed_search_attributes
 
+from activities.models import PureBatchResult
 from bench.raw import RawChainWorkflow, RawFanoutWorkflow, RawLongChainWorkflow, RawReviewWorkflow
 from bench.stack import Stack, cpu_seconds, rss_bytes
 from runlane import ids
@@ -180,13 +181,25 @@ async def alternating_batches(
     }
 
 
-async def direct_starter(ctx: Context, run_id: str) -> Callable[[], Awaitable[None]]:
+async def direct_starter(
+    ctx: Context, run_id: str, *, unrecorded: bool = False
+) -> Callable[[], Awaitable[None]]:
     """Runs of the same input as `run_id`, started with the Temporal client instead of REST:
-    what the workflow and worker cost without the API in front."""
+    what the workflow and worker cost without the API in front. `unrecorded`: with the pure
+    nodes planned as before outcomes were recorded (evaluated in the workflow, nothing in
+    history), the engine runs started then still use: what recording costs."""
     history = await ctx.client.get_workflow_handle(run_id).fetch_history()
     attributes = history.events[0].workflow_execution_started_event_attributes
     [template] = await ctx.client.data_converter.decode(attributes.input.payloads, [RunInput])
     assert isinstance(template, RunInput)
+    if unrecorded:
+        plans = {
+            node_id: plan.model_copy(update={"execution": "workflow"})
+            if plan.execution == "batch"
+            else plan
+            for node_id, plan in template.plans.items()
+        }
+        template = template.model_copy(update={"plans": plans})
     search_attributes = decode_typed_search_attributes(attributes.search_attributes)
 
     async def start() -> None:
@@ -229,12 +242,27 @@ async def throughput(ctx: Context, kind: str) -> dict[str, Any]:
 
     first = await start_run(ctx, workflow_id)
     await run_result(ctx, first)
-    sides = await alternating_batches(
-        ctx,
-        count,
-        {"runlane": runlane, "raw": raw, "runlane_without_rest": await direct_starter(ctx, first)},
-    )
+    compared = {
+        "runlane": runlane,
+        "raw": raw,
+        "runlane_without_rest": await direct_starter(ctx, first),
+    }
+    if kind == "pure":
+        compared["unrecorded_without_rest"] = await direct_starter(ctx, first, unrecorded=True)
+    sides = await alternating_batches(ctx, count, compared)
     rate = {side: count / figures.wall_s for side, figures in sides.items()}
+    recording: dict[str, Any] = {}
+    if kind == "pure":
+        # The same runs on the engine of runs started before recording (pure nodes in the
+        # workflow, no marker): recording's cost, both without the REST facade.
+        recording = {
+            "unrecorded_without_rest_runs_per_s": round(rate["unrecorded_without_rest"], 2),
+            "recorded_vs_unrecorded": round(
+                rate["runlane_without_rest"] / rate["unrecorded_without_rest"], 2
+            ),
+            "unrecorded_cpu_s_per_run": sides["unrecorded_without_rest"].cpu_s_per_run,
+            "runlane_without_rest_cpu_s_per_run": sides["runlane_without_rest"].cpu_s_per_run,
+        }
     return {
         "runs": count,
         "runlane_runs_per_s": round(rate["runlane"], 2),
@@ -245,6 +273,7 @@ async def throughput(ctx: Context, kind: str) -> dict[str, Any]:
         # The same runs started with the Temporal client: the REST facade's share of the cost.
         "runlane_without_rest_runs_per_s": round(rate["runlane_without_rest"], 2),
         "ratio_without_rest": round(rate["runlane_without_rest"] / rate["raw"], 2),
+        **recording,
     }
 
 
@@ -275,14 +304,23 @@ async def latency(ctx: Context) -> dict[str, Any]:
     workflow_id = await publish(ctx, transform_chain(10))
     runlane: list[float] = []
     raw: list[float] = []
+    run_id = ""
     for _ in range(samples):
         started = time.perf_counter()
-        await run_result(ctx, await start_run(ctx, workflow_id))
+        run_id = await start_run(ctx, workflow_id)
+        await run_result(ctx, run_id)
         runlane.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         await raw_chain(ctx, 10, http=False)
         raw.append((time.perf_counter() - started) * 1000)
-    return latency_figures(runlane, raw)
+    history = await ctx.client.get_workflow_handle(run_id).fetch_history()
+    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    return {
+        **latency_figures(runlane, raw),
+        # The run of 12 nodes (input, 10 transforms, end): what it writes to history.
+        "history_events_10_pure_nodes": len(history.events),
+        "batch_markers_10_pure_nodes": len(markers),
+    }
 
 
 async def post_latency(ctx: Context) -> dict[str, Any]:
@@ -397,15 +435,6 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
         for s in (await ctx.api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
         if s["started_at"] is not None
     }
-    # Nodes the workflow evaluated in the task that scheduled `last`: the reset task, where
-    # the new execution computes them again in memory (no events), as a replay does.
-    failed = await ctx.client.get_workflow_handle(run_id).query(RunWorkflow.state)
-    last = next(s for s in failed.steps if s.node_id == "last")
-    recomputed = sum(
-        1
-        for s in failed.steps
-        if s.node_id != "last" and s.finished_event_id == last.started_event_id
-    )
     started = time.perf_counter()
     (await ctx.api.post(f"/v1/workflows/runs/{run_id}/retry")).raise_for_status()
     while (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json()["status"] not in (
@@ -418,21 +447,34 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
     steps = (await ctx.api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
     # Steps the API shows run again: the new attempt's, among those that had run before.
     rerun = [s["node_id"] for s in steps if s["attempt"] == 2 and s["node_id"] in ran_before]
-    # Executions repeated after the reset: activity tasks and local-activity markers that the
-    # new execution wrote after its reset point.
+    # Executions repeated after the reset, of nodes that had run before: activity tasks the
+    # new execution scheduled, and outcomes its batches evaluated rather than took back from
+    # the failed execution's history (the reset task's batch runs again, reusing them).
     history = await ctx.client.get_workflow_handle(run_id).fetch_history()
     reset_at = next(
         e.event_id
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
     )
-    repeated = sum(
-        1
-        for e in history.events
-        if e.event_id > reset_at
-        and e.event_type
-        in (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_MARKER_RECORDED)
-    )
+    after_reset = [e for e in history.events if e.event_id > reset_at]
+    activities = [
+        e.activity_task_scheduled_event_attributes.activity_id
+        for e in after_reset
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    outcomes = [
+        outcome
+        for e in after_reset
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        for outcome in (
+            await ctx.client.data_converter.decode(
+                e.marker_recorded_event_attributes.details["result"].payloads,
+                [PureBatchResult],
+            )
+        )[0].outcomes
+    ]
+    evaluated_again = [o.node_id for o in outcomes if not o.reused and o.node_id in ran_before]
+    repeated = len([a for a in activities if a in ran_before]) + len(evaluated_again)
 
     raw_id = f"rawlong-{uuid.uuid4().hex}"
     handle = await ctx.client.start_workflow(
@@ -470,7 +512,7 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
         "runlane_activities_reexecuted": repeated,
         "runlane_steps_run_again": len(rerun),
         "run_again_sample": rerun[:5],
-        "runlane_nodes_recomputed_in_memory": recomputed,
+        "runlane_outcomes_taken_from_history": sum(1 for o in outcomes if o.reused),
         "runlane_wall_s": round(runlane_wall, 3),
         "attempts": [(a["attempt"], a["resumed_from_node_id"]) for a in attempts],
         "raw_reset_wall_s": round(raw_wall, 3),

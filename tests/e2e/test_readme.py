@@ -64,6 +64,9 @@ def test_readme_snippets_work_against_make_run(tmp_path: Path) -> None:
         assert repr(outputs) in output
         assert re.search(r"^skipped$", output, re.M)
         assert f"http://127.0.0.1:{ports.ui}/namespaces/default/workflows/run_" in output
+        # The run's outcomes, read from its history with `temporal workflow show`.
+        assert re.search(r'^big completed \{"result": true\}$', output, re.M)
+        assert re.search(r"^auto skipped null$", output, re.M)
         assert "Check the amount" in output
         assert "{'approved': {'amount': 200}}" in output
         assert "approved from the CLI" in output
