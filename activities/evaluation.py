@@ -6,14 +6,17 @@ payload of reviews about to wait, and follows the join rule (runlane/frontier.py
 that become ready without I/O. Its result is each node's outcome, recorded in the run's history
 as the activity's marker: the workflow applies it and a replay never evaluates again.
 
-It stops at the first node error (the run fails there), and at a byte budget so that its result
-stays one Temporal payload; a single output over MAX_OUTPUT_BYTES is that node's error.
+It stops at the first node error (the run fails there); at a byte budget, so that its result
+stays one Temporal payload (a single output over MAX_OUTPUT_BYTES is that node's error); and at
+a time budget, so that one batch never holds the run's workflow task for long. What it leaves
+goes to the next batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -39,6 +42,7 @@ from runlane.frontier import Frontier, taken_edges
 # stay well under it (the payload codec compresses what is over 256 KiB on top).
 MAX_OUTPUT_BYTES = 1024 * 1024
 BATCH_BUDGET_BYTES = 1536 * 1024
+BATCH_BUDGET_SECONDS = 5.0
 _MESSAGE_CHARS = 2000
 
 Evaluate = Callable[[NodeTaskInput], Any]
@@ -73,8 +77,9 @@ def evaluate_batch(
     outputs = dict(batch.outputs)
     outcomes: list[NodeOutcome] = []
     used = 0
+    deadline = time.monotonic() + BATCH_BUDGET_SECONDS
     queue = deque(batch.ready)
-    while queue:
+    while queue and (not outcomes or time.monotonic() < deadline):
         spec = nodes[queue.popleft()]
         node_id = spec.node.id
         if node_id in recorded:

@@ -177,3 +177,14 @@ def test_outcomes_recorded_before_a_reset_are_taken_as_they_are() -> None:
     ]
     assert outcomes[1].reused and outcomes[1].output == "as recorded"
     assert outcomes[2].output == "as recorded" and not outcomes[2].reused
+
+
+def test_a_batch_past_its_time_budget_leaves_the_rest(monkeypatch: Any) -> None:
+    monkeypatch.setattr(evaluation, "BATCH_BUDGET_SECONDS", 0.0)
+    run = batch(
+        [("meta", "start_json", {}), ("out", "end", {"outputs": "{{meta}}"})],
+        [("meta", "out")],
+        inputs={"meta": 1},
+    )
+    # Always at least one node, so every batch makes progress.
+    assert decided(evaluate_batch(run, EVALUATORS)) == [("meta", "completed")]

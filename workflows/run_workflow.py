@@ -93,9 +93,10 @@ RETRY_SIGNAL_WAIT = timedelta(seconds=10)
 # activity also stops at a byte budget). A longer stretch takes several batches.
 MAX_BATCH_NODES = 1000
 BATCH_TIMEOUT = timedelta(seconds=60)
-# A batch that fails (not a node: the activity itself, e.g. its history read) is retried a few
-# times, then fails the run visibly instead of leaving it running for ever.
-BATCH_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=4)
+# A batch that fails (not a node: the activity itself, e.g. its history read or a node that
+# evaluates for longer than the timeout) is retried a few times, then fails the run visibly
+# instead of leaving it running for ever.
+BATCH_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3)
 _BATCH_SUMMARY_LABELS = 8
 
 # Runs started before recording: pure node types the workflow evaluated itself (plan execution
@@ -462,12 +463,19 @@ class RunWorkflow:
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 raise asyncio.CancelledError() from err
-            # Nodes report their own errors as outcomes: this is the batch itself failing,
-            # shown on its first node (a retry resets to the task that scheduled it).
+            # Nodes report their own errors as outcomes: this is the batch itself failing
+            # (a node evaluating for longer than the timeout, every time), shown on its first
+            # node (a retry resets to the task that scheduled it).
             step = self._steps[ready[0]]
             step.attempt, step.started_at = self._state.attempt, workflow.now()
             step.started_event_id = scheduled_in
             step.error = _describe_failure(err)
+            if isinstance(err.cause, TemporalTimeoutError):
+                step.error = StepError(
+                    type="Timeout",
+                    message="evaluating the pure nodes from this one on took longer than "
+                    f"{BATCH_TIMEOUT.total_seconds():g} s ({BATCH_RETRY.maximum_attempts} tries)",
+                )
             self._close_step(step, "error")
             raise NodeFailed(ready[0], step.error) from None
 
@@ -878,6 +886,9 @@ class RunWorkflow:
 
     def _finish(self, status: RunStatus) -> None:
         for node_id in list(self._waiting):
+            step = self._steps[node_id]
+            if step.status == "waiting_for_human":  # prepared, but the run ended first
+                self._close_step(step, "cancelled")
             self._end_waiting(node_id)
         now = workflow.now()
         timing = self._state.timing
