@@ -395,8 +395,10 @@ async def history_size(client: Client, run_id: str) -> tuple[int, int]:
     return len(history.events), sum(e.ByteSize() for e in history.events)
 
 
-async def big_run(ctx: Context, nodes: int) -> dict[str, Any]:
-    workflow_id = await publish(ctx, transform_chain(nodes - 2))
+async def big_run(ctx: Context, nodes: int, shape: str = "chain") -> dict[str, Any]:
+    """One run of `nodes` pure nodes: a chain, or a fan-out (all but 4 in parallel)."""
+    definition = transform_chain(nodes - 2) if shape == "chain" else fanout(nodes - 4)
+    workflow_id = await publish(ctx, definition)
     started = time.perf_counter()
     run_id = await start_run(ctx, workflow_id)
     await run_result(ctx, run_id)

@@ -48,11 +48,14 @@ class Frontier:
         """Resolve the node's outgoing edges; returns the nodes that became ready, in edge order.
         Edges to nodes this frontier does not track (outside a batch's reach) are ignored."""
         ready: list[str] = []
+        # By identity (edges are the definition's own objects); a set, since a node may fan
+        # out to thousands of edges. Only membership is asked: no iteration order involved.
+        chosen = {id(edge) for edge in taken_edges}
         for edge in self._outgoing.get(node_id, ()):
             if edge.target not in self.unresolved:
                 continue
             self.unresolved[edge.target] -= 1
-            if any(edge is chosen for chosen in taken_edges):
+            if id(edge) in chosen:
                 self.taken[edge.target] += 1
             if self.unresolved[edge.target] == 0:
                 ready.append(edge.target)

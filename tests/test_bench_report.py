@@ -18,6 +18,7 @@ FULL = {
     },
     "waiting_memory": {"worker_kb_per_waiting_run": 40.0},
     "run_10000_nodes": {"status": "completed"},
+    "run_10000_wide": {"status": "completed"},
 }
 
 
@@ -57,7 +58,7 @@ def test_a_failed_scenario_misses_its_target_and_shows_why() -> None:
 
 
 def test_quick_mode_leaves_full_mode_targets_unjudged() -> None:
-    quick = {k: v for k, v in FULL.items() if k != "run_10000_nodes"}
+    quick = {k: v for k, v in FULL.items() if not k.startswith("run_10000")}
     quick["waiting_memory"] = {"worker_kb_per_waiting_run": 225.8}
     verdict = met(verdicts(quick, quick=True))
     assert verdict["≤ 60 KB worker memory per waiting run (full mode)"] is None
@@ -68,7 +69,7 @@ def test_quick_mode_leaves_full_mode_targets_unjudged() -> None:
 def test_a_partial_run_judges_only_what_it_ran() -> None:
     rows = verdicts({"retry_long": FULL["retry_long"]}, partial=True)
     assert {row["target"] for row in rows} == {
-        "retry re-executes exactly 1 node: activities in history",
+        "retry re-executes exactly 1 node: in history (activities, batch outcomes)",
         "… and steps the API shows run again",
         "retry ≤ 1.2× a raw reset's time",
     }
