@@ -122,12 +122,14 @@ async def test_retry_twice_in_a_row(api: httpx.AsyncClient, peer: Peer) -> None:
     failed = await failed_run(api, workflow_id, text_inputs={"note": "x"})
     run_id = failed["id"]
 
-    assert (await api.post(f"{RUNS}/{run_id}/retry", json={})).status_code == 202
+    first_retry = await api.post(f"{RUNS}/{run_id}/retry", json={})
+    assert first_retry.status_code == 202, first_retry.text
     again = await wait_for_attempt(api, run_id, 2)
     assert again["status"] == "error" and again["error"]["node_id"] == "b"
     assert counts(peer, "a", "b", "c") == {"a": 1, "b": 2, "c": 0}
 
-    assert (await api.post(f"{RUNS}/{run_id}/retry", json={})).status_code == 202
+    second_retry = await api.post(f"{RUNS}/{run_id}/retry", json={})
+    assert second_retry.status_code == 202, second_retry.text
     done = await wait_for_attempt(api, run_id, 3)
     assert done["status"] == "completed", done
     assert counts(peer, "a", "b", "c") == {"a": 1, "b": 3, "c": 1}
