@@ -28,10 +28,11 @@ _REMOTE_TIMEOUT_MARGIN_S = 5.0
 # batch: a pure node (needs `evaluate`): evaluated with the other ready pure work in one local
 #   activity whose result records its outcome in the run's history;
 # remote: a regular activity (I/O, retried by the server);
+# local: a local activity of its own (short work that needs no server round trip);
 # workflow: a durable timer or a signal, handled by the workflow itself.
 # Runs started earlier froze "workflow" (pure nodes evaluated in the workflow, unrecorded) or
-# "local" (a local activity per pure node) for pure nodes; they finish that way.
-Execution = Literal["batch", "remote", "workflow"]
+# "local" for pure nodes; they finish that way.
+Execution = Literal["batch", "local", "remote", "workflow"]
 
 
 @dataclass(frozen=True)

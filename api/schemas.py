@@ -367,7 +367,7 @@ class NodeTypeOut(BaseModel):
     type: str
     description: str
     role: str
-    execution: Literal["batch", "remote", "workflow"]
+    execution: Literal["batch", "local", "remote", "workflow"]
     side_effecting: bool
     branches: list[str]
     config_schema: dict[str, Any]

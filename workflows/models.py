@@ -58,9 +58,9 @@ class NodePlan(BaseModel):
     role: NodeRole
     # batch: a pure node, evaluated with the other ready pure work in one local activity
     #   whose result records its outcome (runs started since outcomes are recorded);
-    # remote: a regular activity; workflow: a timer or a signal (delay, human_review) and,
-    #   in runs started before recording, a pure node evaluated by the workflow itself;
-    # local: one local activity per pure node (runs started before that).
+    # remote: a regular activity; local: a local activity of its own (a plugin's short work;
+    #   pure nodes of the first runs); workflow: a timer or a signal (delay, human_review)
+    #   and, in runs started before recording, a pure node evaluated by the workflow itself.
     execution: Literal["batch", "local", "remote", "workflow"]
     timeout_s: float
 
