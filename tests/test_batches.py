@@ -3,6 +3,8 @@ and where it stops. The end-to-end behaviour is covered by the run and recovery 
 
 from __future__ import annotations
 
+import random
+import string
 from typing import Any
 
 from activities import evaluation
@@ -131,17 +133,25 @@ def test_stops_at_the_first_error() -> None:
     assert "length" in outcomes[1].error.message
 
 
-def test_an_output_over_the_limit_is_the_nodes_error(monkeypatch: Any) -> None:
+def test_an_output_over_the_limit_even_compressed_is_the_nodes_error(monkeypatch: Any) -> None:
     monkeypatch.setattr(evaluation, "MAX_OUTPUT_BYTES", 1000)
+    noise = random.Random(7)
     run = batch(
-        [("meta", "start_json", {}), ("twice", "transform", {"output": ["{{meta}}", "{{meta}}"]})],
-        [("meta", "twice")],
-        inputs={"meta": "x" * 600},
+        [
+            ("a", "start_json", {}),
+            ("b", "start_json", {}),
+            ("both", "transform", {"output": ["{{a}}", "{{b}}"]}),
+            ("many", "transform", {"output": ["{{a}}", "文" * 5000]}),
+        ],
+        [("a", "both"), ("b", "both"), ("a", "many")],
+        inputs={key: "".join(noise.choices(string.ascii_letters, k=700)) for key in "ab"},
     )
-    outcomes = evaluate_batch(run, EVALUATORS)
-    assert decided(outcomes) == [("meta", "completed"), ("twice", "error")]
-    assert outcomes[1].error is not None and outcomes[1].error.type == "OutputTooLarge"
-    assert outcomes[1].output is None
+    outcomes = {o.node_id: o for o in evaluate_batch(run, EVALUATORS)}
+    # 15,700 bytes of JSON that compress well: within the limit.
+    assert outcomes["many"].status == "completed"
+    assert outcomes["both"].status == "error" and outcomes["both"].output is None
+    assert outcomes["both"].error is not None and outcomes["both"].error.type == "OutputTooLarge"
+    assert "even compressed" in outcomes["both"].error.message
 
 
 def test_a_full_batch_leaves_the_rest_for_the_next_one(monkeypatch: Any) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
-from temporalio.client import WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
+from activities import evaluation
 from runlane.converter import data_converter
+from tests.api.helpers import create_published, linear_definition, wait_for_run
 from workflows.run_workflow import RunWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -26,3 +29,29 @@ async def test_replay(path: Path) -> None:
     replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+async def test_a_run_whose_batch_failed_replays_and_names_the_failure(
+    api: httpx.AsyncClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a node's error (those are outcomes) but the batch activity failing every try: the
+    run ends in error on the batch's first node, and its history replays (replayed from its
+    marker, the failure reaches the workflow in another shape than live)."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("evaluator crashed")
+
+    monkeypatch.setattr(evaluation, "evaluate_batch", broken)
+    workflow_id = await create_published(api, linear_definition())
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run",
+        json={"json_inputs": {"meta": {"customer_id": "c"}}, "text_inputs": {"note": "n"}},
+    )
+    run = await wait_for_run(api, started.json()["id"])
+    assert run["status"] == "error", run
+    assert run["error"]["node_id"] == "meta" and "evaluator crashed" in run["error"]["message"]
+
+    history = await client.get_workflow_handle(run["id"]).fetch_history()
+    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure

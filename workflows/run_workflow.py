@@ -48,7 +48,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -460,8 +460,15 @@ class RunWorkflow:
                 retry_policy=BATCH_RETRY,
                 summary=_batch_summary(labels, goes_on=len(batch.nodes) > len(ready)),
             )
-        except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
+        except (asyncio.CancelledError, CancelledError):
+            self._cancel_batch(ready, scheduled_in)
+            raise
+        except FailureError as err:
+            # (Live, a local activity's failure is an ActivityError; replayed from its marker,
+            # it may be the cause itself.)
+            cause = err.cause if isinstance(err, ActivityError) else err
+            if isinstance(cause, CancelledError):
+                self._cancel_batch(ready, scheduled_in)
                 raise asyncio.CancelledError() from err
             # Nodes report their own errors as outcomes: this is the batch itself failing
             # (a node evaluating for longer than the timeout, every time), shown on its first
@@ -470,7 +477,7 @@ class RunWorkflow:
             step.attempt, step.started_at = self._state.attempt, workflow.now()
             step.started_event_id = scheduled_in
             step.error = _describe_failure(err)
-            if isinstance(err.cause, TemporalTimeoutError):
+            if isinstance(cause, TemporalTimeoutError):
                 step.error = StepError(
                     type="Timeout",
                     message="evaluating the pure nodes from this one on took longer than "
@@ -478,6 +485,16 @@ class RunWorkflow:
                 )
             self._close_step(step, "error")
             raise NodeFailed(ready[0], step.error) from None
+
+    def _cancel_batch(self, ready: list[str], scheduled_in: int) -> None:
+        """The run was cancelled while a batch evaluated: its nodes read as cancelled, so a
+        retry finds where to resume (the task that scheduled the batch)."""
+        for node_id in ready:
+            step = self._steps[node_id]
+            if step.status == "pending":
+                step.attempt, step.started_at = self._state.attempt, workflow.now()
+                step.started_event_id = scheduled_in
+                self._close_step(step, "cancelled")
 
     def _batch_input(self, ready: list[str], frontier: Frontier) -> PureBatchInput:
         """The ready nodes and the nodes below them that the batch may reach without I/O: it
@@ -555,7 +572,8 @@ class RunWorkflow:
         newly_ready: list[str] = []
         for outcome in result.outcomes:
             self._applied[outcome.node_id] = None
-            if outcome.reused:
+            # (A review prepared before a reset waits for a new decision: it runs again.)
+            if outcome.reused and outcome.status != "waiting_for_human":
                 self._reused[outcome.node_id] = None
             if outcome.status == "waiting_for_human":
                 self._begin_review(outcome)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from typing import Any
 
@@ -11,7 +13,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from activities.registry import ActivityDeps, default_registry
-from runlane import templating
+from runlane import expressions, templating
 from runlane.settings import Settings
 from runlane.temporal import create_worker
 from tests.api.helpers import create_published, wait_for_run, wait_until
@@ -368,3 +370,82 @@ async def test_retry_takes_reused_outcomes_from_history_not_from_new_code(
     assert after["shape"] == before["shape"]  # output, times and attempt as recorded
     assert after["out"]["output"] == {"rendered_by": "new code"}  # ran again, now
     assert counts(peer, "a", "b", "c") == {"a": 1, "b": 2, "c": 1}
+
+
+async def test_a_run_cancelled_while_a_batch_evaluates_can_be_retried(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel lands while a batch of pure work is evaluating (its evaluator held on
+    purpose): the batch's nodes read as cancelled, and the retry evaluates them again."""
+    entered, release = threading.Event(), threading.Event()
+    original = expressions.evaluate
+
+    def held(expression: str, data: Any) -> Any:
+        entered.set()
+        release.wait(timeout=30)
+        return original(expression, data)
+
+    monkeypatch.setattr(expressions, "evaluate", held)
+    definition = {
+        "nodes": [
+            {"id": "meta", "type": "start_json"},
+            {"id": "big", "type": "condition", "config": {"expression": "meta.n > `1`"}},
+            {"id": "out", "type": "end", "config": {"outputs": {"big": "{{big.result}}"}}},
+        ],
+        "edges": [
+            {"source": "meta", "target": "big"},
+            {"source": "big", "target": "out", "branch": "true"},
+        ],
+    }
+    workflow_id = await create_published(api, definition)
+    run = await start_run(api, workflow_id, json_inputs={"meta": {"n": 5}})
+    run_id = run["id"]
+    assert await asyncio.to_thread(entered.wait, 15)
+    assert (await api.post(f"{RUNS}/{run_id}/cancel")).status_code == 202
+    cancelled = await wait_for_run(api, run_id)
+    release.set()
+    assert cancelled["status"] == "cancelled", cancelled
+    steps = await steps_of(api, run_id)
+    assert steps["meta"]["status"] == "cancelled"
+    plan = await retry_plan(api, run_id)
+    assert plan["allowed"] is True and plan["rerun"] == ["meta", "big", "out"], plan
+
+    retried = await api.post(f"{RUNS}/{run_id}/retry", json={})
+    assert retried.status_code == 202, retried.text
+    done = await wait_for_attempt(api, run_id, 2)
+    assert done["status"] == "completed" and done["final_outputs"] == {"big": True}, done
+    assert {s["attempt"] for s in (await steps_of(api, run_id)).values()} == {2}
+
+
+async def test_a_review_that_waits_again_after_a_retry_belongs_to_the_new_attempt(
+    api: httpx.AsyncClient,
+) -> None:
+    definition = {
+        "nodes": [
+            {"id": "meta", "type": "start_json"},
+            {"id": "shape", "type": "transform", "config": {"output": "{{meta.amount}}"}},
+            {"id": "review", "type": "human_review", "config": {"payload": "{{shape}}"}},
+            {"id": "out", "type": "end", "config": {"outputs": "{{review}}"}},
+        ],
+        "edges": chain("meta", "shape", "review", "out"),
+    }
+    workflow_id = await create_published(api, definition)
+    run_id = (await start_run(api, workflow_id, json_inputs={"meta": {"amount": 3}}))["id"]
+    await wait_for_run(api, run_id, until={"waiting_for_human"})
+    rejected = await api.post(f"{RUNS}/{run_id}/reviews/review", json={"decision": "reject"})
+    assert rejected.status_code == 202, rejected.text
+    assert (await wait_for_run(api, run_id))["status"] == "error"
+    before = await steps_of(api, run_id)
+
+    assert (await api.post(f"{RUNS}/{run_id}/retry", json={})).status_code == 202
+    await wait_for_step(api, run_id, "review", "waiting_for_human")
+    waiting = await steps_of(api, run_id)
+    assert waiting["shape"] == before["shape"]  # decided before the review: reused
+    assert waiting["review"]["output"] == 3  # the payload as recorded
+    approved = await api.post(f"{RUNS}/{run_id}/reviews/review", json={"decision": "approve"})
+    assert approved.status_code == 202, approved.text
+    done = await wait_for_attempt(api, run_id, 2)
+    assert done["status"] == "completed" and done["final_outputs"] == 3, done
+    after = await steps_of(api, run_id)
+    assert after["review"]["attempt"] == 2 and after["review"]["review"]["decision"] == "approve"
+    assert after["shape"]["attempt"] == 1
