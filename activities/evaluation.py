@@ -183,6 +183,7 @@ class PureBatches:
     @activity.defn(name=workflow_support.EVALUATE)
     async def evaluate(self, batch: PureBatchInput) -> PureBatchResult:
         reused = await self._recorded.before_reset(batch, activity.info().activity_id)
-        # In a thread: a heavy template or expression must not stall the worker's event loop.
+        # In a thread, however small: one slow template or expression must not stall the
+        # worker's event loop (its polls, other activities, queries).
         outcomes = await asyncio.to_thread(evaluate_batch, batch, self._evaluators, reused)
         return PureBatchResult(outcomes=outcomes)

@@ -247,22 +247,19 @@ async def throughput(ctx: Context, kind: str) -> dict[str, Any]:
         "raw": raw,
         "runlane_without_rest": await direct_starter(ctx, first),
     }
-    if kind == "pure":
-        compared["unrecorded_without_rest"] = await direct_starter(ctx, first, unrecorded=True)
+    compared["unrecorded_without_rest"] = await direct_starter(ctx, first, unrecorded=True)
     sides = await alternating_batches(ctx, count, compared)
     rate = {side: count / figures.wall_s for side, figures in sides.items()}
-    recording: dict[str, Any] = {}
-    if kind == "pure":
-        # The same runs on the engine of runs started before recording (pure nodes in the
-        # workflow, no marker): recording's cost, both without the REST facade.
-        recording = {
-            "unrecorded_without_rest_runs_per_s": round(rate["unrecorded_without_rest"], 2),
-            "recorded_vs_unrecorded": round(
-                rate["runlane_without_rest"] / rate["unrecorded_without_rest"], 2
-            ),
-            "unrecorded_cpu_s_per_run": sides["unrecorded_without_rest"].cpu_s_per_run,
-            "runlane_without_rest_cpu_s_per_run": sides["runlane_without_rest"].cpu_s_per_run,
-        }
+    # The same runs on the engine of runs started before recording (pure nodes in the workflow,
+    # no marker): recording's cost, both without the REST facade.
+    recording = {
+        "unrecorded_without_rest_runs_per_s": round(rate["unrecorded_without_rest"], 2),
+        "recorded_vs_unrecorded": round(
+            rate["runlane_without_rest"] / rate["unrecorded_without_rest"], 2
+        ),
+        "unrecorded_cpu_s_per_run": sides["unrecorded_without_rest"].cpu_s_per_run,
+        "runlane_without_rest_cpu_s_per_run": sides["runlane_without_rest"].cpu_s_per_run,
+    }
     return {
         "runs": count,
         "runlane_runs_per_s": round(rate["runlane"], 2),

@@ -11,12 +11,20 @@ read the compressed ones through the API's codec endpoint (api/routes/codec.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import zlib
 from collections.abc import Sequence
 
+from pydantic import TypeAdapter
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    PayloadCodec,
+)
 
 COMPRESS_OVER_BYTES = 256 * 1024
 ZLIB_ENCODING = b"binary/zlib"
@@ -59,5 +67,35 @@ def decompress(payload: Payload, max_bytes: int | None = None) -> Payload:
     return Payload.FromString(data)
 
 
+# One cache of pydantic TypeAdapters for every converter instance. The SDK makes a payload
+# converter per workflow run (inside its sandbox), so a per-instance cache rebuilt each model's
+# validation schema on every run: a fifth of the worker's CPU for a short run. The models are
+# imported through the sandbox unchanged, so one adapter per model serves every run.
+_shared_type_adapters = functools.lru_cache(maxsize=1024)(TypeAdapter)
+
+
+class _SharedAdaptersJSON(PydanticJSONPlainPayloadConverter):
+    def __init__(self) -> None:
+        super().__init__(max_cached_type_adapters=0)
+        self._type_adapter = _shared_type_adapters
+
+
+class RunlanePayloadConverter(CompositePayloadConverter):
+    """Pydantic JSON (temporalio.contrib.pydantic) with TypeAdapters shared across runs."""
+
+    def __init__(self) -> None:
+        json_converter = _SharedAdaptersJSON()
+        super().__init__(
+            *(
+                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
 def data_converter() -> DataConverter:
-    return dataclasses.replace(pydantic_data_converter, payload_codec=CompressLargePayloads())
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_converter_class=RunlanePayloadConverter,
+        payload_codec=CompressLargePayloads(),
+    )

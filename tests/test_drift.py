@@ -13,14 +13,17 @@ drift: those are expected failures, strictly (the check can tell them apart).
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
@@ -31,6 +34,7 @@ from temporalio.worker import (
 
 from runlane import expressions, templating
 from runlane.converter import data_converter
+from tests.api.helpers import create_published, wait_for_run
 from workflows.models import RunState
 from workflows.run_workflow import RunWorkflow
 
@@ -161,3 +165,61 @@ def test_the_recorded_engine_histories_are_all_checked() -> None:
     recorded = [p.stem for p in HISTORIES.glob("*_recorded.json")]
     assert len(recorded) >= 8, recorded
     assert not set(recorded) & set().union(*DRIFTS.values())
+
+
+async def test_a_run_queried_while_a_batch_evaluates_replays_to_the_same_state(
+    api: httpx.AsyncClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query that arrives while a batch evaluates makes Temporal close the workflow task
+    first and hand the batch's result to the workflow in a new one, which a replay does not
+    do: the state must not depend on it (times and reset points come from the batch)."""
+    entered, release = threading.Event(), threading.Event()
+    original = templating.render
+
+    def held(template: Any, context: templating.TemplateContext) -> Any:
+        if template == {"amount": "{{meta.amount}}"}:
+            entered.set()
+            release.wait(timeout=30)
+        return original(template, context)
+
+    monkeypatch.setattr(templating, "render", held)
+    definition = {
+        "nodes": [
+            {"id": "meta", "type": "start_json"},
+            {
+                "id": "shape",
+                "type": "transform",
+                "config": {"output": {"amount": "{{meta.amount}}"}},
+            },
+            {"id": "review", "type": "human_review", "config": {"payload": "{{shape}}"}},
+            {"id": "out", "type": "end", "config": {"outputs": "{{review}}"}},
+        ],
+        "edges": [
+            {"source": "meta", "target": "shape"},
+            {"source": "shape", "target": "review"},
+            {"source": "review", "target": "out"},
+        ],
+    }
+    workflow_id = await create_published(api, definition)
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"meta": {"amount": 4}}}
+    )
+    run_id = started.json()["id"]
+    assert await asyncio.to_thread(entered.wait, 15)
+    query = asyncio.create_task(client.get_workflow_handle(run_id).query(RunWorkflow.state))
+    await asyncio.sleep(0.3)  # the query reaches the server while the batch still evaluates
+    release.set()
+    await query
+    await wait_for_run(api, run_id, until={"waiting_for_human"})
+    decided = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "approve"}
+    )
+    assert decided.status_code == 202, decided.text
+    assert (await wait_for_run(api, run_id))["final_outputs"] == {"amount": 4}
+
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    failure, rebuilt = await _replay(history)
+    assert failure is None, failure
+    recorded = await _recorded_state(history)
+    assert recorded is not None
+    assert _user_view(rebuilt) == _user_view(recorded)

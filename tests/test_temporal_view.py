@@ -8,6 +8,7 @@ import subprocess
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
@@ -16,7 +17,7 @@ from activities.models import PureBatchResult
 from api.deps import get_temporal_client
 from api.main import create_app
 from runlane.converter import data_converter
-from tests.api.helpers import create_published, wait_for_run
+from tests.api.helpers import create_published, linear_definition, wait_for_run
 from tests.conftest import TEMPORAL_BIN
 
 
@@ -125,13 +126,22 @@ async def test_every_node_is_in_the_event_history_with_its_label_and_outcome(
     assert recorded["shape"]["output"] == {"said": "x"}
 
 
+@pytest.mark.parametrize("shape", ["with_io", "pure"])
 async def test_at_most_one_search_attribute_upsert_per_workflow_task(
-    api: httpx.AsyncClient, client: Client, peer
+    api: httpx.AsyncClient, client: Client, peer, shape: str
 ) -> None:
-    workflow_id = await create_published(api, _labelled_chain(peer.url))
-    run_id = (
-        await api.post(f"/v1/workflows/{workflow_id}/run", json={"text_inputs": {"note": "x"}})
-    ).json()["id"]
+    if shape == "pure":  # starts and ends in one workflow task
+        definition, body = (
+            linear_definition(),
+            {
+                "json_inputs": {"meta": {"customer_id": "c"}},
+                "text_inputs": {"note": "n"},
+            },
+        )
+    else:
+        definition, body = _labelled_chain(peer.url), {"text_inputs": {"note": "x"}}
+    workflow_id = await create_published(api, definition)
+    run_id = (await api.post(f"/v1/workflows/{workflow_id}/run", json=body)).json()["id"]
     assert (await wait_for_run(api, run_id))["status"] == "completed"
     history = await client.get_workflow_handle(run_id).fetch_history()
     per_task = [0]

@@ -176,10 +176,12 @@ class RunWorkflow:
         self._review_payloads: dict[str, Any] = {}
         # Batches in flight by key: the ready nodes they were given, and the workflow task
         # that scheduled them (their steps' start, so a retry resets to it).
-        self._batches: dict[str, tuple[list[str], int]] = {}
+        self._batches: dict[str, tuple[list[str], int, datetime]] = {}
         # Runs started before recording: records a retry kept for the steps its reset task
         # computed again (RetryRequest.kept_steps, which retries no longer send).
         self._kept: dict[str, KeptStep] = {}
+        # Set while the workflow acts on a batch's result: (time, workflow task) to record.
+        self._moment: tuple[datetime, int] | None = None
         # Search-attribute changes not written yet (recorded runs write them once per task).
         self._unsent_attributes: dict[str, SearchAttributeUpdate] = {}
 
@@ -348,14 +350,16 @@ class RunWorkflow:
             while ready or running:
                 if self._recorded:
                     self._dispatch(ready, running, frontier)
-                    if not any(key.startswith("batch:") for key in running):
-                        # A batch's result comes back within this workflow task: write the
-                        # table and the search attributes when the task is about to end.
+                    if running and not any(key.startswith("batch:") for key in running):
+                        # About to wait for something outside this workflow task (a batch's
+                        # result comes back within it): write the table and the search
+                        # attributes that changed, once. (An ending run writes them in _finish.)
                         self._checkpoint()
                 elif await self._dispatch_unrecorded(ready, running, frontier):
                     continue
                 if not running:
                     break
+                self._moment = None
                 await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
                 for key, task in list(running.items()):
                     if task.done():
@@ -400,7 +404,7 @@ class RunWorkflow:
             chunk = batch[start : start + MAX_BATCH_NODES]
             # Unique within an execution: a node is the first of at most one batch.
             key = f"batch:{chunk[0]}"
-            self._batches[key] = (chunk, self._task_event_id())
+            self._batches[key] = (chunk, self._task_event_id(), self._now())
             running[key] = asyncio.create_task(self._evaluate_batch(key, frontier))
 
     def _in_batch(self, node_id: str, frontier: Frontier) -> bool:
@@ -447,7 +451,7 @@ class RunWorkflow:
     # ----------------------------------------------------------------- batches (recorded runs)
 
     async def _evaluate_batch(self, key: str, frontier: Frontier) -> PureBatchResult:
-        ready, scheduled_in = self._batches[key]
+        ready, scheduled_in, _ = self._batches[key]
         batch = self._batch_input(ready, frontier)
         labels = [self._graph.nodes[n].label or n for n in ready]
         try:
@@ -474,7 +478,7 @@ class RunWorkflow:
             # (a node evaluating for longer than the timeout, every time), shown on its first
             # node (a retry resets to the task that scheduled it).
             step = self._steps[ready[0]]
-            step.attempt, step.started_at = self._state.attempt, workflow.now()
+            step.attempt, step.started_at = self._state.attempt, self._now()
             step.started_event_id = scheduled_in
             step.error = _describe_failure(err)
             if isinstance(cause, TemporalTimeoutError):
@@ -492,7 +496,7 @@ class RunWorkflow:
         for node_id in ready:
             step = self._steps[node_id]
             if step.status == "pending":
-                step.attempt, step.started_at = self._state.attempt, workflow.now()
+                step.attempt, step.started_at = self._state.attempt, self._now()
                 step.started_event_id = scheduled_in
                 self._close_step(step, "cancelled")
 
@@ -567,8 +571,10 @@ class RunWorkflow:
         if not result.outcomes:  # never: a batch evaluates at least its first node
             node_id = key.removeprefix("batch:")
             raise NodeFailed(node_id, StepError(type="EvaluationError", message="no outcome"))
-        members, scheduled_in = self._batches.pop(key)
-        finished_event_id = self._task_event_id()
+        members, scheduled_in, scheduled_at = self._batches.pop(key)
+        fresh = [o.completed_at for o in result.outcomes if o.completed_at and not o.reused]
+        self._moment = (max([scheduled_at, *fresh]), scheduled_in)
+        finished_event_id = scheduled_in
         newly_ready: list[str] = []
         for outcome in result.outcomes:
             self._applied[outcome.node_id] = None
@@ -621,7 +627,7 @@ class RunWorkflow:
         step = self._steps[node.id]
         step.status = "waiting_for_human"
         step.attempt = self._state.attempt
-        step.started_at = workflow.now()
+        step.started_at = self._now()
         step.started_event_id = self._task_event_id()
         step.output = outcome.output
         self._review_payloads[node.id] = outcome.output
@@ -630,7 +636,7 @@ class RunWorkflow:
             label=node.label,
             instructions=config.instructions,
             payload=outcome.output,
-            waiting_since=workflow.now(),
+            waiting_since=self._now(),
         )
         self._begin_waiting(node.id)
 
@@ -670,7 +676,7 @@ class RunWorkflow:
             step.status = "running"
             # The run attempt that produced this step's result (reused steps keep theirs).
             step.attempt = self._state.attempt
-            step.started_at = workflow.now()
+            step.started_at = self._now()
             step.started_event_id = self._task_event_id()
         finished_at: datetime | None = None
         try:
@@ -704,16 +710,27 @@ class RunWorkflow:
         self._close_step(step, "completed", finished_at)
         return edges
 
-    @staticmethod
-    def _task_event_id() -> int:
+    def _task_event_id(self) -> int:
+        """The workflow task that produces what is being recorded now (see `_now`)."""
+        if self._moment is not None:
+            return self._moment[1]
         return workflow.info().get_current_history_length()
+
+    def _now(self) -> datetime:
+        """The time of what is being recorded now. After a batch's result, the batch's own
+        (recorded) time: Temporal may hand a local activity's result to the workflow in a later
+        workflow task live than on replay (a query arriving meanwhile makes it so), so the
+        clock and history length of that activation are not what a replay sees."""
+        if self._moment is not None:
+            return self._moment[0]
+        return workflow.now()
 
     def _close_step(
         self, step: StepState, status: Any, finished_at: datetime | None = None
     ) -> None:
         step.status = status
         step.finished_event_id = self._task_event_id()
-        step.completed_at = finished_at or workflow.now()
+        step.completed_at = finished_at or self._now()
         if step.started_at is not None:
             step.duration_ms = _ms(step.started_at, step.completed_at)
 
@@ -840,7 +857,7 @@ class RunWorkflow:
 
     def _begin_waiting(self, node_id: str) -> None:
         if not self._waiting:
-            self._state.timing.human_waiting_started_at = workflow.now()
+            self._state.timing.human_waiting_started_at = self._now()
         self._waiting.append(node_id)
         self._upsert_waiting()
         self._set_status("waiting_for_human")
@@ -850,9 +867,7 @@ class RunWorkflow:
             self._waiting.remove(node_id)
         timing = self._state.timing
         if not self._waiting and timing.human_waiting_started_at is not None:
-            timing.accumulated_human_waiting_ms += _ms(
-                timing.human_waiting_started_at, workflow.now()
-            )
+            timing.accumulated_human_waiting_ms += _ms(timing.human_waiting_started_at, self._now())
             timing.human_waiting_started_at = None
         self._upsert_waiting()
         if self._state.status == "waiting_for_human" and not self._waiting:
@@ -908,7 +923,7 @@ class RunWorkflow:
             if step.status == "waiting_for_human":  # prepared, but the run ended first
                 self._close_step(step, "cancelled")
             self._end_waiting(node_id)
-        now = workflow.now()
+        now = self._now()
         timing = self._state.timing
         timing.completed_at = now
         if timing.started_at is not None:
