@@ -20,6 +20,9 @@ than computing it again with the code installed at replay time.
   execution recorded in that task from its history instead of evaluating again
   (activities/recorded.py), so steps that completed before the failure point keep their
   outputs, times and attempt.
+* What the workflow records while acting on a batch's result takes the batch's recorded time
+  and the task that scheduled it (`_now`, `_task_event_id`): Temporal may hand a local
+  activity's result over in another workflow task live than on replay.
 
 Which engine a run uses is frozen in its input, like everything about how its nodes execute:
 pure nodes planned "batch" mark a recorded run. Runs started before recording replay as they
