@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.control import DelayConfig, HumanReviewConfig
     from activities.models import (
         BatchNode,
+        BatchNodeKind,
         NodeError,
         NodeOutcome,
         NodeTaskInput,
@@ -414,7 +415,7 @@ class RunWorkflow:
         kind = self._batch_kind(node_id)
         return kind != "other" or frontier.skips(node_id)
 
-    def _batch_kind(self, node_id: str) -> str:
+    def _batch_kind(self, node_id: str) -> BatchNodeKind:
         plan = self._input.plans[node_id]
         if plan.role == "review":
             return "review"
@@ -534,7 +535,7 @@ class RunWorkflow:
                 BatchNode(
                     node=node,
                     role=plan.role,
-                    kind=self._batch_kind(node_id),  # type: ignore[arg-type]
+                    kind=self._batch_kind(node_id),
                     unresolved=frontier.unresolved[node_id],
                     taken=frontier.taken[node_id],
                     has_incoming=bool(self._graph.incoming[node_id]),
