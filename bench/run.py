@@ -34,6 +34,9 @@ from tests.peer import Peer
 RESULTS = REPO / "bench" / "results" / "latest.json"
 REPORT = REPO / "BENCHMARKS.md"
 ONLY_RESULTS = REPO / "bench" / "results" / "only.json"
+# What the figures of the last full run mean where a target is missed: written by hand after
+# the run (the figures themselves never are), appended to the report as it is generated.
+NOTES = REPO / "bench" / "notes.md"
 # The scenarios on the shared stack, in the order they run; `waiting_memory` follows on a
 # stack of its own (run_all).
 SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] = {
@@ -233,6 +236,8 @@ def markdown(document: dict[str, Any]) -> str:
         for key, value in figures.items():
             lines.append(f"| {key} | {json.dumps(value)} |")
         lines.append("")
+    if NOTES.exists():  # hand-written readings of the figures, kept apart from them
+        lines += ["## Notes", "", NOTES.read_text().strip(), ""]
     return "\n".join(lines)
 
 
