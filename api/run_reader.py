@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from temporalio.api.enums.v1 import EventType, PendingWorkflowTaskState
+from temporalio.api.enums.v1 import PendingWorkflowTaskState
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -31,7 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError, not_found
 from runlane import ids, search_attributes
-from workflows.models import RunError, RunInput, RunState, initial_state
+from workflows.models import RunError, RunInput, RunState, final_state_payloads, initial_state
 from workflows.run_workflow import RunWorkflow
 
 WORKFLOW_TYPE = "RunWorkflow"
@@ -258,13 +258,7 @@ class RunReader:
         async for event in handle.fetch_history_events(
             event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
         ):
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-                payloads = event.workflow_execution_completed_event_attributes.result.payloads
-            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-                failure = event.workflow_execution_failed_event_attributes.failure
-                payloads = failure.application_failure_info.details.payloads
-            else:
-                return None
+            payloads = final_state_payloads(event)
             if not payloads:
                 return None
             try:

@@ -14,7 +14,6 @@ drift: those are expected failures, strictly (the check can tell them apart).
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 from temporalio import workflow
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import (
     ExecuteWorkflowInput,
@@ -34,8 +32,8 @@ from temporalio.worker import (
 
 from runlane import expressions, templating
 from runlane.converter import data_converter
-from tests.api.helpers import create_published, wait_for_run
-from workflows.models import RunState
+from tests.api.helpers import create_published, hold, wait_for_run
+from workflows.models import RunState, final_state_payloads
 from workflows.run_workflow import RunWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -55,6 +53,9 @@ DRIFTS = {
     },
     "truthiness": {"condition_join_inline"},
 }
+
+# The transform held mid-batch by the query test below.
+AMOUNT = {"amount": "{{meta.amount}}"}
 
 # The state each replayed run ended with, appended by the interceptor below.
 _rebuilt: list[dict[str, Any]] = []
@@ -92,13 +93,8 @@ def _drift(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def _recorded_state(history: WorkflowHistory) -> dict[str, Any] | None:
     """The state the run closed with (completed: its result; failed: the failure's details)."""
-    last = history.events[-1]
-    if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-        payloads = last.workflow_execution_completed_event_attributes.result.payloads
-    elif last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-        failure = last.workflow_execution_failed_event_attributes.failure
-        payloads = failure.application_failure_info.details.payloads
-    else:
+    payloads = final_state_payloads(history.events[-1])
+    if not payloads:
         return None
     [state] = await data_converter().decode(payloads, [RunState])
     return state.model_dump(mode="json")
@@ -173,23 +169,16 @@ async def test_a_run_queried_while_a_batch_evaluates_replays_to_the_same_state(
     """A query that arrives while a batch evaluates makes Temporal close the workflow task
     first and hand the batch's result to the workflow in a new one, which a replay does not
     do: the state must not depend on it (times and reset points come from the batch)."""
-    entered, release = threading.Event(), threading.Event()
-    original = templating.render
-
-    def held(template: Any, context: templating.TemplateContext) -> Any:
-        if template == {"amount": "{{meta.amount}}"}:
-            entered.set()
-            release.wait(timeout=30)
-        return original(template, context)
-
-    monkeypatch.setattr(templating, "render", held)
+    entered, release = hold(
+        monkeypatch, templating, "render", when=lambda template, _: template == AMOUNT
+    )
     definition = {
         "nodes": [
             {"id": "meta", "type": "start_json"},
             {
                 "id": "shape",
                 "type": "transform",
-                "config": {"output": {"amount": "{{meta.amount}}"}},
+                "config": {"output": AMOUNT},
             },
             {"id": "review", "type": "human_review", "config": {"payload": "{{shape}}"}},
             {"id": "out", "type": "end", "config": {"outputs": "{{review}}"}},

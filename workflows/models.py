@@ -11,6 +11,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 
 from runlane.definition import Definition, NodeRole
 
@@ -202,6 +205,17 @@ class RetryRequest(BaseModel):
     reset_event_id: int | None = None
     # Only in signals recorded before outcomes were recorded (see KeptStep); the API sends none.
     kept_steps: list[KeptStep] = Field(default_factory=list)
+
+
+def final_state_payloads(close_event: HistoryEvent) -> list[Payload]:
+    """Where an ended run's close event carries its final RunState: a completed run's result,
+    a failed run's failure details (RunWorkflow raises them so). Empty for other endings."""
+    if close_event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        return list(close_event.workflow_execution_completed_event_attributes.result.payloads)
+    if close_event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+        failure = close_event.workflow_execution_failed_event_attributes.failure
+        return list(failure.application_failure_info.details.payloads)
+    return []
 
 
 def initial_state(run_input: RunInput, status: RunStatus = "pending") -> RunState:

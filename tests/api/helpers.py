@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -73,3 +74,22 @@ async def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+def hold(
+    monkeypatch: Any, module: Any, name: str, when: Any = lambda *args: True
+) -> tuple[threading.Event, threading.Event]:
+    """Make `module.name` (an evaluator) stop, when `when(*args)` holds, until the test sets
+    `release`; `entered` is set once it stops. A batch is then held mid-evaluation on purpose:
+    the worker runs in the test's process, and batches evaluate in a thread of their own."""
+    entered, release = threading.Event(), threading.Event()
+    original = getattr(module, name)
+
+    def held(*args: Any) -> Any:
+        if when(*args):
+            entered.set()
+            release.wait(timeout=30)
+        return original(*args)
+
+    monkeypatch.setattr(module, name, held)
+    return entered, release

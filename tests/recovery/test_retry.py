@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from typing import Any
 
@@ -16,7 +15,7 @@ from activities.registry import ActivityDeps, default_registry
 from runlane import expressions, templating
 from runlane.settings import Settings
 from runlane.temporal import create_worker
-from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.api.helpers import create_published, hold, wait_for_run, wait_until
 from tests.conftest import ORG_A_KEY
 from tests.peer import Peer
 from tests.recovery.support import (
@@ -377,15 +376,7 @@ async def test_a_run_cancelled_while_a_batch_evaluates_can_be_retried(
 ) -> None:
     """The cancel lands while a batch of pure work is evaluating (its evaluator held on
     purpose): the batch's nodes read as cancelled, and the retry evaluates them again."""
-    entered, release = threading.Event(), threading.Event()
-    original = expressions.evaluate
-
-    def held(expression: str, data: Any) -> Any:
-        entered.set()
-        release.wait(timeout=30)
-        return original(expression, data)
-
-    monkeypatch.setattr(expressions, "evaluate", held)
+    entered, release = hold(monkeypatch, expressions, "evaluate")
     definition = {
         "nodes": [
             {"id": "meta", "type": "start_json"},
