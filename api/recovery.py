@@ -72,28 +72,49 @@ class TaskBoundaries:
     the task's WorkflowTaskStarted event, which is only written when the task completes.
     Snapping to the first task start at or after the recorded length finds the task that
     really did the work.
+
+    A task that outlives its timeout while a local activity runs (a batch held for seconds)
+    is completed by the SDK with nothing in it and goes on as a new task straight away: a
+    heartbeat. Temporal cannot reset to such a continuation, and a replay reports the last
+    one as the task's length, so every continuation snaps to the task it continues.
     """
 
-    def __init__(self, started_event_ids: list[int]) -> None:
+    def __init__(self, started_event_ids: list[int], heads: dict[int, int] | None = None) -> None:
         self._ids = sorted(started_event_ids)
+        self._heads = heads or {}
 
     def snap(self, recorded: int | None) -> int | None:
         if recorded is None:
             return None
         index = bisect.bisect_left(self._ids, recorded)
-        return self._ids[index] if index < len(self._ids) else None
+        if index == len(self._ids):
+            return None
+        return self._heads.get(self._ids[index], self._ids[index])
 
 
 async def task_boundaries(
     client: Client, run_id: str, temporal_run_id: str | None
 ) -> TaskBoundaries:
     handle = client.get_workflow_handle(run_id, run_id=temporal_run_id)
-    started = [
-        event.event_id
-        async for event in handle.fetch_history_events()
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
-    ]
-    return TaskBoundaries(started)
+    started: list[int] = []
+    heads: dict[int, int] = {}
+    # Since the last task completed: only the next task's scheduling (a heartbeat), or more.
+    quiet_since_completed = False
+    for_head: int | None = None
+    async for event in handle.fetch_history_events():
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            if quiet_since_completed and for_head is not None:
+                heads[event.event_id] = for_head
+            else:
+                for_head = event.event_id
+            started.append(event.event_id)
+            quiet_since_completed = False
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            quiet_since_completed = True
+        elif kind != EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            quiet_since_completed = False
+    return TaskBoundaries(started, heads)
 
 
 def _reused(step: StepState, finished: int | None, reset_event_id: int, how: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.registry import ActivityDeps, default_registry
@@ -371,11 +372,17 @@ async def test_retry_takes_reused_outcomes_from_history_not_from_new_code(
     assert counts(peer, "a", "b", "c") == {"a": 1, "b": 2, "c": 1}
 
 
+@pytest.mark.parametrize("held_past_task_timeout", [False, True])
 async def test_a_run_cancelled_while_a_batch_evaluates_can_be_retried(
-    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient,
+    client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    held_past_task_timeout: bool,
 ) -> None:
     """The cancel lands while a batch of pure work is evaluating (its evaluator held on
-    purpose): the batch's nodes read as cancelled, and the retry evaluates them again."""
+    purpose): the batch's nodes read as cancelled, and the retry evaluates them again. Held
+    past the workflow task's timeout, the SDK heartbeats the task into continuations, to
+    which Temporal cannot reset: the retry resets to the task they continue."""
     entered, release = hold(monkeypatch, expressions, "evaluate")
     definition = {
         "nodes": [
@@ -392,6 +399,14 @@ async def test_a_run_cancelled_while_a_batch_evaluates_can_be_retried(
     run = await start_run(api, workflow_id, json_inputs={"meta": {"n": 5}})
     run_id = run["id"]
     assert await asyncio.to_thread(entered.wait, 15)
+    if held_past_task_timeout:
+
+        async def heartbeated() -> bool:
+            history = await client.get_workflow_handle(run_id).fetch_history()
+            completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+            return sum(e.event_type == completed for e in history.events) >= 2
+
+        await wait_until(heartbeated, timeout=30, interval=0.5)
     assert (await api.post(f"{RUNS}/{run_id}/cancel")).status_code == 202
     cancelled = await wait_for_run(api, run_id)
     release.set()
