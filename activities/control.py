@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.models import NodeTaskInput
-from activities.registry import NodeType
+from activities.node_type import NodeType
 from runlane import templating
 
 

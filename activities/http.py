@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.models import NodeTaskInput, NodeTaskOutput
-from activities.registry import NodeType
+from activities.node_type import NodeType
 from runlane import templating
 
 # Status codes worth retrying: the peer may answer differently next time.

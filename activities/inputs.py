@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio import activity
 
 from activities.models import NodeTaskInput, NodeTaskOutput
-from activities.registry import NodeType
+from activities.node_type import NodeType
 
 
 class StartConfig(BaseModel):

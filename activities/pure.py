@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.models import NodeError, NodeTaskInput, NodeTaskOutput
-from activities.registry import NodeType
+from activities.node_type import NodeType
 from runlane import expressions, templating
 
 

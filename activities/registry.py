@@ -1,4 +1,6 @@
-"""The node-type registry, read by the API (validation, OpenAPI) and the worker (activities).
+"""The node-type registry, read by the API (validation, OpenAPI) and the worker (activities):
+it assembles the node types each family module defines (activities/node_type.py says what one
+is) and plans how a definition's nodes execute.
 
 Custom node types are ordinary Python packages exposing a `NodeType` through the entry point
 group `runlane.node_types`; they are loaded here, so nobody forks Runlane to add one.
@@ -7,58 +9,20 @@ group `runlane.node_types`; they are loaded here, so nobody forks Runlane to add
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-import httpx
-from pydantic import BaseModel
+from activities import control, http, inputs, pure
 
-from runlane.definition import Definition, NodeRole
-from runlane.settings import Settings
-from workflows.models import NodePlan
+# `activities.registry.NodeType` is the name plugins are documented to use (README).
+from activities.node_type import ActivityDeps, NodePlan, NodeType
+from runlane.definition import Definition
 
-if TYPE_CHECKING:
-    from activities.models import NodeTaskInput
+__all__ = ["ActivityDeps", "NodeRegistry", "NodeType", "build_registry", "default_registry"]
 
 ENTRY_POINT_GROUP = "runlane.node_types"
 _REMOTE_TIMEOUT_MARGIN_S = 5.0
-
-# batch: a pure node (needs `evaluate`): evaluated with the other ready pure work in one local
-#   activity whose result records its outcome in the run's history;
-# remote: a regular activity (I/O, retried by the server);
-# local: a local activity of its own (short work that needs no server round trip);
-# workflow: a durable timer or a signal, handled by the workflow itself.
-# Runs started earlier froze "workflow" (pure nodes evaluated in the workflow, unrecorded) or
-# "local" for pure nodes; they finish that way.
-Execution = Literal["batch", "local", "remote", "workflow"]
-
-
-@dataclass(frozen=True)
-class ActivityDeps:
-    """What activity factories may need; built once in worker.py."""
-
-    settings: Settings
-    http_client: httpx.AsyncClient
-
-
-@dataclass(frozen=True)
-class NodeType:
-    name: str
-    role: NodeRole
-    config_model: type[BaseModel]
-    execution: Execution
-    description: str
-    default_timeout_s: float = 30.0
-    allowed_branches: frozenset[str] = frozenset()
-    # Returns the activity callable registered under `name`; None for workflow-handled types.
-    make_activity: Callable[[ActivityDeps], Callable[..., Any]] | None = None
-    # Pure evaluation (deterministic, no I/O, no clock) for execution "batch"; runs started
-    # before outcomes were recorded call it inside the workflow.
-    evaluate: Callable[[NodeTaskInput], Any] | None = None
-    # Re-running it repeats an effect outside Runlane (shown by the retry plan).
-    side_effecting: bool = False
 
 
 class NodeRegistry(Mapping[str, NodeType]):
@@ -94,8 +58,6 @@ class NodeRegistry(Mapping[str, NodeType]):
 
 
 def build_registry(extra: Iterable[NodeType] = ()) -> NodeRegistry:
-    from activities import control, http, inputs, pure
-
     types: dict[str, NodeType] = {}
     for node_type in (*inputs.NODE_TYPES, *pure.NODE_TYPES, *http.NODE_TYPES, *control.NODE_TYPES):
         types[node_type.name] = node_type

@@ -15,7 +15,10 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from runlane.definition import Definition, NodeRole
+# Defined beside the node types that plan it (below this package); part of RunInput, so
+# re-exported here with the rest of the wire format.
+from activities.node_type import NodePlan as NodePlan
+from runlane.definition import Definition
 
 RunStatus = Literal["pending", "running", "waiting_for_human", "completed", "error", "cancelled"]
 StepStatus = Literal[
@@ -52,20 +55,6 @@ class WorkflowRef(BaseModel):
 class Trigger(BaseModel):
     type: TriggerType = "api"
     source_run_id: str | None = None
-
-
-class NodePlan(BaseModel):
-    """How a node executes, frozen when the run starts (not read from the registry inside the
-    workflow): in-flight runs replay the same way even if a node type changes later."""
-
-    role: NodeRole
-    # batch: a pure node, evaluated with the other ready pure work in one local activity
-    #   whose result records its outcome (runs started since outcomes are recorded);
-    # remote: a regular activity; local: a local activity of its own (a plugin's short work;
-    #   pure nodes of the first runs); workflow: a timer or a signal (delay, human_review)
-    #   and, in runs started before recording, a pure node evaluated by the workflow itself.
-    execution: Literal["batch", "local", "remote", "workflow"]
-    timeout_s: float
 
 
 class RunInput(BaseModel):
