@@ -11,8 +11,9 @@ import httpx
 from activities.registry import ActivityDeps, default_registry
 from runlane.bytecode import compiled_for_source
 from runlane.settings import get_settings
-from runlane.temporal import connect, create_worker, ensure_search_attributes
+from runlane.temporal import connect, ensure_search_attributes
 from workflows import run_workflow
+from workflows.worker import create_worker
 
 log = logging.getLogger("runlane.worker")
 

@@ -174,7 +174,7 @@ def _evaluate(
 
 
 class PureBatches:
-    """The `runlane.evaluate` activity; built by runlane.temporal.create_worker."""
+    """The `runlane.evaluate` activity; built by workflows.worker.create_worker."""
 
     def __init__(self, registry: NodeRegistry, recorded: RecordedOutcomes) -> None:
         self._evaluators = {name: t.evaluate for name, t in registry.items() if t.evaluate}

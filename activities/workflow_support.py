@@ -1,5 +1,5 @@
 """Activities the run workflow itself needs, whatever the definition: registered on every
-worker by `runlane.temporal.create_worker`."""
+worker by `workflows.worker.create_worker`."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""Building Temporal clients and workers the same way in the API, worker.py and the tests."""
+"""Connecting to Temporal the same way in the API, worker.py and the tests (workers of the run
+workflow are built by workflows/worker.py)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable, Sequence
-from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -11,7 +9,6 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from runlane import search_attributes
 from runlane.converter import data_converter
@@ -42,24 +39,3 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
-
-
-def create_worker(
-    client: Client, *, task_queue: str, activities: Sequence[Callable[..., Any]], **options: Any
-) -> Worker:
-    """A worker of the run workflow: the node activities given, plus the activities the
-    workflow itself needs (the batches of pure work, which read histories through `client`)."""
-    from activities import workflow_support
-    from activities.evaluation import PureBatches
-    from activities.recorded import RecordedOutcomes
-    from activities.registry import default_registry
-    from workflows.run_workflow import RunWorkflow
-
-    batches = PureBatches(default_registry(), RecordedOutcomes(client))
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[RunWorkflow],
-        activities=[*activities, *workflow_support.ACTIVITIES, batches.evaluate],
-        **options,
-    )

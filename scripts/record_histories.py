@@ -23,16 +23,17 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.registry import ActivityDeps, default_registry
-from api.recovery import plan_retry, reset_run, task_boundaries
 from bench.scenarios import transform_chain
 from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.definition import validate_definition
 from runlane.settings import Settings
-from runlane.temporal import create_worker
+from runs.reset import reset_run, task_boundaries
+from runs.retry_plan import plan_retry
 from tests.peer import Peer
 from workflows.models import ReviewDecision, RunInput, RunInputs, WorkflowRef
 from workflows.run_workflow import RunWorkflow
+from workflows.worker import create_worker
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "histories"
 # Histories of each engine keep replaying: `<name>.json` ran pure nodes as one local activity

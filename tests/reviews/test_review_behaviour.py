@@ -8,10 +8,10 @@ from temporalio.client import Client
 
 from activities.registry import ActivityDeps, default_registry
 from runlane.settings import Settings
-from runlane.temporal import create_worker
 from tests.api.helpers import create_published, wait_for_run, wait_until
 from tests.conftest import ORG_A_KEY
 from tests.peer import Peer
+from workflows.worker import create_worker
 
 
 def _review(node_id: str, **config: object) -> dict:

@@ -1,0 +1,33 @@
+"""Building a worker of the run workflow the same way in worker.py, the tests and the scripts.
+
+It sits with the workflow, above the node activities: a run-workflow worker wires both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import workflow_support
+from activities.evaluation import PureBatches
+from activities.recorded import RecordedOutcomes
+from activities.registry import default_registry
+from workflows.run_workflow import RunWorkflow
+
+
+def create_worker(
+    client: Client, *, task_queue: str, activities: Sequence[Callable[..., Any]], **options: Any
+) -> Worker:
+    """A worker of the run workflow: the node activities given, plus the activities the
+    workflow itself needs (the batches of pure work, which read histories through `client`)."""
+    batches = PureBatches(default_registry(), RecordedOutcomes(client))
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[RunWorkflow],
+        activities=[*activities, *workflow_support.ACTIVITIES, batches.evaluate],
+        **options,
+    )
