@@ -197,10 +197,12 @@ class Graph:
 
 
 def _loc_node_id(raw: Any, loc: tuple[Any, ...]) -> str | None:
-    """Name the node a pydantic error location points into, when it does."""
-    if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int):
+    """Name the node a pydantic error location points into: the node itself, or the source of
+    an edge."""
+    if len(loc) >= 2 and loc[0] in ("nodes", "edges") and isinstance(loc[1], int):
+        key = "id" if loc[0] == "nodes" else "source"
         try:
-            node_id = raw["nodes"][loc[1]]["id"]
+            node_id = raw[loc[0]][loc[1]][key]
         except (KeyError, IndexError, TypeError):
             return None
         return node_id if isinstance(node_id, str) else None
@@ -211,6 +213,14 @@ def _format_loc(loc: Iterable[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _error_message(error: Any) -> str:
+    """A pydantic error's message without the "Value error, " its custom validators get."""
+    context = error.get("ctx") or {}
+    if error["type"] == "value_error" and "error" in context:
+        return str(context["error"])
+    return str(error["msg"])
+
+
 def parse_definition(raw: Any) -> tuple[Definition | None, list[Problem]]:
     try:
         return Definition.model_validate(raw), []
@@ -218,58 +228,144 @@ def parse_definition(raw: Any) -> tuple[Definition | None, list[Problem]]:
         problems = [
             Problem(
                 node_id=_loc_node_id(raw, tuple(error["loc"])),
-                message=f"{_format_loc(error['loc'])}: {error['msg']}",
+                message=f"{_format_loc(error['loc'])}: {_error_message(error)}",
             )
             for error in exc.errors()
         ]
         return None, problems
 
 
+@dataclass(frozen=True)
+class _Readable:
+    """What the graph checks can use of a definition that did not parse: every node with a
+    string id, every edge with string ends, built without validation. The parts that could not
+    be read are remembered, so that no check guesses about them (their problems are already
+    reported by the parser)."""
+
+    definition: Definition
+    # Positions in definition.nodes whose type or config could not be read.
+    unread_types: frozenset[int] = frozenset()
+    unread_configs: frozenset[int] = frozenset()
+    # Positions in definition.edges whose branch could not be read.
+    unread_branches: frozenset[int] = frozenset()
+    # Targets of edges whose source could not be read: what reaches them is unknown.
+    unread_sources_of: frozenset[str] = frozenset()
+
+
+def _readable_part(raw: Any) -> _Readable | None:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("nodes"), list):
+        return None  # nothing to check beyond what the parser said
+    nodes: list[Node] = []
+    unread_types: set[int] = set()
+    unread_configs: set[int] = set()
+    for item in raw["nodes"]:
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            continue  # no id to name it by: edges and templates cannot name it either
+        node_type, config = item.get("type"), item.get("config", {})
+        if not isinstance(node_type, str):
+            unread_types.add(len(nodes))
+            node_type = ""
+        if not isinstance(config, dict):
+            unread_configs.add(len(nodes))
+            config = {}
+        nodes.append(Node.model_construct(id=item["id"], type=node_type, config=config))
+    edges: list[Edge] = []
+    unread_branches: set[int] = set()
+    unread_sources_of: set[str] = set()
+    raw_edges = raw.get("edges", [])
+    for item in raw_edges if isinstance(raw_edges, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        source, target, branch = item.get("source"), item.get("target"), item.get("branch")
+        if not isinstance(target, str):
+            continue
+        if not isinstance(source, str):
+            unread_sources_of.add(target)
+            continue
+        if branch is not None and not isinstance(branch, str):
+            unread_branches.add(len(edges))
+            branch = None
+        edges.append(Edge.model_construct(source=source, target=target, branch=branch))
+    variables = raw.get("vars")
+    definition = Definition.model_construct(
+        nodes=nodes, edges=edges, vars=variables if isinstance(variables, dict) else {}
+    )
+    return _Readable(
+        definition,
+        frozenset(unread_types),
+        frozenset(unread_configs),
+        frozenset(unread_branches),
+        frozenset(unread_sources_of),
+    )
+
+
 def validate_definition(
     raw: Any, node_types: Mapping[str, NodeTypeSpec]
 ) -> tuple[Definition | None, list[Problem]]:
-    """Parse and check a definition; the definition is returned only when it is valid."""
+    """Parse and check a definition; the definition is returned only when it is valid.
+
+    Every problem is reported in one answer: a node or edge the parser refuses does not stop
+    the checks of the others, an unknown edge end or a duplicate id does not stop the graph
+    checks, and a cycle stops only the checks that need an order (ancestry, on and after it)."""
     definition, problems = parse_definition(raw)
-    if definition is None:
+    readable = _Readable(definition) if definition is not None else _readable_part(raw)
+    if readable is None:
         return None, problems
-    problems = list(_graph_problems(definition, node_types))
+    problems += _problems(readable, node_types)
     return (definition if not problems else None), problems
 
 
-def _graph_problems(
-    definition: Definition, node_types: Mapping[str, NodeTypeSpec]
-) -> Iterable[Problem]:
-    seen: set[str] = set()
-    for node in definition.nodes:
-        if not _NODE_ID_RE.match(node.id):
+def _problems(readable: _Readable, node_types: Mapping[str, NodeTypeSpec]) -> Iterable[Problem]:
+    definition = readable.definition
+    known_types = ", ".join(sorted(node_types))
+    # Per id, the node type it names; None when the id is duplicated with different types or
+    # a type could not be read: checks that depend on the type do not guess.
+    type_of: dict[str, str | None] = {}
+    duplicated: set[str] = set()
+    for index, node in enumerate(definition.nodes):
+        node_type = None if index in readable.unread_types else node.type
+        if not _NODE_ID_RE.fullmatch(node.id):
             yield Problem(node_id=node.id, message="node id must match [A-Za-z0-9_-]{1,64}")
-        if node.id in seen:
+        if node.id in type_of:
+            duplicated.add(node.id)
             yield Problem(node_id=node.id, message=f"duplicate node id '{node.id}'")
-        seen.add(node.id)
-        spec = node_types.get(node.type)
+            if type_of[node.id] != node_type:
+                type_of[node.id] = None
+        else:
+            type_of[node.id] = node_type
+        if node_type is None or index in readable.unread_configs:
+            continue  # the parser reported it
+        spec = node_types.get(node_type)
         if spec is None:
-            known = ", ".join(sorted(node_types))
-            yield Problem(node_id=node.id, message=f"unknown node type '{node.type}' ({known})")
+            yield Problem(
+                node_id=node.id, message=f"unknown node type '{node_type}' ({known_types})"
+            )
             continue
         try:
             spec.config_model.model_validate(node.config)
         except ValidationError as exc:
             for error in exc.errors():
                 where = _format_loc(("config", *error["loc"]))
-                yield Problem(node_id=node.id, message=f"{where}: {error['msg']}")
+                yield Problem(node_id=node.id, message=f"{where}: {_error_message(error)}")
         for ref in templating.references(node.config):
             problem = templating.reference_problem(ref)
             if problem:
                 yield Problem(node_id=node.id, message=problem)
 
-    ids = seen
-    unique_ids = len(seen) == len(definition.nodes)
-    edges_ok = True
+    def role(node_id: str) -> NodeRole | None:
+        node_type = type_of.get(node_id)
+        spec = node_types.get(node_type) if node_type is not None else None
+        return spec.role if spec is not None else None
+
+    # Edges: the ones naming known nodes make the graph every later check walks.
+    known_edges: list[Edge] = []
+    uncertain_roots = set(readable.unread_sources_of)
     edge_keys: set[tuple[str, str, str | None]] = set()
     for edge in definition.edges:
+        ends_known = True
         for end in (edge.source, edge.target):
-            if end not in ids:
-                edges_ok = False
+            if end not in type_of:
+                ends_known = False
                 yield Problem(
                     node_id=end,
                     message=f"edge {edge.source} -> {edge.target} names unknown node '{end}'",
@@ -278,26 +374,27 @@ def _graph_problems(
         if key in edge_keys:
             yield Problem(node_id=edge.source, message=f"duplicate edge to '{edge.target}'")
         edge_keys.add(key)
-    roles = {
-        node.id: node_types[node.type].role for node in definition.nodes if node.type in node_types
-    }
-    if not any(role == "start" for role in roles.values()):
-        yield Problem(message="a definition needs at least one start-type node")
-    if not any(role == "end" for role in roles.values()):
-        yield Problem(message="a definition needs at least one 'end' node")
-    if not (edges_ok and unique_ids):
-        # Which node an edge or template means is ambiguous: the graph checks would guess.
-        return
+        if ends_known:
+            known_edges.append(edge)
+        elif edge.target in type_of:
+            uncertain_roots.add(edge.target)  # reached from a node that does not exist
 
-    graph = Graph(definition)
-    starts = [node_id for node_id, role in roles.items() if role == "start"]
-    for edge in definition.edges:
-        source = graph.nodes[edge.source]
-        spec = node_types.get(source.type)
-        if spec is None:
+    if not readable.unread_types:
+        roles = {role(node_id) for node_id in type_of}
+        if "start" not in roles:
+            yield Problem(message="a definition needs at least one start-type node")
+        if "end" not in roles:
+            yield Problem(message="a definition needs at least one 'end' node")
+
+    for index, edge in enumerate(definition.edges):
+        if edge.source not in type_of or edge.target not in type_of:
             continue
-        if roles.get(edge.target) == "start":
+        if role(edge.target) == "start":
             yield Problem(node_id=edge.target, message="a start node cannot have incoming edges")
+        source_type = type_of[edge.source]
+        spec = node_types.get(source_type) if source_type is not None else None
+        if spec is None or index in readable.unread_branches:
+            continue
         allowed = spec.allowed_branches
         if spec.role == "condition" and edge.branch not in allowed:
             yield Problem(
@@ -309,29 +406,51 @@ def _graph_problems(
             yield Problem(
                 node_id=edge.source,
                 message=f"edge to '{edge.target}' has branch '{edge.branch}'"
-                f" that a {source.type} node does not take{hint}",
+                f" that a {source_type} node does not take{hint}",
             )
 
-    cycles = graph.cycles()
-    for cycle in cycles:
+    # The graph over ids: a duplicated id is one vertex with the edges that name it.
+    first = {node.id: node for node in reversed(definition.nodes)}
+    graph = Graph(
+        Definition.model_construct(
+            nodes=[first[node_id] for node_id in type_of], edges=known_edges, vars={}
+        )
+    )
+    for cycle in graph.cycles():
         members = ", ".join(cycle)
         for node_id in cycle:
             yield Problem(node_id=node_id, message=f"node is part of a cycle with {members}")
-    if cycles:
-        return  # reachability and ancestry are undefined on a cyclic graph
 
-    reachable = graph.reachable_from(starts)
+    # What reaches a node that an unknown edge end or an unread type leads into is unknown.
+    uncertain_roots |= {definition.nodes[index].id for index in readable.unread_types} | {
+        node_id for node_id, node_type in type_of.items() if node_type is None
+    }
+    uncertain = graph.reachable_from(uncertain_roots)
+    reachable = graph.reachable_from(node_id for node_id in type_of if role(node_id) == "start")
     for node_id in graph.nodes:
-        if node_id not in reachable:
+        if node_id not in reachable and node_id not in uncertain:
             yield Problem(node_id=node_id, message="node is not reachable from any start node")
 
-    for node in definition.nodes:
+    # Ancestry needs an order: known for the nodes Kahn's order places (all before any cycle),
+    # unless what leads into them is uncertain or their id is ambiguous.
+    ordered = set(graph.topological_order) - uncertain - duplicated
+    unread = readable.unread_types | readable.unread_configs
+    for index, node in enumerate(definition.nodes):
+        if index in unread:
+            continue
+        if node.type not in node_types:
+            continue  # which of its fields are templates is unknown
+        ancestry_known = node.id in ordered
         for ref in templating.references(node.config):
             if ref.node_id is None:
                 continue
-            if ref.node_id not in ids:
+            if ref.node_id not in type_of:
                 message = f"template '{{{{{ref.raw}}}}}' names unknown node '{ref.node_id}'"
-            elif not graph.is_ancestor(ref.node_id, node.id):
+            elif (
+                ancestry_known
+                and ref.node_id not in duplicated
+                and not graph.is_ancestor(ref.node_id, node.id)
+            ):
                 message = (
                     f"template '{{{{{ref.raw}}}}}' names '{ref.node_id}', "
                     "which is not an ancestor of this node"

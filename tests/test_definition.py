@@ -233,6 +233,148 @@ def test_not_an_object_is_a_problem_not_a_crash() -> None:
     assert problems({"nodes": [{"id": 5}]}) != []
 
 
+# ------------------------------------------------------------ nothing hides anything
+
+
+def _everything_wrong_at_once() -> dict[str, Any]:
+    """One definition with a problem of each kind; issue 12's starting point was an unknown
+    edge target hiding the template and branch problems."""
+    return {
+        "nodes": [
+            {"id": "in", "type": "start_json"},
+            {"id": "c", "type": "condition", "config": {"expression": "in.x"}},
+            {"id": "r", "type": "human_review"},
+            {"id": "early", "type": "transform", "config": {"output": "{{late.x}}"}},
+            {"id": "ghosty", "type": "transform", "config": {"output": "{{ghost}}"}},
+            {"id": "late", "type": "transform", "config": {"output": 1}},
+            {"id": "island", "type": "transform", "config": {"output": 2}},
+            {"id": "mystery", "type": "teleport"},
+            {"id": "out", "type": "end"},
+        ],
+        "edges": [
+            {"source": "in", "target": "c"},
+            {"source": "c", "target": "r"},  # a condition edge without a branch
+            {"source": "r", "target": "early", "branch": "maybe"},  # not a review branch
+            {"source": "r", "target": "ghosty"},
+            {"source": "early", "target": "late"},
+            {"source": "ghosty", "target": "late"},
+            {"source": "late", "target": "out"},
+            {"source": "late", "target": "nowhere"},  # unknown target
+            {"source": "out", "target": "in"},  # into a start node (and a cycle)
+            {"source": "out", "target": "mystery"},
+        ],
+    }
+
+
+def test_an_unknown_edge_target_hides_nothing() -> None:
+    definition = _everything_wrong_at_once()
+    definition["edges"].remove({"source": "out", "target": "in"})
+    found = problems(definition)
+    assert about(found, "nowhere", "unknown node 'nowhere'")
+    assert about(found, "c", 'branch "true" or "false"')
+    assert about(found, "r", "branch 'maybe'", "rejected")
+    assert about(found, "early", "'late'", "not an ancestor")
+    assert about(found, "ghosty", "unknown node 'ghost'")
+    assert about(found, "island", "not reachable")
+    assert about(found, "mystery", "unknown node type")
+    assert not about(found, "late", "template") and not about(found, "out", "reachable")
+
+
+def test_a_cycle_hides_only_what_needs_an_order() -> None:
+    found = problems(_everything_wrong_at_once())
+    # The cycle in -> c -> r -> ... -> out -> in, an edge into a start node, a dangling edge.
+    assert about(found, "in", "cycle") and about(found, "out", "cycle")
+    assert about(found, "in", "incoming") and about(found, "nowhere", "unknown node")
+    # What needs no order is still checked...
+    assert about(found, "c", 'branch "true" or "false"')
+    assert about(found, "r", "branch 'maybe'")
+    assert about(found, "ghosty", "unknown node 'ghost'")
+    assert about(found, "island", "not reachable")
+    assert about(found, "mystery", "unknown node type")
+    # ... and ancestry, undefined on the cycle, is not guessed.
+    assert not about(found, "early", "not an ancestor")
+
+
+def test_ancestry_is_still_checked_before_a_cycle() -> None:
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_text"},
+            {"id": "a", "type": "transform", "config": {"output": "{{b}}"}},
+            {"id": "b", "type": "transform", "config": {"output": 1}},
+            {"id": "loop", "type": "transform", "config": {"output": 1}},
+            {"id": "out", "type": "end"},
+        ],
+        "edges": [
+            *_chain("in", "a", "b", "loop", "out"),
+            {"source": "loop", "target": "loop"},
+        ],
+    }
+    found = problems(definition)
+    assert about(found, "loop", "cycle") and about(found, "a", "'b'", "not an ancestor")
+
+
+def test_duplicate_ids_hide_only_what_they_make_ambiguous() -> None:
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_text"},
+            {"id": "in", "type": "start_text"},
+            {"id": "c", "type": "condition", "config": {"expression": "in.text"}},
+            {"id": "t", "type": "transform", "config": {"output": "{{ghost}} {{out}}"}},
+            {"id": "island", "type": "transform", "config": {"output": 2}},
+            {"id": "out", "type": "end"},
+        ],
+        "edges": [*_chain("in", "c", "t", "out")],
+    }
+    found = problems(definition)
+    assert about(found, "in", "duplicate")
+    assert about(found, "c", 'branch "true" or "false"')
+    assert about(found, "t", "unknown node 'ghost'")
+    assert about(found, "t", "'out'", "not an ancestor")
+    assert about(found, "island", "not reachable")
+
+
+def test_a_malformed_node_or_edge_hides_nothing_else() -> None:
+    definition = _everything_wrong_at_once()
+    definition["edges"].remove({"source": "out", "target": "in"})
+    definition["nodes"] += [
+        {"id": 5, "type": "transform"},
+        {"id": "nulled", "type": "transform", "config": None},
+        {"id": "coloured", "type": "transform", "config": {"output": 1}, "colour": "red"},
+        {"id": "typeless", "type": ["end"]},
+        "not a node",
+    ]
+    definition["edges"] += [
+        {"source": "in", "target": 7},
+        {"source": "in", "target": "nulled", "branch": 3},
+        {"source": "in", "target": "coloured"},
+        {"source": "in", "target": "typeless"},
+    ]
+    found = problems(definition)
+    # The malformed parts, each named...
+    assert about(found, None, "nodes.9.id")
+    assert about(found, "nulled", "config", "dictionary")
+    assert about(found, "coloured", "colour")
+    assert about(found, "typeless", "type")
+    assert about(found, None, "nodes.13")
+    assert about(found, "in", "edges.9.target") and about(found, "in", "edges.10.branch")
+    # ... and every problem of the rest, still found.
+    assert about(found, "nowhere", "unknown node 'nowhere'")
+    assert about(found, "c", 'branch "true" or "false"')
+    assert about(found, "early", "not an ancestor")
+    assert about(found, "ghosty", "unknown node 'ghost'")
+    assert about(found, "island", "not reachable")
+    # No problem is invented from what could not be read: a node with a broken config or
+    # type is not also "missing config", "of unknown type" or "not reachable".
+    assert [m for n, m in found if n == "nulled"] == [
+        "nodes.10.config: Input should be a valid dictionary"
+    ]
+    assert not about(found, "typeless", "unknown node type")
+    assert not about(found, "coloured", "reachable")
+    assert [m for n, m in found if n == "in" and "branch" in m] == [
+        "edges.10.branch: Input should be a valid string"
+    ]
+
+
 # ------------------------------------------------------------------ properties
 
 node_ids = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
