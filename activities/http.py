@@ -10,7 +10,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -30,6 +30,14 @@ class HttpRequestConfig(BaseModel):
     headers: dict[str, str] | None = None
     body: Any = Field(default=None, description="A template, sent as JSON")
     timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        problem = templating.literal_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 def _blocked_address(address: str) -> bool:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 _REF = r"\s*([^{}\s]+)\s*"
 _WHOLE = re.compile(r"^\{\{" + _REF + r"\}\}$")
@@ -77,6 +78,60 @@ def reference_problem(ref: Reference) -> str | None:
             return f"'{{{{{ref.raw}}}}}': name a variable, as $vars.name"
     elif ref.root.startswith("$"):
         return f"'{{{{{ref.raw}}}}}': unknown reference {ref.root} (use $run or $vars)"
+    return None
+
+
+_SCHEME_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+# What urlsplit drops before reading a URL (leading C0 controls and spaces; tabs, newlines).
+_URL_LEADING = "".join(chr(code) for code in range(0x21))
+_URL_DROPPED = str.maketrans("", "", "\t\r\n")
+_URL_SCHEMES = ("http", "https")
+
+
+def literal_url_problem(template: str) -> str | None:
+    """What is already wrong with an http(s) URL template before it is rendered, or None.
+
+    Only the text before the first reference is known: `ftp://{{host}}` has a wrong scheme and
+    `https:///{{path}}` no host, while `{{base}}/x` or `https://{{host}}/x` can only be judged
+    once rendered. The URL is read the way urlsplit reads it at run time."""
+    first = _INNER.search(template)
+    literal = (template if first is None else template[: first.start()]).translate(_URL_DROPPED)
+    literal = literal.lstrip(_URL_LEADING)
+    if first is None:
+        try:
+            parts = urlsplit(literal)
+            host, _ = parts.hostname, parts.port
+        except ValueError as exc:
+            return f"url is not a valid URL: {exc}"
+        scheme = parts.scheme
+    else:
+        match = _SCHEME.match(literal)
+        if match is None:
+            # Either the scheme is still being spelled when a reference starts, or it never
+            # can be (`example.com/{{x}}`).
+            if literal and not _SCHEME_START.fullmatch(literal):
+                return "url has no scheme; use http:// or https://"
+            return None
+        scheme, rest = match.group(1).lower(), literal[match.end() :]
+        host = None
+        if scheme in _URL_SCHEMES:
+            if not rest.startswith("//"):
+                return None if rest in ("", "/") else "url has no host"
+            end = re.search(r"[/?#]", rest[2:])
+            if end is None:
+                return None  # the host continues into a reference
+            try:
+                parts = urlsplit(f"{scheme}:{rest[: 2 + end.start()]}")
+                host, _ = parts.hostname, parts.port
+            except ValueError as exc:
+                return f"url is not a valid URL: {exc}"
+    if not scheme:
+        return "url has no scheme; use http:// or https://"
+    if scheme not in _URL_SCHEMES:
+        return f"url scheme '{scheme}' is not allowed; use http or https"
+    if not host:
+        return "url has no host"
     return None
 
 

@@ -375,6 +375,55 @@ def test_a_malformed_node_or_edge_hides_nothing_else() -> None:
     ]
 
 
+HTTP_URLS: list[tuple[str, str | None]] = [
+    ("http://127.0.0.1:9000/hook", None),
+    ("https://api.example.com", None),
+    ("HTTPS://api.example.com/x?y=1#z", None),
+    ("{{in.base}}/x", None),  # the scheme comes from the template: checked at run time
+    ("https://{{in.host}}/x", None),
+    ("http{{in.s}}://example.com", None),
+    ("https://api.{{in.zone}}.example.com/x", None),
+    ("http:{{in.rest}}", None),
+    ("ftp://example.com/file", "url scheme 'ftp' is not allowed; use http or https"),
+    ("ftp://{{in.host}}/x", "url scheme 'ftp' is not allowed; use http or https"),
+    ("file:///etc/passwd", "url scheme 'file' is not allowed; use http or https"),
+    ("localhost:8080/x", "url scheme 'localhost' is not allowed; use http or https"),
+    ("example.com/hook", "url has no scheme; use http:// or https://"),
+    ("/relative/{{in.x}}", "url has no scheme; use http:// or https://"),
+    ("http://", "url has no host"),
+    ("https:///path", "url has no host"),
+    ("http:/x/{{in.y}}", "url has no host"),
+    ("https:///{{in.path}}", "url has no host"),
+    ("http://[::1/x", "not a valid URL"),
+    ("http://example.com:99999/", "not a valid URL"),
+    ("https://example.com:{{in.port}}/x", None),
+    (" https://example.com/\tx", None),  # what urlsplit ignores, ignored
+    ("mailto:{{in.who}}", "url scheme 'mailto' is not allowed; use http or https"),
+]
+
+
+def _http(url: str) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {"id": "in", "type": "start_json"},
+            {"id": "call", "type": "http_request", "config": {"url": url}},
+            {"id": "out", "type": "end"},
+        ],
+        "edges": _chain("in", "call", "out"),
+    }
+
+
+def test_http_urls_are_checked_as_far_as_they_are_literal() -> None:
+    for url, expected in HTTP_URLS:
+        found = problems(_http(url))
+        if expected is None:
+            assert found == [], (url, found)
+        else:
+            assert found == [("call", f"config.url: {expected}")] or about(
+                found, "call", "config.url", expected
+            ), (url, found)
+
+
 # ------------------------------------------------------------------ properties
 
 node_ids = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
