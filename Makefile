@@ -24,7 +24,7 @@ bytecode: $(STAMP)
 
 ## Temporal dev server (unless one answers) + worker + API, in the foreground.
 run: bytecode
-	$(BIN)/python -m runlane.dev
+	$(BIN)/python -m devstack
 
 ## The whole suite against a real Temporal dev server started from the installed binary.
 test: bytecode browser

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runlane.dev import API_ARGS, WORKER_ARGS
+from devstack.supervisor import API_ARGS, WORKER_ARGS
 from runlane.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def test_api_and_worker_share_the_data_volume(services: dict[str, dict[str, Any]
 def test_commands_are_the_entry_points_make_run_uses(
     services: dict[str, dict[str, Any]], dockerfile: str
 ) -> None:
-    assert "$(BIN)/python -m runlane.dev" in (ROOT / "Makefile").read_text()
+    assert "$(BIN)/python -m devstack" in (ROOT / "Makefile").read_text()
     assert services["worker"]["command"] == ["python", *WORKER_ARGS]
 
     api = services["api"]

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from runlane.search_attributes import dev_server_flags
 from runlane.settings import DEV_ORGANIZATION, Settings, get_settings
 
-log = logging.getLogger("runlane.dev")
+log = logging.getLogger("devstack")
 
 # worker.py and api/ live at the repository root, which is where `make run` runs from.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -405,9 +405,5 @@ class Supervisor:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s runlane.dev %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s")
     return Supervisor(get_settings()).run()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
