@@ -21,11 +21,13 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY runlane ./runlane
 COPY workflows ./workflows
 COPY activities ./activities
+COPY runs ./runs
+COPY store ./store
 COPY api ./api
 COPY worker.py ./
 # Bytecode now: the workflow sandbox imports the workflow module afresh for every run, and
 # without a cached .pyc (PYTHONDONTWRITEBYTECODE, a read-only /app) compiles it each time.
-RUN python -m compileall -q runlane workflows activities api worker.py
+RUN python -m compileall -q runlane workflows activities runs store api worker.py
 # The project itself, from pyproject.toml: registers its entry points (node types) too.
 RUN pip install --no-deps . && rm -rf build *.egg-info
 

@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 ## for every run and would otherwise compile it each time (runlane/bytecode.py). bench/ holds
 ## the raw baseline's workflows. Up-to-date files are skipped, so this costs a moment.
 bytecode: $(STAMP)
-	$(BIN)/python -m compileall -q runlane workflows activities api worker.py bench
+	$(BIN)/python -m compileall -q runlane workflows activities runs store api worker.py bench
 
 ## Temporal dev server (unless one answers) + worker + API, in the foreground.
 run: bytecode
@@ -41,7 +41,7 @@ bench: bytecode
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy runlane workflows activities api worker.py
+	$(BIN)/mypy runlane workflows activities runs store api worker.py
 
 clean:
 	rm -rf $(VENV) .data

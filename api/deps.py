@@ -21,10 +21,6 @@ from temporalio.client import Client
 
 from activities.registry import NodeRegistry, default_registry
 from api.errors import ApiError
-from api.store.db import Database
-from api.store.files import FileRepository
-from api.store.idempotency import IdempotencyRepository
-from api.store.workflows import WorkflowRepository
 from runlane.blobs import BlobStore
 from runlane.settings import (
     DEV_ORGANIZATION,
@@ -33,6 +29,11 @@ from runlane.settings import (
     get_settings,
     parse_api_keys,
 )
+from runs.service import RunService
+from store.db import Database
+from store.files import FileRepository
+from store.idempotency import IdempotencyRepository
+from store.workflows import WorkflowRepository
 
 
 async def get_api_settings() -> Settings:
@@ -74,6 +75,28 @@ async def get_idempotency_repository(db: DatabaseDep) -> IdempotencyRepository:
 WorkflowsDep = Annotated[WorkflowRepository, Depends(get_workflow_repository)]
 FilesDep = Annotated[FileRepository, Depends(get_file_repository)]
 IdempotencyDep = Annotated[IdempotencyRepository, Depends(get_idempotency_repository)]
+
+
+async def get_run_service(
+    client: TemporalDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    workflows: WorkflowsDep,
+    files: FilesDep,
+    idempotency: IdempotencyDep,
+) -> RunService:
+    return RunService(
+        client=client,
+        registry=registry,
+        workflows=workflows,
+        files=files,
+        idempotency=idempotency,
+        task_queue=settings.task_queue,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+
+
+RunsDep = Annotated[RunService, Depends(get_run_service)]
 
 
 @lru_cache

@@ -1,4 +1,9 @@
-"""Every non-2xx answer has API.md's error body; errors are mapped here, in one place."""
+"""Every non-2xx answer has API.md's error body; errors are mapped here, in one place.
+
+Domain errors (`runlane.errors`, raised by the run service and the store) become statuses by
+their kind; `ApiError` is for what only HTTP has (authentication, bodies, routes); Temporal's
+own errors that reach here are mapped too, so none of them turns into a 500.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+
+from runlane.errors import Conflict, InvalidInput, NotFound, RunlaneError, TooLarge, Unavailable
 
 log = logging.getLogger("runlane.api")
 
@@ -42,16 +49,21 @@ class ApiError(Exception):
         self.details = details or {}
 
 
-def not_found(kind: str, identifier: str) -> ApiError:
-    return ApiError(404, f"{kind}_not_found", f"No {kind} {identifier} in this organization.")
+# The status each kind of domain error answers with.
+STATUS_OF: dict[type[RunlaneError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    InvalidInput: 422,
+    Unavailable: 503,
+}
 
 
-def conflict(code: str, message: str) -> ApiError:
-    return ApiError(409, code, message)
-
-
-def invalid(code: str, message: str, errors: list[dict[str, Any]] | None = None) -> ApiError:
-    return ApiError(422, code, message, {"errors": errors} if errors is not None else None)
+def status_of(error: RunlaneError) -> int:
+    for kind, status in STATUS_OF.items():
+        if isinstance(error, kind):
+            return status
+    return 500
 
 
 def error_body(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
@@ -82,6 +94,11 @@ def _json_safe(value: Any) -> Any:
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return _response(exc.status, exc.code, exc.message, exc.details)
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RunlaneError)
+    return _response(status_of(exc), exc.code, exc.message, exc.details)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -141,6 +158,7 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RunlaneError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RPCError, _temporal_error)

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from api import run_views
-from api.run_reader import RunReader
 from runlane.settings import Settings
+from runs.service import RunService
 from workflows.models import TERMINAL_STATUSES
 
 POLL_INTERVAL_S = 0.5
@@ -26,7 +26,7 @@ def sse(event: str, data: Any) -> str:
 
 
 async def run_events(
-    reader: RunReader,
+    runs: RunService,
     settings: Settings,
     org: str,
     run_id: str,
@@ -39,7 +39,7 @@ async def run_events(
     last_steps: dict[str, tuple[Any, ...]] = {}
     quiet_s = 0.0
     while not await is_disconnected():
-        view = await reader.get(org, run_id)
+        view = await runs.get(org, run_id)
         state = view.state
         sent = False
         for step in run_views.step_records(state):

@@ -14,9 +14,9 @@ from api import schemas
 from api.deps import TemporalDep
 from api.errors import install_error_handlers
 from api.routes import codec, files, node_types, recovery, reviews, runs, web, workflows
-from api.store.db import Database
 from runlane.settings import get_settings
 from runlane.temporal import connect
+from store.db import Database
 
 log = logging.getLogger("runlane.api")
 

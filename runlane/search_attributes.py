@@ -6,6 +6,8 @@ operator service by the worker at start-up, so a fresh cluster works too.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio.common import SearchAttributeKey
 
 ORGANIZATION = SearchAttributeKey.for_keyword("RunlaneOrganization")
@@ -16,6 +18,10 @@ TRIGGER_TYPE = SearchAttributeKey.for_keyword("RunlaneTriggerType")
 SOURCE_RUN_ID = SearchAttributeKey.for_keyword("RunlaneSourceRunId")
 # Node ids of human_review nodes waiting right now (the reviewers' inbox lists by it).
 WAITING_NODES = SearchAttributeKey.for_keyword_list("RunlaneWaitingNodes")
+# The run's creation time (API.md `timing.created_at`) in microseconds since the epoch, set at
+# start and kept by resets and retries: lists are ordered by it. An integer, not a Datetime:
+# the SQL visibility stores may compare datetimes as text, which misorders fractions.
+CREATED_AT_US = SearchAttributeKey.for_int("RunlaneCreatedAtUs")
 
 ALL: tuple[SearchAttributeKey, ...] = (
     ORGANIZATION,
@@ -24,13 +30,21 @@ ALL: tuple[SearchAttributeKey, ...] = (
     TRIGGER_TYPE,
     SOURCE_RUN_ID,
     WAITING_NODES,
+    CREATED_AT_US,
 )
+
+_DEV_SERVER_KINDS = {"KEYWORD": "Keyword", "KEYWORD_LIST": "KeywordList", "INT": "Int"}
+
+
+def microseconds(moment: datetime) -> int:
+    """`CREATED_AT_US`'s value for a moment (timezone-aware)."""
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
 def dev_server_flags() -> list[str]:
     """`temporal server start-dev` flags that register every attribute at start."""
     flags: list[str] = []
     for key in ALL:
-        kind = "KeywordList" if key.indexed_value_type.name.endswith("LIST") else "Keyword"
+        kind = _DEV_SERVER_KINDS[key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_")]
         flags += ["--search-attribute", f"{key.name}={kind}"]
     return flags

@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from activities.registry import ActivityDeps, default_registry
 from api.deps import get_api_settings, get_database, get_temporal_client
 from api.main import create_app
-from api.store.db import Database
+from store.db import Database
 from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.settings import Settings

@@ -10,8 +10,9 @@ from pydantic import BaseModel, ValidationError
 
 from api import schemas
 from api.deps import FilesDep, OrgDep, SettingsDep
-from api.errors import ApiError, invalid, not_found
-from api.store.files import FileRecord, FileTooLarge
+from api.errors import ApiError
+from runlane.errors import invalid, not_found
+from store.files import FileRecord, FileTooLarge
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 

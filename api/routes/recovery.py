@@ -4,43 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
 from api import schemas
-from api.deps import IdempotencyDep, OrgDep, RegistryDep, SettingsDep, TemporalDep, WorkflowsDep
-from api.idempotency import Command
-from api.recovery_service import RecoveryService
-from api.routes.runs import ReaderDep, StarterDep, record_of
-from api.run_starter import Launched
+from api.deps import OrgDep, RunsDep, SettingsDep
+from api.routes.runs import answer
+from api.run_views import requested_inputs
+from runs.service import RetrySpec
 
 router = APIRouter(prefix="/v1/workflows/runs", tags=["recovery"])
-
-
-async def get_recovery(
-    client: TemporalDep,
-    reader: ReaderDep,
-    starter: StarterDep,
-    workflows: WorkflowsDep,
-    registry: RegistryDep,
-    idempotency: IdempotencyDep,
-) -> RecoveryService:
-    return RecoveryService(
-        client=client,
-        reader=reader,
-        starter=starter,
-        workflows=workflows,
-        registry=registry,
-        idempotency=idempotency,
-    )
-
-
-RecoveryDep = Annotated[RecoveryService, Depends(get_recovery)]
-
-
-def _answer(launched: Launched, response: Response, settings: SettingsDep) -> schemas.RunOut:
-    if launched.replayed:
-        response.status_code = status.HTTP_200_OK
-    return record_of(launched.view, settings)
 
 
 @router.post(
@@ -54,18 +26,16 @@ async def restart_run(
     response: Response,
     org: OrgDep,
     settings: SettingsDep,
-    recovery: RecoveryDep,
+    runs: RunsDep,
     body: Annotated[schemas.RestartBody | None, Body()] = None,
 ) -> schemas.RunOut:
     """New run with the source's inputs and the workflow's current published (or draft)
     definition; the source is untouched."""
     body = body or schemas.RestartBody()
-    command = Command(
-        org, body.command_id, "restart", run_id, {"config_source": body.config_source}
+    outcome = await runs.restart(
+        org, run_id, config_source=body.config_source, command_id=body.command_id
     )
-    return _answer(
-        await recovery.derive(org, run_id, command, body.config_source), response, settings
-    )
+    return answer(outcome, response, settings)
 
 
 @router.post(
@@ -79,12 +49,12 @@ async def rerun_run(
     response: Response,
     org: OrgDep,
     settings: SettingsDep,
-    recovery: RecoveryDep,
+    runs: RunsDep,
     body: Annotated[schemas.CommandBody | None, Body()] = None,
 ) -> schemas.RunOut:
     """New run with the source's inputs and the same snapshot the source ran."""
-    command = Command(org, body.command_id if body else None, "rerun", run_id, {})
-    return _answer(await recovery.derive(org, run_id, command, None), response, settings)
+    outcome = await runs.rerun(org, run_id, command_id=body.command_id if body else None)
+    return answer(outcome, response, settings)
 
 
 @router.get(
@@ -93,12 +63,11 @@ async def rerun_run(
 async def get_retry_plan(
     run_id: str,
     org: OrgDep,
-    reader: ReaderDep,
-    recovery: RecoveryDep,
+    runs: RunsDep,
     from_: Annotated[Literal["failure_point", "start"], Query(alias="from")] = "failure_point",
 ) -> schemas.RetryPlanOut:
     """What a retry would reuse, run again, and repeat of side effects; changes nothing."""
-    plan, _ = await recovery.plan(await reader.get(org, run_id), from_)
+    plan = await runs.retry_plan(org, run_id, from_)
     return schemas.RetryPlanOut(
         from_=plan.from_,
         allowed=plan.allowed,
@@ -120,10 +89,20 @@ async def retry_run(
     response: Response,
     org: OrgDep,
     settings: SettingsDep,
-    recovery: RecoveryDep,
+    runs: RunsDep,
     body: Annotated[schemas.RetryBody | None, Body()] = None,
 ) -> schemas.RunOut:
     """The same run, reset to its failure point (or re-executed from the start with
     overriding inputs); 409 unless it is in error or cancelled."""
-    launched = await recovery.retry(org, run_id, body or schemas.RetryBody())
-    return _answer(launched, response, settings)
+    body = body or schemas.RetryBody()
+    overrides = None
+    if body.from_ == "start":
+        overrides = requested_inputs(body.documents, body.json_inputs, body.text_inputs)
+    outcome = await runs.retry(
+        org,
+        run_id,
+        RetrySpec(from_=body.from_, overrides=overrides),
+        command_id=body.command_id,
+        body=body.model_dump(mode="json", exclude={"command_id"}, by_alias=True),
+    )
+    return answer(outcome, response, settings)

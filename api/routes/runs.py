@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from api import run_views, schemas
-from api.deps import (
-    FilesDep,
-    IdempotencyDep,
-    OrgDep,
-    RegistryDep,
-    SettingsDep,
-    TemporalDep,
-    WorkflowsDep,
-)
-from api.errors import conflict
+from api import schemas
+from api.deps import OrgDep, RunsDep, SettingsDep
 from api.events import run_events
-from api.idempotency import Command, claim, previous_result
-from api.run_reader import RunReader, RunView
-from api.run_starter import RequestedInputs, RunStarter, definition_for
-from runlane.settings import Settings
-from workflows.models import TERMINAL_STATUSES, RunInput, Trigger
+from api.run_views import record_of, requested_inputs, step_records
+from runs.reader import RunFilter
+from runs.service import Outcome
 
 router = APIRouter(prefix="/v1/workflows", tags=["runs"])
 
@@ -31,30 +21,14 @@ RunStatusFilter = Literal[
     "pending", "running", "waiting_for_human", "completed", "error", "cancelled"
 ]
 TriggerFilter = Literal["api", "restart", "rerun", "schedule", "webhook"]
-
-
-async def get_run_reader(client: TemporalDep) -> RunReader:
-    return RunReader(client)
-
-
-async def get_run_starter(
-    client: TemporalDep,
-    settings: SettingsDep,
-    files: FilesDep,
-    registry: RegistryDep,
-    idempotency: IdempotencyDep,
-    reader: Annotated[RunReader, Depends(get_run_reader)],
-) -> RunStarter:
-    return RunStarter(client, settings, files, registry, idempotency, reader)
-
-
-ReaderDep = Annotated[RunReader, Depends(get_run_reader)]
-StarterDep = Annotated[RunStarter, Depends(get_run_starter)]
 OptionalCommand = Annotated[schemas.CommandBody | None, Body()]
 
 
-def record_of(view: RunView, settings: Settings) -> schemas.RunOut:
-    return run_views.run_record(view.state, settings=settings, temporal_run_id=view.temporal_run_id)
+def answer(outcome: Outcome, response: Response, settings: SettingsDep) -> schemas.RunOut:
+    """A command's run: 202 when it was done now, 200 for the replay of an earlier one."""
+    if outcome.replayed:
+        response.status_code = status.HTTP_200_OK
+    return record_of(outcome.view, settings)
 
 
 @router.post(
@@ -69,87 +43,69 @@ async def start_run(
     response: Response,
     org: OrgDep,
     settings: SettingsDep,
-    workflows: WorkflowsDep,
-    registry: RegistryDep,
-    idempotency: IdempotencyDep,
-    reader: ReaderDep,
-    starter: StarterDep,
+    runs: RunsDep,
 ) -> schemas.RunOut:
     """Start a run with documents, JSON and text keyed by start node id."""
-    command = Command(
+    outcome = await runs.start(
         org,
-        body.command_id,
-        "start",
         workflow_id,
-        body.model_dump(mode="json", exclude={"command_id"}),
+        requested_inputs(body.documents, body.json_inputs, body.text_inputs),
+        config_source=body.config_source,
+        command_id=body.command_id,
+        body=body.model_dump(mode="json", exclude={"command_id"}),
     )
-
-    async def prepare(run_id: str) -> RunInput:
-        definition, ref = await definition_for(
-            org, workflow_id, body.config_source, workflows, registry
-        )
-        inputs = await starter.resolve_inputs(
-            org, definition, RequestedInputs(body.documents, body.json_inputs, body.text_inputs)
-        )
-        return starter.run_input(
-            run_id=run_id,
-            org=org,
-            workflow=ref,
-            definition=definition,
-            inputs=inputs,
-            trigger=Trigger(),
-        )
-
-    launched = await starter.launch(command, prepare)
-    if launched.replayed:
-        response.status_code = status.HTTP_200_OK
-    return record_of(launched.view, settings)
+    return answer(outcome, response, settings)
 
 
 @router.get("/runs", response_model=schemas.Page[schemas.RunOut])
 async def list_runs(
     org: OrgDep,
     settings: SettingsDep,
-    reader: ReaderDep,
+    runs: RunsDep,
     workflow_id: str | None = None,
     status: RunStatusFilter | None = None,
     trigger_type: TriggerFilter | None = None,
+    created_after: Annotated[
+        datetime | None, Query(description="RFC 3339; runs created at or after it")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="RFC 3339; runs created before it")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> schemas.Page[schemas.RunOut]:
-    """List runs from Temporal visibility: open runs first, then the most recently ended."""
-    views, next_cursor = await reader.list_page(
+    """List runs, newest first by `timing.created_at` whatever their status."""
+    page = await runs.list_runs(
         org,
+        RunFilter(
+            workflow_id=workflow_id,
+            status=status,
+            trigger_type=trigger_type,
+            created_after=created_after,
+            created_before=created_before,
+        ),
         limit=limit,
         cursor=cursor,
-        workflow_id=workflow_id,
-        status=status,
-        trigger_type=trigger_type,
     )
-    return schemas.Page(data=[record_of(v, settings) for v in views], next_cursor=next_cursor)
+    return schemas.Page(
+        data=[record_of(view, settings) for view in page.views], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/runs/{run_id}", response_model=schemas.RunOut)
-async def get_run(
-    run_id: str, org: OrgDep, settings: SettingsDep, reader: ReaderDep
-) -> schemas.RunOut:
+async def get_run(run_id: str, org: OrgDep, settings: SettingsDep, runs: RunsDep) -> schemas.RunOut:
     """Read a run (with the runs restarted or rerun from it)."""
-    view = await reader.get(org, run_id)
-    return run_views.run_record(
-        view.state,
-        settings=settings,
-        temporal_run_id=view.temporal_run_id,
-        derived_run_ids=await reader.derived_run_ids(org, run_id),
-    )
+    view = await runs.get(org, run_id)
+    return record_of(view, settings, await runs.derived_run_ids(org, run_id))
 
 
 @router.get("/runs/{run_id}/steps", response_model=schemas.DataList[schemas.StepOut])
 async def get_run_steps(
-    run_id: str, org: OrgDep, reader: ReaderDep
+    run_id: str, org: OrgDep, runs: RunsDep
 ) -> schemas.DataList[schemas.StepOut]:
     """A run's steps, one per node, in topological order."""
-    view = await reader.get(org, run_id)
-    return schemas.DataList(data=run_views.step_records(view.state))
+    view = await runs.get(org, run_id)
+    return schemas.DataList(data=step_records(view.state))
 
 
 @router.get(
@@ -158,12 +114,12 @@ async def get_run_steps(
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def stream_run_events(
-    run_id: str, request: Request, org: OrgDep, settings: SettingsDep, reader: ReaderDep
+    run_id: str, request: Request, org: OrgDep, settings: SettingsDep, runs: RunsDep
 ) -> StreamingResponse:
     """Progress as Server-Sent Events (`run`, `step`, `end`) until the run ends."""
-    await reader.get(org, run_id)  # 404 before the stream opens
+    await runs.get(org, run_id)  # 404 before the stream opens
     return StreamingResponse(
-        run_events(reader, settings, org, run_id, request.is_disconnected),
+        run_events(runs, settings, org, run_id, request.is_disconnected),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -180,22 +136,9 @@ async def cancel_run(
     response: Response,
     org: OrgDep,
     settings: SettingsDep,
-    client: TemporalDep,
-    idempotency: IdempotencyDep,
-    reader: ReaderDep,
+    runs: RunsDep,
     body: OptionalCommand = None,
 ) -> schemas.RunOut:
     """Cancel a run; 409 if it already ended."""
-    view = await reader.get(org, run_id)
-    command = Command(org, body.command_id if body else None, "cancel", run_id, {})
-    if await previous_result(idempotency, command) is not None:
-        response.status_code = status.HTTP_200_OK
-        return record_of(view, settings)
-    if view.state.status in TERMINAL_STATUSES:
-        raise conflict("run_ended", f"Run {run_id} already ended ({view.state.status}).")
-    _, replay = await claim(idempotency, command, run_id)
-    if replay:
-        response.status_code = status.HTTP_200_OK
-        return record_of(view, settings)
-    await client.get_workflow_handle(run_id).cancel()
-    return record_of(view, settings)
+    outcome = await runs.cancel(org, run_id, command_id=body.command_id if body else None)
+    return answer(outcome, response, settings)

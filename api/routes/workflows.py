@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, status
 from activities.registry import NodeRegistry
 from api import schemas
 from api.deps import OrgDep, RegistryDep, WorkflowsDep
-from api.errors import ApiError, invalid, not_found
-from api.store.pagination import InvalidCursor
-from api.store.workflows import SnapshotRecord, WorkflowRecord
+from api.errors import ApiError
 from runlane.definition import Definition, Problem, validate_definition
+from runlane.errors import invalid, not_found
+from store.pagination import InvalidCursor
+from store.workflows import SnapshotRecord, WorkflowRecord
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from api.store.db import Database
-from api.store.files import FileRepository
-from api.store.idempotency import IdempotencyRepository
-from api.store.workflows import WorkflowRepository
+from store.db import Database
+from store.files import FileRepository
+from store.idempotency import IdempotencyRepository
+from store.workflows import WorkflowRepository
 from runlane.blobs import BlobStore
 
 POSTGRES_URL_ENV = "RUNLANE_TEST_POSTGRES_URL"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.store.files import FileRepository, FileTooLarge
+from store.files import FileRepository, FileTooLarge
 from runlane.blobs import BlobStore
 
 ORG = "org_a"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from api.store.idempotency import IdempotencyRepository
+from store.idempotency import IdempotencyRepository
 
 ORG = "org_a"
 

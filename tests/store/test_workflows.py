@@ -7,9 +7,9 @@ from datetime import UTC, timedelta
 
 import pytest
 
-from api.store.db import Database
-from api.store.pagination import InvalidCursor
-from api.store.workflows import WorkflowRecord, WorkflowRepository
+from store.db import Database
+from store.pagination import InvalidCursor
+from store.workflows import WorkflowRecord, WorkflowRepository
 
 ORG = "org_a"
 OTHER_ORG = "org_b"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.store.db import Database
-from api.store.tables import IdempotencyRow
+from store.db import Database
+from store.tables import IdempotencyRow
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Retry: the plan (what a reset would reuse and re-run) and the reset itself.
+"""Retry planning: what a reset would reuse and re-run. Pure: no Temporal calls (the reset
+itself is runs/reset.py), so it is tested on recorded histories alone.
 
 The run workflow records, for every step, the workflow task in which it started and the one
 in which it reached its final status (their WorkflowTaskStarted event ids). Retrying from the
@@ -27,29 +28,18 @@ input carries the attempts so far and the overriding inputs, so nothing can race
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
-from temporalio.api.enums.v1 import EventType, ResetReapplyExcludeType
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 
 from activities.registry import NodeRegistry, NodeType
-from api.errors import conflict
 from workflows.models import RetryRequest, RunState, StepState
-from workflows.run_workflow import RunWorkflow
 
 RetryFrom = Literal["failure_point", "start"]
 RETRYABLE_STATUSES = ("error", "cancelled")
-_EXCLUDED_ON_RESET = [
-    ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL,
-    ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE,
-    ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_CANCEL_REQUEST,
-    ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_NEXUS,
-]
 
 
 @dataclass(frozen=True)
@@ -83,6 +73,29 @@ class TaskBoundaries:
         self._ids = sorted(started_event_ids)
         self._heads = heads or {}
 
+    @classmethod
+    def from_events(cls, events: Iterable[HistoryEvent]) -> TaskBoundaries:
+        """Read from an execution's history (in event order)."""
+        started: list[int] = []
+        heads: dict[int, int] = {}
+        # Since the last task completed: only the next task's scheduling (a heartbeat), or more.
+        quiet_since_completed = False
+        for_head: int | None = None
+        for event in events:
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                if quiet_since_completed and for_head is not None:
+                    heads[event.event_id] = for_head
+                else:
+                    for_head = event.event_id
+                started.append(event.event_id)
+                quiet_since_completed = False
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                quiet_since_completed = True
+            elif kind != EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+                quiet_since_completed = False
+        return cls(started, heads)
+
     def snap(self, recorded: int | None) -> int | None:
         if recorded is None:
             return None
@@ -90,31 +103,6 @@ class TaskBoundaries:
         if index == len(self._ids):
             return None
         return self._heads.get(self._ids[index], self._ids[index])
-
-
-async def task_boundaries(
-    client: Client, run_id: str, temporal_run_id: str | None
-) -> TaskBoundaries:
-    handle = client.get_workflow_handle(run_id, run_id=temporal_run_id)
-    started: list[int] = []
-    heads: dict[int, int] = {}
-    # Since the last task completed: only the next task's scheduling (a heartbeat), or more.
-    quiet_since_completed = False
-    for_head: int | None = None
-    async for event in handle.fetch_history_events():
-        kind = event.event_type
-        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            if quiet_since_completed and for_head is not None:
-                heads[event.event_id] = for_head
-            else:
-                for_head = event.event_id
-            started.append(event.event_id)
-            quiet_since_completed = False
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-            quiet_since_completed = True
-        elif kind != EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-            quiet_since_completed = False
-    return TaskBoundaries(started, heads)
 
 
 def _reused(step: StepState, finished: int | None, reset_event_id: int, how: str) -> bool:
@@ -222,48 +210,6 @@ def plan_retry(
         reset_event_id=reset_event_id,
         resumed_from_node_id=resumed_from,
     )
-
-
-async def reset_run(
-    client: Client,
-    *,
-    run_id: str,
-    temporal_run_id: str | None,
-    state: RunState,
-    plan: RetryPlan,
-    request_id: str,
-) -> str:
-    """Reset the execution to the plan's point, then tell the new execution its attempt.
-
-    Temporal does not deduplicate resets, so callers make sure only one happens per attempt
-    (RecoveryService); `request_id` names the attempt so a replay can tell whether its reset
-    already happened. Returns the new Temporal run id.
-    """
-    assert plan.allowed and plan.reset_event_id is not None
-    request = retry_request(state, plan, request_id)
-    where = f"node {plan.resumed_from_node_id}" if plan.resumed_from_node_id else "the start"
-    try:
-        response = await client.workflow_service.reset_workflow_execution(
-            ResetWorkflowExecutionRequest(
-                namespace=client.namespace,
-                workflow_execution=ExecutionRef(workflow_id=run_id, run_id=temporal_run_id or ""),
-                reason=f"Runlane retry (attempt {request.attempt}) from {where}",
-                workflow_task_finish_event_id=plan.reset_event_id,
-                request_id=request_id,
-                reset_reapply_exclude_types=_EXCLUDED_ON_RESET,
-            )
-        )
-    except RPCError as err:
-        raise conflict(
-            "retry_impossible",
-            f"Temporal cannot reset run {run_id} ({err.message}); its history may no longer "
-            "be retained. Restart or rerun it instead (new run, same inputs).",
-        ) from err
-    # Temporal 1.32 accepts no signal as a post-reset operation, so it follows the reset;
-    # the workflow waits for it before ending (RunWorkflow._settle_attempts).
-    handle = client.get_workflow_handle(run_id, run_id=response.run_id)
-    await handle.signal(RunWorkflow.retry, request)
-    return response.run_id
 
 
 def retry_request(state: RunState, plan: RetryPlan, request_id: str) -> RetryRequest:

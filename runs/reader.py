@@ -9,11 +9,9 @@ search attributes. Lists come from visibility. Nothing polls with a long-poll.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio.api.enums.v1 import PendingWorkflowTaskState
 from temporalio.client import (
@@ -29,14 +27,14 @@ from temporalio.client import (
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ApiError, not_found
 from runlane import ids, search_attributes
+from runlane.errors import InvalidInput, NotFound, Unavailable, not_found
+from runs.listing import NewestFirst, Position
 from workflows.models import RunError, RunInput, RunState, final_state_payloads, initial_state
 from workflows.run_workflow import RunWorkflow
 
 WORKFLOW_TYPE = "RunWorkflow"
 QUERY_TIMEOUT = timedelta(seconds=5)
-_CURSOR = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 # How many runs of a listed page are read at once.
 _READ_CONCURRENCY = 10
@@ -116,25 +114,25 @@ def _query_string(
     return " AND ".join(clauses)
 
 
-def encode_cursor(token: bytes | None) -> str | None:
-    return base64.urlsafe_b64encode(token).decode() if token else None
+@dataclass(frozen=True)
+class RunFilter:
+    workflow_id: str | None = None
+    status: str | None = None
+    trigger_type: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
-def decode_cursor(cursor: str | None) -> bytes | None:
-    if cursor is None:
-        return None
-    # Strict: the lenient decoder drops unknown characters and would read garbage as "".
-    if not _CURSOR.match(cursor):
-        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned.")
-    try:
-        return base64.urlsafe_b64decode(cursor.encode())
-    except (binascii.Error, ValueError):
-        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned.") from None
+@dataclass(frozen=True)
+class RunPage:
+    views: list[RunView]
+    next_cursor: str | None
 
 
 class RunReader:
     def __init__(self, client: Client) -> None:
         self._client = client
+        self._listing = NewestFirst(client)
 
     async def get(self, org: str, run_id: str) -> RunView:
         """The run, or 404 when it is missing or belongs to another organization."""
@@ -156,58 +154,52 @@ class RunReader:
     async def exists(self, org: str, run_id: str) -> bool:
         try:
             await self.get(org, run_id)
-        except ApiError as err:
-            if err.status == 404:
-                return False
-            raise
+        except NotFound:
+            return False
         return True
 
     async def list_page(
-        self,
-        org: str,
-        *,
-        limit: int,
-        cursor: str | None,
-        workflow_id: str | None = None,
-        status: str | None = None,
-        trigger_type: str | None = None,
-    ) -> tuple[list[RunView], str | None]:
-        for name, value in (("workflow_id", workflow_id), ("cursor", None)):
-            if value is not None and not _SAFE_VALUE.match(value):
-                raise ApiError(422, "invalid_filter", f"{name} '{value}' is not a valid id.")
-        iterator = self._client.list_workflows(
-            _query_string(org, workflow_id, status, trigger_type),
-            page_size=limit,
-            next_page_token=decode_cursor(cursor),
+        self, org: str, run_filter: RunFilter, *, limit: int, cursor: str | None
+    ) -> RunPage:
+        """Newest first by creation time (runs/listing.py), each run read like `get`."""
+        if run_filter.workflow_id is not None and not _SAFE_VALUE.match(run_filter.workflow_id):
+            raise InvalidInput(
+                "invalid_filter", f"workflow_id '{run_filter.workflow_id}' is not a valid id."
+            )
+        if (
+            run_filter.created_after is not None
+            and run_filter.created_before is not None
+            and run_filter.created_after >= run_filter.created_before
+        ):
+            raise InvalidInput(
+                "invalid_filter", "created_after must be earlier than created_before."
+            )
+        listed = await self._listing.page(
+            _query_string(org, run_filter.workflow_id, run_filter.status, run_filter.trigger_type),
+            limit=limit,
+            position=Position.decode(cursor) if cursor is not None else None,
+            created_after=run_filter.created_after,
+            created_before=run_filter.created_before,
         )
-        try:
-            await iterator.fetch_next_page()
-        except RPCError as err:
-            if err.status == RPCStatusCode.INVALID_ARGUMENT and cursor is not None:
-                raise ApiError(
-                    422, "invalid_cursor", "cursor is not one this API returned."
-                ) from None
-            raise
-        executions = list(iterator.current_page or [])[:limit]
         semaphore = asyncio.Semaphore(_READ_CONCURRENCY)
 
-        async def read(execution: WorkflowExecution) -> RunView | None:
+        async def read(run_id: str) -> RunView | None:
             async with semaphore:
-                # Visibility lists every execution; a retried run has one per attempt, under
-                # one run id. Only the current one is the run (and is listed in its own right
-                # when it matches the filter).
+                # Only the current execution is the run: an older execution of a retried run
+                # (listed because it matched the filter) does not stand for it.
                 try:
-                    current = await self._client.get_workflow_handle(execution.id).describe()
+                    current = await self._client.get_workflow_handle(run_id).describe()
                 except RPCError as err:
                     if err.status == RPCStatusCode.NOT_FOUND:  # gone since it was listed
                         return None
                     raise
-                if current.run_id != execution.run_id:
+                if current.run_id not in listed.executions[run_id]:
                     return None
                 return await self._view(current)
 
-        views = await asyncio.gather(*(read(e) for e in executions))
-        return [v for v in views if v is not None], encode_cursor(iterator.next_page_token)
+        views = await asyncio.gather(*(read(run_id) for run_id in listed.run_ids))
+        next_cursor = listed.next_position.encode() if listed.next_position else None
+        return RunPage([v for v in views if v is not None], next_cursor)
 
     async def run_input(self, run_id: str) -> RunInput:
         """What the run was started with (its start event): definition, snapshot, inputs."""
@@ -217,7 +209,7 @@ class RunReader:
             [run_input] = await self._client.data_converter.decode(payloads[:1], [RunInput])
             assert isinstance(run_input, RunInput)
             return run_input
-        raise ApiError(503, "run_unreadable", "The run's history could not be read.")
+        raise Unavailable("run_unreadable", "The run's history could not be read.")
 
     async def derived_run_ids(self, org: str, run_id: str) -> list[str]:
         """Runs restarted or rerun from this one (visibility: eventually consistent)."""
@@ -278,4 +270,4 @@ class RunReader:
             assert isinstance(run_input, RunInput)
             status = attributes.get(search_attributes.RUN_STATUS) or "pending"
             return initial_state(run_input, status)  # type: ignore[arg-type]
-        raise ApiError(503, "run_unreadable", "The run's history could not be read.")
+        raise Unavailable("run_unreadable", "The run's history could not be read.")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from api.store.db import Database
-from api.store.tables import FileRow
 from runlane import ids
 from runlane.blobs import BlobStore, BlobTooLarge
+from store.db import Database
+from store.tables import FileRow
 
 # store_bytes hands the blob store slices, so one large document is not copied in one go.
 _SLICE = 1024 * 1024

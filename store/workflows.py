@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
-from api.store.db import Database
-from api.store.pagination import (
+from runlane import ids
+from store.db import Database
+from store.pagination import (
     InvalidCursor,
     Page,
     decode_cursor,
@@ -20,8 +21,7 @@ from api.store.pagination import (
     make_page,
     newest_first_after,
 )
-from api.store.tables import SnapshotRow, WorkflowRow
-from runlane import ids
+from store.tables import SnapshotRow, WorkflowRow
 
 # Each failed attempt means another publish won the version number; they finish quickly.
 _PUBLISH_ATTEMPTS = 50

@@ -1,0 +1,143 @@
+"""Starting a run's Temporal execution: the definition it runs, its input, the start call."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+
+from activities.registry import NodeRegistry
+from runlane import search_attributes
+from runlane.definition import Definition, validate_definition
+from runlane.errors import Conflict, not_found
+from store.workflows import WorkflowRepository
+from workflows.models import RunInput, RunInputs, Trigger, WorkflowRef
+from workflows.run_workflow import RunWorkflow
+
+ConfigSource = Literal["published", "draft"]
+
+
+def checked_definition(raw: dict[str, Any], registry: NodeRegistry) -> Definition:
+    """A stored definition, re-checked: a node type it uses may have been uninstalled."""
+    definition, problems = validate_definition(raw, registry)
+    if definition is None:
+        raise Conflict(
+            "definition_invalid",
+            "The workflow's definition is no longer valid; fix the draft and publish again.",
+            {"errors": [p.model_dump() for p in problems]},
+        )
+    return definition
+
+
+async def definition_for(
+    org: str,
+    workflow_id: str,
+    config_source: ConfigSource,
+    repo: WorkflowRepository,
+    registry: NodeRegistry,
+) -> tuple[Definition, WorkflowRef]:
+    """The definition a new run executes: the published snapshot, or the current draft."""
+    found = await repo.get_with_published(org, workflow_id)
+    if found is None:
+        raise not_found("workflow", workflow_id)
+    workflow, snapshot = found
+    if config_source == "draft":
+        ref = WorkflowRef(
+            workflow_id=workflow.id, snapshot_id=None, version=None, name_at_run_time=workflow.name
+        )
+        return checked_definition(workflow.draft_definition, registry), ref
+    if snapshot is None:
+        raise Conflict(
+            "workflow_not_published",
+            f"Workflow {workflow.id} has no published snapshot; publish it or run the draft "
+            'with "config_source": "draft".',
+        )
+    ref = WorkflowRef(
+        workflow_id=workflow.id,
+        snapshot_id=snapshot.id,
+        version=snapshot.version,
+        name_at_run_time=workflow.name,
+    )
+    return checked_definition(snapshot.definition, registry), ref
+
+
+class RunStarter:
+    def __init__(self, client: Client, registry: NodeRegistry, task_queue: str) -> None:
+        self._client = client
+        self._registry = registry
+        self._task_queue = task_queue
+
+    def run_input(
+        self,
+        *,
+        run_id: str,
+        org: str,
+        workflow: WorkflowRef,
+        definition: Definition,
+        inputs: RunInputs,
+        trigger: Trigger,
+    ) -> RunInput:
+        return RunInput(
+            run_id=run_id,
+            organization_id=org,
+            workflow=workflow,
+            definition=definition,
+            plans=self._registry.plans(definition),
+            inputs=inputs,
+            trigger=trigger,
+            created_at=datetime.now(UTC),
+        )
+
+    async def start(
+        self, run_input: RunInput, *, attach_to_existing: bool = False, reuse_ended_id: bool = False
+    ) -> str | None:
+        """Start the run's workflow. With `attach_to_existing` (idempotent replays) an
+        execution already started under the same id is reused instead of failing; with
+        `reuse_ended_id` (retry from the start) an ended run's id gets a new execution."""
+        version = run_input.workflow.version
+        handle = await self._client.start_workflow(
+            RunWorkflow.run,
+            run_input,
+            id=run_input.run_id,
+            task_queue=self._task_queue,
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if reuse_ended_id
+                else WorkflowIDReusePolicy.REJECT_DUPLICATE
+            ),
+            id_conflict_policy=(
+                WorkflowIDConflictPolicy.USE_EXISTING
+                if attach_to_existing
+                else WorkflowIDConflictPolicy.FAIL
+            ),
+            search_attributes=TypedSearchAttributes(_search_attributes(run_input)),
+            static_summary=(
+                f"{run_input.workflow.name_at_run_time} "
+                f"({'v' + str(version) if version else 'draft'}, {run_input.trigger.type})"
+            ),
+        )
+        return handle.result_run_id
+
+
+def _search_attributes(run_input: RunInput) -> list[SearchAttributePair]:
+    pairs: list[SearchAttributePair] = [
+        SearchAttributePair(search_attributes.ORGANIZATION, run_input.organization_id),
+        SearchAttributePair(search_attributes.WORKFLOW_ID, run_input.workflow.workflow_id),
+        SearchAttributePair(search_attributes.TRIGGER_TYPE, run_input.trigger.type),
+        SearchAttributePair(search_attributes.RUN_STATUS, "pending"),
+        SearchAttributePair(
+            search_attributes.CREATED_AT_US, search_attributes.microseconds(run_input.created_at)
+        ),
+    ]
+    if run_input.trigger.source_run_id:
+        pairs.append(
+            SearchAttributePair(search_attributes.SOURCE_RUN_ID, run_input.trigger.source_run_id)
+        )
+    return pairs
