@@ -578,3 +578,70 @@ def _garbage_cursors() -> list[str]:
         _cursor(["x", "y", "z"]),
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),
     ]
+
+
+# ---------------------------------------------------------------- issue 12: nothing hidden
+
+
+def _unknown_target_and_more() -> dict:
+    """An edge to a node that does not exist, next to a template naming a node that is not
+    upstream, one naming no node, a branchless condition edge and an ftp URL."""
+    return {
+        "nodes": [
+            {"id": "in", "type": "start_json"},
+            {"id": "c", "type": "condition", "config": {"expression": "in.big"}},
+            {"id": "early", "type": "transform", "config": {"output": "{{late.x}}"}},
+            {"id": "late", "type": "transform", "config": {"output": "{{ghost.y}}"}},
+            {"id": "call", "type": "http_request", "config": {"url": "ftp://example.com/x"}},
+            {"id": "out", "type": "end", "config": {"outputs": "{{late}}"}},
+        ],
+        "edges": [
+            {"source": "in", "target": "c"},
+            {"source": "c", "target": "early"},
+            {"source": "early", "target": "late"},
+            {"source": "late", "target": "call"},
+            {"source": "call", "target": "out"},
+            {"source": "late", "target": "nowhere"},
+        ],
+    }
+
+
+async def test_an_unknown_edge_target_hides_no_other_problem(api: httpx.AsyncClient) -> None:
+    expected = [
+        ("nowhere", "names unknown node 'nowhere'"),
+        ("early", "template '{{late.x}}' names 'late', which is not an ancestor"),
+        ("late", "template '{{ghost.y}}' names unknown node 'ghost'"),
+        ("c", 'edge to \'early\' must carry branch "true" or "false"'),
+        ("call", "config.url: url scheme 'ftp' is not allowed; use http or https"),
+    ]
+    created = await api.post(
+        "/v1/workflows", json={"name": "w", "definition": _unknown_target_and_more()}
+    )
+    assert created.status_code == 422, created.text
+    error = created.json()["error"]
+    assert error["code"] == "invalid_definition"
+    _assert_lists(error["details"]["errors"], expected)
+    assert len(error["details"]["errors"]) == len(expected), error["details"]["errors"]
+    checked = await api.post(
+        "/v1/workflows/validate", json={"definition": _unknown_target_and_more()}
+    )
+    assert checked.json() == {"valid": False, "errors": error["details"]["errors"]}
+    # A draft is checked the same way, and the ftp URL alone is enough to refuse it.
+    workflow = (
+        await api.post("/v1/workflows", json={"name": "w", "definition": linear_definition()})
+    ).json()
+    ftp = linear_definition()
+    ftp["nodes"].insert(3, {"id": "call", "type": "http_request", "config": {"url": "ftp://x/"}})
+    ftp["edges"] = [*ftp["edges"][:2], *_edges("shape", "call", "out")]
+    replaced = await api.put(f"/v1/workflows/{workflow['id']}/draft", json={"definition": ftp})
+    assert replaced.status_code == 422
+    assert replaced.json()["error"]["details"]["errors"] == [
+        {
+            "node_id": "call",
+            "message": "config.url: url scheme 'ftp' is not allowed; use http or https",
+        }
+    ]
+
+
+def _edges(*ids: str) -> list[dict]:
+    return [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]
