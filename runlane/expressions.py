@@ -13,11 +13,34 @@ class ExpressionError(ValueError):
     pass
 
 
+# Deeper expressions exhaust Python's stack while parsing or evaluating (both recurse).
+MAX_EXPRESSION_DEPTH = 100
+
+
 def compile_expression(expression: str) -> Any:
     try:
-        return jmespath.compile(expression)
+        compiled = jmespath.compile(expression)
     except JMESPathError as exc:
         raise ExpressionError(f"invalid JMESPath expression: {exc}") from exc
+    except RecursionError:
+        compiled = None
+    if compiled is None or _depth(compiled.parsed) > MAX_EXPRESSION_DEPTH:
+        raise ExpressionError(
+            f"expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep"
+        ) from None
+    return compiled
+
+
+def _depth(parsed: Any) -> int:
+    """How deep a parsed expression nests, walked without recursion."""
+    deepest, stack = 0, [(parsed, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_EXPRESSION_DEPTH:
+            children = node.get("children", []) if isinstance(node, dict) else []
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict))
+    return deepest
 
 
 def _fields(node: Any) -> Iterator[str]:

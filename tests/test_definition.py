@@ -375,6 +375,30 @@ def test_a_malformed_node_or_edge_hides_nothing_else() -> None:
     ]
 
 
+def test_ids_match_in_full_and_expressions_stay_shallow() -> None:
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_json"},
+            {"id": "x\n", "type": "transform", "config": {"output": 1}},
+            {"id": "paren", "type": "condition", "config": {"expression": "(" * 3_000 + "in"}},
+            {"id": "nots", "type": "condition", "config": {"expression": "!" * 3_000 + "in"}},
+            {"id": "pipes", "type": "condition", "config": {"expression": "in" + "|in" * 500}},
+            {"id": "ok", "type": "condition", "config": {"expression": "in" + "|in" * 90}},
+            {"id": "out", "type": "end"},
+        ],
+        "edges": [{"source": "in", "target": n} for n in ("x\n", "paren", "nots", "pipes")]
+        + [
+            {"source": "in", "target": "ok"},
+            {"source": "ok", "target": "out", "branch": "true"},
+        ],
+    }
+    found = problems(definition)  # a problem each, never a RecursionError
+    assert about(found, "x\n", "must match")
+    for node_id in ("paren", "nots", "pipes"):
+        assert about(found, node_id, "config.expression", "nested more than 100 levels"), node_id
+    assert not about(found, "ok", "expression")
+
+
 HTTP_URLS: list[tuple[str, str | None]] = [
     ("http://127.0.0.1:9000/hook", None),
     ("https://api.example.com", None),

@@ -645,3 +645,164 @@ async def test_an_unknown_edge_target_hides_no_other_problem(api: httpx.AsyncCli
 
 def _edges(*ids: str) -> list[dict]:
     return [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]
+
+
+def _valid_around(*nodes: dict, edges: list | None = None) -> dict:
+    """A valid start -> end pair, plus the given nodes and edges."""
+    return {
+        "nodes": [
+            {"id": "s", "type": "start_text"},
+            {"id": "e", "type": "end", "config": {"outputs": "{{s.text}}"}},
+            *nodes,
+        ],
+        "edges": [{"source": "s", "target": "e"}, *(edges or [])],
+    }
+
+
+def _chain_of(count: int) -> dict:
+    nodes = [{"id": "n0", "type": "start_text"}]
+    nodes += [
+        {"id": f"n{i}", "type": "transform", "config": {"output": f"{{{{n{i - 1}}}}}"}}
+        for i in range(1, count - 1)
+    ]
+    nodes.append({"id": f"n{count - 1}", "type": "end"})
+    return {"nodes": nodes, "edges": _edges(*(n["id"] for n in nodes))}
+
+
+def _hostile() -> list[tuple[str, object, list[tuple[str | None, str]]]]:
+    deep: object = "leaf"
+    for _ in range(63):
+        deep = [deep]
+    many = _chain_of(5_000)
+    many["edges"] += [{"source": "n0", "target": "ghost"}] * 3_000
+    many["nodes"][2_500]["config"] = None
+    return [
+        ("id is a number", _valid_around({"id": 7, "type": "transform"}), [(None, "nodes.2.id")]),
+        ("id is an object", _valid_around({"id": {"x": 1}}), [(None, "nodes.2.id")]),
+        ("id is null", _valid_around({"id": None, "type": "end"}), [(None, "nodes.2.id")]),
+        ("empty id", _valid_around({"id": "", "type": "end"}), [("", "node id must match")]),
+        ("unicode id", _valid_around({"id": "ünï", "type": "end"}), [("ünï", "must match")]),
+        ("emoji id", _valid_around({"id": "🚀", "type": "end"}), [("🚀", "must match")]),
+        ("newline id", _valid_around({"id": "x\n", "type": "end"}), [("x\n", "must match")]),
+        ("nul id", _valid_around({"id": "a\x00", "type": "end"}), [("a\x00", "must match")]),
+        ("long id", _valid_around({"id": "x" * 65, "type": "end"}), [("x" * 65, "must match")]),
+        (
+            "null config",
+            _valid_around({"id": "t", "type": "transform", "config": None}),
+            [("t", "nodes.2.config")],
+        ),
+        (
+            "list config",
+            _valid_around({"id": "t", "type": "end", "config": [1]}),
+            [("t", "nodes.2.config")],
+        ),
+        ("null node", _valid_around(None), [(None, "nodes.2")]),  # type: ignore[arg-type]
+        ("null edge", {**_valid_around(), "edges": [None]}, [(None, "edges.0")]),
+        ("edges an object", {**_valid_around(), "edges": {"s": "e"}}, [(None, "edges")]),
+        ("vars a list", {**_valid_around(), "vars": [1]}, [(None, "vars")]),
+        (
+            "self edge",
+            _valid_around(edges=[{"source": "e", "target": "e"}]),
+            [("e", "cycle with e")],
+        ),
+        (
+            "self edge on a start",
+            _valid_around(edges=[{"source": "s", "target": "s"}]),
+            [("s", "cycle with s"), ("s", "start node cannot have incoming edges")],
+        ),
+        (
+            "edge end a number",
+            _valid_around(edges=[{"source": "s", "target": 3}]),
+            [("s", "edges.1.target")],
+        ),
+        (
+            "branch a list",
+            _valid_around(edges=[{"source": "s", "target": "e", "branch": []}]),
+            [("s", "edges.1.branch")],
+        ),
+        (
+            "unicode edge",
+            _valid_around(edges=[{"source": "s", "target": "ñ"}]),
+            [("ñ", "unknown node 'ñ'")],
+        ),
+        (
+            "deep config",
+            _valid_around(
+                {"id": "t", "type": "transform", "config": {"output": deep}},
+                edges=_edges("s", "t", "e"),
+            ),
+            [(None, "64 levels")],
+        ),
+        (
+            "deep expression",
+            _valid_around({"id": "c", "type": "condition", "config": {"expression": "(" * 3_000}}),
+            [("c", "config.expression")],
+        ),
+        (
+            "deep not",
+            _valid_around(
+                {"id": "c", "type": "condition", "config": {"expression": "!" * 3_000 + "s"}}
+            ),
+            [("c", "config.expression")],
+        ),
+        (
+            "long pipe",
+            _valid_around(
+                {"id": "c", "type": "condition", "config": {"expression": "s" + "|s" * 3_000}}
+            ),
+            [("c", "config.expression")],
+        ),
+        (
+            "deep template",
+            _valid_around(
+                {
+                    "id": "t",
+                    "type": "transform",
+                    "config": {"output": "{{" * 5_000 + "e" + "}}" * 5_000},
+                },
+                edges=_edges("s", "t", "e"),
+            ),
+            [("t", "not an ancestor")],
+        ),
+        (
+            "huge timeout",
+            _valid_around({"id": "d", "type": "delay", "config": {"seconds": 1e308}}),
+            [("d", "config.seconds")],
+        ),
+        (
+            "many nodes and edges",
+            many,
+            [("ghost", "unknown node 'ghost'"), ("n2500", "nodes.2500.config")],
+        ),
+    ]
+
+
+async def test_hostile_definitions_are_422_naming_the_problems(api: httpx.AsyncClient) -> None:
+    for name, definition, expected in _hostile():
+        created = await api.post("/v1/workflows", json={"name": "w", "definition": definition})
+        assert created.status_code == 422, (name, created.text[:500])
+        error = created.json()["error"]
+        assert error["type"] == "invalid_request", name
+        errors = error["details"]["errors"]
+        _assert_lists(errors, expected)
+        checked = await api.post("/v1/workflows/validate", json={"definition": definition})
+        assert checked.status_code == 200, (name, checked.text[:500])
+        assert checked.json()["valid"] is False, name
+    assert (await api.get("/v1/workflows")).json()["data"] == []
+
+
+async def test_bodies_json_cannot_parse_into_python_are_400_not_500(
+    api: httpx.AsyncClient,
+) -> None:
+    """Valid JSON that Python's parser refuses (limits on digits and nesting) is a malformed
+    body, like any other the parser refuses."""
+    as_json = {"content-type": "application/json"}
+    body = json.dumps({"name": "w", "definition": linear_definition() | {"vars": {"v": 0}}})
+    for raw in (
+        body.replace('"v": 0', '"v": ' + "9" * 5_000),  # more digits than int() takes
+        body.replace('"v": 0', '"v": ' + "[" * 100_000 + "]" * 100_000),
+    ):
+        response = await api.post("/v1/workflows", content=raw, headers=as_json)
+        assert response.status_code == 400, response.text[:300]
+        assert response.json()["error"]["type"] == "invalid_request"
+        assert response.json()["error"]["code"] == "malformed_request"
