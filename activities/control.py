@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.models import NodeTaskInput
-from activities.node_type import NodeType
+from activities.node_type import NodeBehaviour, NodeType
 from runlane import templating
 
 
@@ -35,6 +35,7 @@ NODE_TYPES = (
         config_model=DelayConfig,
         execution="workflow",
         description="Waits `seconds` on a durable timer",
+        behaviour=NodeBehaviour(timer=True),
     ),
     NodeType(
         name="human_review",

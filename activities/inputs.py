@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio import activity
 
 from activities.models import NodeTaskInput, NodeTaskOutput
-from activities.node_type import NodeType
+from activities.node_type import NodeBehaviour, NodeType
 
 
 class StartConfig(BaseModel):
@@ -88,6 +88,7 @@ NODE_TYPES = (
         description="A document input; output: file_id, filename, mime_type, size_bytes, sha256",
         make_activity=lambda deps: start_node,
         evaluate=evaluate_start,
+        behaviour=NodeBehaviour(run_input="document"),
     ),
     NodeType(
         name="start_json",
@@ -97,6 +98,7 @@ NODE_TYPES = (
         description="A JSON input, validated against `schema` when the run is created",
         make_activity=lambda deps: start_json_node,
         evaluate=evaluate_start_json,
+        behaviour=NodeBehaviour(run_input="json"),
     ),
     NodeType(
         name="start_text",
@@ -106,5 +108,6 @@ NODE_TYPES = (
         description="A text input; output: {text}",
         make_activity=lambda deps: start_text_node,
         evaluate=evaluate_start_text,
+        behaviour=NodeBehaviour(run_input="text"),
     ),
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from runlane.definition import NodeRole
 from runlane.settings import Settings
@@ -29,6 +29,31 @@ if TYPE_CHECKING:
 # "local" for pure nodes; they finish that way.
 Execution = Literal["batch", "local", "remote", "workflow"]
 
+# Which of the run's inputs a start node receives: a document (`inputs.documents`, as its file
+# reference), a JSON value (`inputs.json_data`) or a text (`inputs.text_data`).
+RunInputKind = Literal["document", "json", "text"]
+
+
+class NodeBehaviour(BaseModel):
+    """What the run workflow does for a node beyond executing it as planned, as its node type
+    says: the workflow reads this, never the node type's name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Waits `config.seconds` on a durable timer (execution "workflow"): no activity.
+    timer: bool = False
+    # A start node: the run input it receives.
+    run_input: RunInputKind | None = None
+    # A config field holding a JMESPath expression over ancestors' outputs: the ancestors it
+    # names are sent to the node, with those its templates reference.
+    expression_field: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Frozen into every node's plan, in the run's input: most nodes need none of it.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v != type(self).model_fields[k].default}
+
 
 class NodePlan(BaseModel):
     """How a node executes, frozen when the run starts (not read from the registry inside the
@@ -43,6 +68,9 @@ class NodePlan(BaseModel):
     #   and, in runs started before recording, a pure node evaluated by the workflow itself.
     execution: Execution
     timeout_s: float
+    # None in plans frozen before behaviours were: the workflow then derives them from the
+    # node type's name, as it did then (workflows.models.node_behaviour).
+    behaviour: NodeBehaviour | None = None
 
 
 @dataclass(frozen=True)
@@ -69,3 +97,5 @@ class NodeType:
     evaluate: Callable[[NodeTaskInput], Any] | None = None
     # Re-running it repeats an effect outside Runlane (shown by the retry plan).
     side_effecting: bool = False
+    # Frozen into each node's plan.
+    behaviour: NodeBehaviour = NodeBehaviour()

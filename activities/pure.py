@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.models import NodeError, NodeTaskInput, NodeTaskOutput
-from activities.node_type import NodeType
+from activities.node_type import NodeBehaviour, NodeType
 from runlane import expressions, templating
 
 
@@ -102,6 +102,7 @@ NODE_TYPES = (
         allowed_branches=frozenset({"true", "false"}),
         make_activity=lambda deps: condition_node,
         evaluate=evaluate_condition,
+        behaviour=NodeBehaviour(expression_field="expression"),
     ),
     NodeType(
         name="end",

@@ -53,7 +53,12 @@ class NodeRegistry(Mapping[str, NodeType]):
             if node.timeout_s is None and spec.execution == "remote" and own_timeout:
                 # The activity's timeout leaves room for the node's own request timeout.
                 timeout = float(own_timeout) + _REMOTE_TIMEOUT_MARGIN_S
-            plans[node.id] = NodePlan(role=spec.role, execution=spec.execution, timeout_s=timeout)
+            plans[node.id] = NodePlan(
+                role=spec.role,
+                execution=spec.execution,
+                timeout_s=timeout,
+                behaviour=spec.behaviour,
+            )
         return plans
 
 

@@ -17,6 +17,7 @@ from temporalio.api.history.v1 import HistoryEvent
 
 # Defined beside the node types that plan it (below this package); part of RunInput, so
 # re-exported here with the rest of the wire format.
+from activities.node_type import NodeBehaviour
 from activities.node_type import NodePlan as NodePlan
 from runlane.definition import Definition
 
@@ -55,6 +56,24 @@ class WorkflowRef(BaseModel):
 class Trigger(BaseModel):
     type: TriggerType = "api"
     source_run_id: str | None = None
+
+
+# What the workflow did, by node type name, before plans carried each node type's behaviour.
+_BEHAVIOUR_BEFORE_PLANS = {
+    "delay": NodeBehaviour(timer=True),
+    "start": NodeBehaviour(run_input="document"),
+    "start_json": NodeBehaviour(run_input="json"),
+    "start_text": NodeBehaviour(run_input="text"),
+    "condition": NodeBehaviour(expression_field="expression"),
+}
+
+
+def node_behaviour(plan: NodePlan, node_type: str) -> NodeBehaviour:
+    """The behaviour frozen into the plan; for a plan frozen before behaviours were (runs in
+    flight), the one the workflow then gave the node's type by its name."""
+    if plan.behaviour is not None:
+        return plan.behaviour
+    return _BEHAVIOUR_BEFORE_PLANS.get(node_type, NodeBehaviour())
 
 
 class RunInput(BaseModel):

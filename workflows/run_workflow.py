@@ -88,6 +88,7 @@ with workflow.unsafe.imports_passed_through():
         StepError,
         StepState,
         initial_state,
+        node_behaviour,
     )
 
 RUN_FAILED = "RunFailed"
@@ -163,6 +164,11 @@ class RunWorkflow:
     def __init__(self, input: RunInput) -> None:
         self._input = input
         self._graph = Graph(input.definition)
+        # What each node needs beyond its execution (a timer, a run input...), by node id.
+        self._behaviour = {
+            node_id: node_behaviour(plan, self._graph.nodes[node_id].type)
+            for node_id, plan in input.plans.items()
+        }
         self._outputs: dict[str, Any] = {}
         self._state = initial_state(input)
         # Steps are updated in place; the query copies them out.
@@ -687,7 +693,7 @@ class RunWorkflow:
             if plan.role == "review":
                 output, edges = await self._review_node(node)
             else:
-                if node.type == "delay":
+                if self._behaviour[node_id].timer:
                     config = DelayConfig.model_validate(node.config)
                     await workflow.sleep(config.seconds, summary=node.label or node.id)
                     output = {}
@@ -741,19 +747,21 @@ class RunWorkflow:
     def _reads(self, node: Node) -> list[str]:
         """The ancestors whose outputs the node reads (only those travel to its activity)."""
         names = {ref.node_id for ref in templating.references(node.config) if ref.node_id}
-        expression = node.config.get("expression")
-        if node.type == "condition" and isinstance(expression, str):
+        field = self._behaviour[node.id].expression_field
+        expression = node.config.get(field) if field else None
+        if isinstance(expression, str):
             names |= expressions.field_names(expression)
         return [name for name in sorted(names) if self._graph.is_ancestor(name, node.id)]
 
     def _start_input(self, node: Node) -> Any:
         inputs = self._input.inputs
-        if node.type == "start":
+        kind = self._behaviour[node.id].run_input
+        if kind == "document":
             document = inputs.documents.get(node.id)
             return document.model_dump() if document else None
-        if node.type == "start_json":
+        if kind == "json":
             return inputs.json_data.get(node.id)
-        if node.type == "start_text":
+        if kind == "text":
             return inputs.text_data.get(node.id)
         return None
 
