@@ -307,12 +307,84 @@ def validate_definition(
     Every problem is reported in one answer: a node or edge the parser refuses does not stop
     the checks of the others, an unknown edge end or a duplicate id does not stop the graph
     checks, and a cycle stops only the checks that need an order (ancestry, on and after it)."""
+    raw, unicode_problems = _without_lone_surrogates(raw)
     definition, problems = parse_definition(raw)
+    problems = unicode_problems + problems
     readable = _Readable(definition) if definition is not None else _readable_part(raw)
-    if readable is None:
-        return None, problems
-    problems += _problems(readable, node_types)
+    if readable is not None:
+        problems += _problems(readable, node_types)
+    # One reference repeated a thousand times is one problem.
+    problems = list({(p.node_id, p.message): p for p in problems}.values())
     return (definition if not problems else None), problems
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _shown(text: str) -> str:
+    """Text as an answer can show it: U+FFFD for each lone surrogate."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def _without_lone_surrogates(raw: Any) -> tuple[Any, list[Problem]]:
+    """JSON can escape a lone surrogate ("\\ud800") that UTF-8 cannot encode, so neither a
+    store nor an answer could hold it: each node, edge or other part that has one is a problem,
+    and the rest is checked with U+FFFD in its place (so no problem echoes one back)."""
+    if not isinstance(raw, Mapping):
+        return raw, []
+    problems: list[Problem] = []
+    for key, value in raw.items():
+        parts = enumerate(value) if key in ("nodes", "edges") and isinstance(value, list) else None
+        for index, item in parts if parts is not None else [(None, value)]:
+            if not (_any_surrogate(item) or _any_surrogate(key)):
+                continue
+            named = None
+            if index is not None and isinstance(item, Mapping):
+                named = item.get("id" if key == "nodes" else "source")
+            where = _shown(str(key)) + ("" if index is None else f".{index}")
+            problems.append(
+                Problem(
+                    node_id=_shown(named) if isinstance(named, str) else None,
+                    message=f"{where}: text is not valid Unicode "
+                    "(a lone surrogate escape such as \\ud800)",
+                )
+            )
+    return (_replace_surrogates(raw) if problems else raw), problems
+
+
+def _any_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _replace_surrogates(value: Any) -> Any:
+    """A copy of a JSON value with U+FFFD for each lone surrogate, made without recursion."""
+    root = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = _shown(item)
+        elif isinstance(item, Mapping):
+            mapping = {_shown(k) if isinstance(k, str) else k: v for k, v in item.items()}
+            container[key] = mapping
+            stack.extend((mapping, k) for k in mapping)
+        elif isinstance(item, list):
+            items = list(item)
+            container[key] = items
+            stack.extend((items, i) for i in range(len(items)))
+    return root[0]
 
 
 def _problems(readable: _Readable, node_types: Mapping[str, NodeTypeSpec]) -> Iterable[Problem]:

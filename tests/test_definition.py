@@ -399,6 +399,42 @@ def test_ids_match_in_full_and_expressions_stay_shallow() -> None:
     assert not about(found, "ok", "expression")
 
 
+def test_lone_surrogates_are_a_problem_and_never_echoed() -> None:
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_text", "label": "\ud800"},
+            {"id": "x\udfff", "type": "transform", "config": {"output": {"\ud801": 1}}},
+            {"id": "out", "type": "end", "config": {"outputs": "{{ghost}}"}},
+        ],
+        "edges": [*_chain("in", "x\udfff", "out"), {"source": "in", "target": "y\ud802"}],
+        "vars": {"v": ["\ud803"]},
+    }
+    found = problems(definition)
+    assert about(found, "in", "nodes.0: text is not valid Unicode")
+    assert about(found, "x\ufffd", "nodes.1: text is not valid Unicode")
+    assert about(found, "in", "edges.2: text is not valid Unicode")
+    assert about(found, None, "vars: text is not valid Unicode")
+    # Every other problem is still found, with U+FFFD for what could not be shown.
+    assert about(found, "x\ufffd", "node id must match")
+    assert about(found, "y\ufffd", "unknown node 'y\ufffd'")
+    assert about(found, "out", "unknown node 'ghost'")
+    for node_id, message in found:
+        (node_id or "").encode() and message.encode()  # all of it can be answered as UTF-8
+
+
+def test_the_same_problem_is_reported_once() -> None:
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_text"},
+            {"id": "out", "type": "end", "config": {"outputs": ["{{out}}"] * 1_000}},
+        ],
+        "edges": _chain("in", "out"),
+    }
+    assert problems(definition) == [
+        ("out", "template '{{out}}' names 'out', which is not an ancestor of this node")
+    ]
+
+
 HTTP_URLS: list[tuple[str, str | None]] = [
     ("http://127.0.0.1:9000/hook", None),
     ("https://api.example.com", None),

@@ -806,3 +806,29 @@ async def test_bodies_json_cannot_parse_into_python_are_400_not_500(
         assert response.status_code == 400, response.text[:300]
         assert response.json()["error"]["type"] == "invalid_request"
         assert response.json()["error"]["code"] == "malformed_request"
+
+
+async def test_text_json_can_carry_but_utf_8_cannot_is_422_not_500(api: httpx.AsyncClient) -> None:
+    """JSON may escape a lone surrogate ("\\ud800"); no UTF-8 answer or store can hold one."""
+    definition = linear_definition()
+    definition["nodes"][2]["label"] = "SURROGATE"
+    definition["nodes"][1]["id"] = "noteSURROGATE"
+    definition["edges"][1]["source"] = "noteSURROGATE"
+    body = json.dumps({"name": "w", "definition": definition}).replace("SURROGATE", "\\ud800")
+    as_json = {"content-type": "application/json"}
+    created = await api.post("/v1/workflows", content=body, headers=as_json)
+    assert created.status_code == 422, created.text[:300]
+    errors = created.json()["error"]["details"]["errors"]
+    _assert_lists(
+        errors,
+        [
+            ("shape", "nodes.2: text is not valid Unicode"),
+            ("note\ufffd", "nodes.1: text is not valid Unicode"),
+            ("note\ufffd", "node id must match"),
+            ("shape", "template '{{note.text}}' names unknown node 'note'"),
+        ],
+    )
+    checked = await api.post(
+        "/v1/workflows/validate", content=body.replace('"name": "w", ', ""), headers=as_json
+    )
+    assert checked.status_code == 200 and checked.json() == {"valid": False, "errors": errors}
