@@ -129,3 +129,30 @@ async def current_organization(
 
 
 OrgDep = Annotated[str, Depends(current_organization)]
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def require_json(request: Request) -> None:
+    """JSON endpoints read JSON only: a body declared as another type (curl's `-d` sends
+    form encoding) is refused with 415 saying so, rather than misread. No declared type is
+    read as JSON."""
+    content_type = request.headers.get("content-type")
+    has_body = request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers
+    )
+    if content_type and has_body and not _is_json(content_type):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"This endpoint reads JSON; the body was sent as '{content_type}'. "
+            "Send it with 'Content-Type: application/json'.",
+        )
+
+
+JsonBody = Depends(require_json)

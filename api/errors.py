@@ -24,6 +24,7 @@ log = logging.getLogger("runlane.api")
 _TYPE_BY_STATUS = {
     400: "invalid_request",
     401: "authentication",
+    403: "permission",
     404: "not_found",
     405: "invalid_request",
     409: "conflict",
@@ -108,12 +109,14 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
         401: "unauthenticated",
         404: "route_not_found",
         405: "method_not_allowed",
+        413: "request_too_large",  # a body over the limit (api/limits.py)
     }
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     return _response(
         exc.status_code,
         codes.get(exc.status_code, "http_error"),
         message,
+        getattr(exc, "details", None),
         headers=getattr(exc, "headers", None),
     )
 

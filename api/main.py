@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from api import schemas
 from api.deps import TemporalDep
 from api.errors import install_error_handlers
+from api.limits import RequestSizeLimit
 from api.routes import codec, files, node_types, recovery, reviews, runs, web, workflows
 from runlane.settings import get_settings
 from runlane.temporal import connect
@@ -55,6 +56,7 @@ async def healthz(client: TemporalDep) -> JSONResponse:
 def create_app() -> FastAPI:
     app = FastAPI(title="Runlane", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(RequestSizeLimit, limit_bytes=lambda: get_settings().request_limit_bytes)
     # Runs first: `/v1/workflows/runs` must not be read as a workflow id.
     app.include_router(runs.router)
     app.include_router(recovery.router)

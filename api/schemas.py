@@ -342,8 +342,8 @@ class ReviewDecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
-    data: Annotated[Any, PlainJson] = Field(
-        default=None, description="approve: the edited data the node outputs"
+    data: Annotated[dict[str, Any] | None, PlainJson] = Field(
+        default=None, description="approve: the edited data the node outputs (a JSON object)"
     )
     comment: str | None = Field(default=None, max_length=5000)
     reviewer: str | None = Field(default=None, max_length=200)
@@ -374,6 +374,47 @@ class NodeTypeOut(BaseModel):
 
 
 # OpenAPI: commands with a command_id answer 200 with the earlier result when replayed.
+class ErrorDetail(BaseModel):
+    type: Literal[
+        "invalid_request",
+        "authentication",
+        "permission",
+        "not_found",
+        "conflict",
+        "payload_too_large",
+        "rate_limited",
+        "server_error",
+    ]
+    code: str = Field(description="stable machine-readable name, e.g. `run_not_found`")
+    message: str
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="validation problems in `errors`: `[{loc, message}]` or `[{node_id, message}]`",
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every non-2xx answer (API.md "Errors")."""
+
+    error: ErrorDetail
+
+
+# Listed on every /v1 operation, so clients generated from the OpenAPI document know them.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (401, "Missing or unknown API key"),
+        (403, "The key's role may not do this"),
+        (404, "Not found in this organization"),
+        (409, "The target's state does not allow it"),
+        (413, "A body, document or run's inputs over the limits"),
+        (415, "A body sent as another type than JSON"),
+        (422, "Invalid request; every problem in `details.errors`"),
+        (429, "Over the organization's request rate; see Retry-After"),
+        (503, "Temporal cannot be reached right now"),
+    )
+}
+
 REPLAY_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": RunOut, "description": "Replay of an earlier command_id: the first result"}
 }

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./.data")
     database_url: str = ""
     max_upload_bytes: int = Field(default=52_428_800, gt=0)
+    # Unset: room for one inline base64 document (4/3 of an upload) plus 1 MiB (API.md).
+    max_request_bytes: int | None = Field(default=None, gt=0)
     http_allow_private: bool = False
     # Workflows kept in the worker's memory between tasks; an evicted one is rebuilt by
     # replaying its history when it next has work. Measured (bench, 2,000 runs waiting on a
@@ -49,6 +51,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'runlane.db').resolve()}"
+
+    @property
+    def request_limit_bytes(self) -> int:
+        """The largest request body the API reads (`RUNLANE_MAX_REQUEST_BYTES`)."""
+        if self.max_request_bytes is not None:
+            return self.max_request_bytes
+        return self.max_upload_bytes * 4 // 3 + 1_048_576
 
     @property
     def files_dir(self) -> Path:

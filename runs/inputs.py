@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ from runlane.errors import TooLarge, invalid
 from store.files import FileRecord, FileRepository
 from workflows.models import FileRef, RunInputs
 
+# JSON and text inputs of one run together, as JSON text (API.md "Request limits").
+MAX_INPUTS_JSON_BYTES = 4 * 1024 * 1024
 # Which request field feeds each kind of start node.
 INPUT_FIELD = {"start": "documents", "start_json": "json_inputs", "start_text": "text_inputs"}
 
@@ -79,6 +82,7 @@ class InputResolver:
         self, org: str, definition: Definition, requested: RequestedInputs
     ) -> RunInputs:
         """Validate every input against its start node, then store inline documents."""
+        _check_size(requested)
         errors: list[dict[str, Any]] = []
         starts = {n.id: n for n in definition.nodes if n.type in INPUT_FIELD}
         given: dict[str, dict[str, Any]] = {
@@ -166,6 +170,21 @@ class InputResolver:
             json_data=dict(requested.json_inputs),
             text_data=dict(requested.text_inputs),
         )
+
+
+def _check_size(requested: RequestedInputs) -> None:
+    size = len(_json_text(requested.json_inputs)) + len(_json_text(requested.text_inputs))
+    if size > MAX_INPUTS_JSON_BYTES:
+        raise TooLarge(
+            "run_too_large",
+            f"json_inputs and text_inputs hold {size} bytes of JSON together; the limit is "
+            f"{MAX_INPUTS_JSON_BYTES}. Pass large data as documents.",
+            {"size_bytes": size, "limit_bytes": MAX_INPUTS_JSON_BYTES},
+        )
+
+
+def _json_text(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _schema_problems(node: Node, value: Any) -> list[str]:

@@ -27,9 +27,11 @@ from temporalio.client import Client, WorkflowExecution
 from runlane import search_attributes
 from runlane.errors import InvalidInput
 
-# A window holds at most this many pages of runs before it is narrowed.
+# A window holds at most this many pages of runs (and at least SMALLEST_WINDOW runs) before
+# it is narrowed.
 WINDOW_PAGES = 4
-_FIRST_SPAN = timedelta(minutes=1)
+SMALLEST_WINDOW = 50
+FIRST_SPAN = timedelta(minutes=1)
 _WIDEST_SPAN = timedelta(days=365 * 200)
 _NARROWEST_SPAN_US = 1_000
 _CREATED = search_attributes.CREATED_AT_US.name
@@ -208,14 +210,14 @@ class NewestFirst:
     ) -> _Window:
         """The newest stretch of `query` at or below `high` holding more than `wanted` runs
         (when there are that many) but not many more than `WINDOW_PAGES` pages."""
-        most = max(wanted * WINDOW_PAGES, 50)
+        most = max(wanted * WINDOW_PAGES, SMALLEST_WINDOW)
         total = await self._count(query, phase, low_bound, high)
         if total == 0:
             return _Window([], None)
         if total <= most:
             return _Window(await self._list(query, phase, low_bound, high), None)
         top = high if high is not None else search_attributes.microseconds(self._now())
-        span = int(_FIRST_SPAN.total_seconds() * 1_000_000)
+        span = int(FIRST_SPAN.total_seconds() * 1_000_000)
         narrow = 0  # a span known to hold too few
         widest = int(_WIDEST_SPAN.total_seconds() * 1_000_000)
         low: int | None

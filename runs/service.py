@@ -25,6 +25,7 @@ from runs.reader import RunFilter, RunPage, RunReader, RunView
 from runs.reset import reset_run, task_boundaries
 from runs.retry_plan import RETRYABLE_STATUSES, RetryFrom, RetryPlan, plan_retry, retry_request
 from runs.starter import ConfigSource, RunStarter, definition_for
+from runs.temporal_errors import needs_temporal
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.workflows import WorkflowRepository
@@ -88,20 +89,24 @@ class RunService:
 
     # ------------------------------------------------------------------ reading
 
+    @needs_temporal
     async def get(self, org: str, run_id: str) -> RunView:
         """The run, or NotFound when it is missing or belongs to another organization."""
         return await self._reader.get(org, run_id)
 
+    @needs_temporal
     async def derived_run_ids(self, org: str, run_id: str) -> list[str]:
         """Runs restarted or rerun from this one."""
         return await self._reader.derived_run_ids(org, run_id)
 
+    @needs_temporal
     async def list_runs(
         self, org: str, run_filter: RunFilter, *, limit: int, cursor: str | None
     ) -> RunPage:
         """Newest first by creation time, whatever each run's status."""
         return await self._reader.list_page(org, run_filter, limit=limit, cursor=cursor)
 
+    @needs_temporal
     async def pending_reviews(
         self, org: str, *, limit: int, cursor: str | None
     ) -> tuple[list[WaitingReview], str | None]:
@@ -119,6 +124,7 @@ class RunService:
 
     # ------------------------------------------------------------------ new runs
 
+    @needs_temporal
     async def start(
         self,
         org: str,
@@ -150,6 +156,7 @@ class RunService:
 
         return await self._launch(command, prepare)
 
+    @needs_temporal
     async def restart(
         self,
         org: str,
@@ -162,6 +169,7 @@ class RunService:
         command = Command(org, command_id, "restart", run_id, {"config_source": config_source})
         return await self._derive(org, run_id, command, config_source)
 
+    @needs_temporal
     async def rerun(self, org: str, run_id: str, *, command_id: str | None = None) -> Outcome:
         """A new run with the source's inputs and exactly the snapshot the source ran."""
         command = Command(org, command_id, "rerun", run_id, {})
@@ -246,6 +254,7 @@ class RunService:
 
     # ------------------------------------------------------------------ cancel
 
+    @needs_temporal
     async def cancel(self, org: str, run_id: str, *, command_id: str | None = None) -> Outcome:
         """Ask the run to stop; Conflict when it already ended."""
         view = await self._reader.get(org, run_id)
@@ -268,6 +277,7 @@ class RunService:
 
     # ------------------------------------------------------------------ reviews
 
+    @needs_temporal
     async def review(
         self, org: str, run_id: str, decision: ReviewDecision, *, command_id: str | None = None
     ) -> Outcome:
@@ -321,6 +331,7 @@ class RunService:
 
     # ------------------------------------------------------------------ retry
 
+    @needs_temporal
     async def retry_plan(self, org: str, run_id: str, from_: RetryFrom) -> RetryPlan:
         """What a retry would reuse, run again and repeat; changes nothing."""
         plan, _ = await self._plan(await self._reader.get(org, run_id), from_)
@@ -332,6 +343,7 @@ class RunService:
         boundaries = await task_boundaries(self._client, view.state.run_id, view.temporal_run_id)
         return plan_retry(view.state, plans, self._registry, from_, boundaries), run_input
 
+    @needs_temporal
     async def retry(
         self,
         org: str,

@@ -19,10 +19,10 @@ from temporalio.worker import Worker
 from activities.registry import ActivityDeps, default_registry
 from api.deps import get_api_settings, get_database, get_temporal_client
 from api.main import create_app
-from store.db import Database
 from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.settings import Settings
+from store.db import Database
 from tests.peer import Peer
 from workflows.worker import create_worker
 

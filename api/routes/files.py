@@ -14,7 +14,7 @@ from api.errors import ApiError
 from runlane.errors import invalid, not_found
 from store.files import FileRecord, FileTooLarge
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix="/v1/files", tags=["files"], responses=schemas.ERROR_RESPONSES)
 
 _CHUNK = 1024 * 1024
 # Multipart framing around the file part; a request larger than limit + this is refused

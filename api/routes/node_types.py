@@ -11,7 +11,7 @@ from activities.registry import NodeRegistry, NodeType, default_registry
 from api import schemas
 from api.deps import OrgDep, RegistryDep
 
-router = APIRouter(prefix="/v1/node-types", tags=["node types"])
+router = APIRouter(prefix="/v1/node-types", tags=["node types"], responses=schemas.ERROR_RESPONSES)
 
 
 def node_type_out(node_type: NodeType) -> schemas.NodeTypeOut:

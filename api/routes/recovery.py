@@ -7,12 +7,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query, Response, status
 
 from api import schemas
-from api.deps import OrgDep, RunsDep, SettingsDep
+from api.deps import JsonBody, OrgDep, RunsDep, SettingsDep
 from api.routes.runs import answer
 from api.run_views import requested_inputs
 from runs.service import RetrySpec
 
-router = APIRouter(prefix="/v1/workflows/runs", tags=["recovery"])
+router = APIRouter(
+    prefix="/v1/workflows/runs",
+    tags=["recovery"],
+    dependencies=[JsonBody],
+    responses=schemas.ERROR_RESPONSES,
+)
 
 
 @router.post(

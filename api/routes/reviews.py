@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from api import schemas
-from api.deps import OrgDep, RunsDep, SettingsDep
+from api.deps import JsonBody, OrgDep, RunsDep, SettingsDep
 from api.routes.runs import answer
 from workflows.models import ReviewDecision
 
-router = APIRouter(tags=["reviews"])
+router = APIRouter(tags=["reviews"], dependencies=[JsonBody], responses=schemas.ERROR_RESPONSES)
 
 
 @router.post(

@@ -9,13 +9,18 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from api import schemas
-from api.deps import OrgDep, RunsDep, SettingsDep
+from api.deps import JsonBody, OrgDep, RunsDep, SettingsDep
 from api.events import run_events
 from api.run_views import record_of, requested_inputs, step_records
 from runs.reader import RunFilter
 from runs.service import Outcome
 
-router = APIRouter(prefix="/v1/workflows", tags=["runs"])
+router = APIRouter(
+    prefix="/v1/workflows",
+    tags=["runs"],
+    dependencies=[JsonBody],
+    responses=schemas.ERROR_RESPONSES,
+)
 
 RunStatusFilter = Literal[
     "pending", "running", "waiting_for_human", "completed", "error", "cancelled"

@@ -8,14 +8,19 @@ from fastapi import APIRouter, Query, status
 
 from activities.registry import NodeRegistry
 from api import schemas
-from api.deps import OrgDep, RegistryDep, WorkflowsDep
+from api.deps import JsonBody, OrgDep, RegistryDep, WorkflowsDep
 from api.errors import ApiError
 from runlane.definition import Definition, Problem, validate_definition
 from runlane.errors import invalid, not_found
 from store.pagination import InvalidCursor
 from store.workflows import SnapshotRecord, WorkflowRecord
 
-router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+router = APIRouter(
+    prefix="/v1/workflows",
+    tags=["workflows"],
+    dependencies=[JsonBody],
+    responses=schemas.ERROR_RESPONSES,
+)
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 

@@ -33,6 +33,27 @@ def linear_definition() -> dict[str, Any]:
     }
 
 
+def review_definition(rejected_branch: bool = False) -> dict:
+    nodes = [
+        {"id": "meta", "type": "start_json"},
+        {
+            "id": "review",
+            "type": "human_review",
+            "label": "Approve",
+            "config": {
+                "instructions": "Check the amount",
+                "payload": {"amount": "{{meta.amount}}"},
+            },
+        },
+        {"id": "out", "type": "end", "config": {"outputs": {"approved": "{{review}}"}}},
+    ]
+    edges = [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}]
+    if rejected_branch:
+        nodes.append({"id": "bounce", "type": "end", "config": {"outputs": {"bounced": True}}})
+        edges.append({"source": "review", "target": "bounce", "branch": "rejected"})
+    return {"nodes": nodes, "edges": edges}
+
+
 async def create_published(
     api: httpx.AsyncClient, definition: dict[str, Any], name: str = "wf"
 ) -> str:

@@ -10,6 +10,9 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.deps import get_temporal_client
+from runlane.settings import Settings
+from runlane.temporal import connect
 from tests.api.helpers import create_published, linear_definition, wait_for_run
 from tests.conftest import ORG_A_KEY, ORG_B_KEY
 
@@ -505,3 +508,77 @@ async def test_fuzzed_run_requests_on_a_real_workflow_never_500(
     assert response.status_code < 500, (body, response.text)
     if response.status_code >= 400:
         _error(response)
+
+
+async def test_openapi_lists_every_operations_error_responses(app: FastAPI) -> None:
+    async with client_for(app, None) as anonymous:
+        document = (await anonymous.get("/openapi.json")).json()
+    error_schema = document["components"]["schemas"]["ErrorBody"]
+    assert "error" in error_schema["properties"]
+    for path, item in document["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in item.items():
+            for status in ("401", "403", "404", "409", "413", "422", "429", "503"):
+                response = operation["responses"].get(status)
+                assert response is not None, (method, path, status)
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "application/xml"]
+)
+async def test_a_json_endpoint_says_when_the_body_is_not_json(
+    api: httpx.AsyncClient, real_workflow: str, content_type: str
+) -> None:
+    response = await api.post(
+        f"/v1/workflows/{real_workflow}/run",
+        content=b'{"json_inputs": {}}',
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type" and error["type"] == "invalid_request"
+    assert content_type in error["message"] and "application/json" in error["message"]
+    # JSON under a structured-syntax type is JSON.
+    problem = await api.post(
+        f"/v1/workflows/{real_workflow}/run",
+        content=b'{"json_inputs": {}}',
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert problem.status_code == 422, problem.text
+    assert problem.json()["error"]["code"] == "invalid_inputs"
+
+
+async def test_every_endpoint_needing_temporal_answers_503_when_it_is_down(
+    app: FastAPI, api: httpx.AsyncClient, real_workflow: str
+) -> None:
+    unreachable = await connect(Settings(temporal_address="127.0.0.1:1", api_keys="x:y"), lazy=True)
+    app.dependency_overrides[get_temporal_client] = lambda: unreachable
+    run = "run_" + "0" * 32
+    calls = [
+        ("GET", "/v1/workflows/runs", None),
+        ("GET", f"/v1/workflows/runs/{run}", None),
+        ("GET", f"/v1/workflows/runs/{run}/steps", None),
+        ("GET", f"/v1/workflows/runs/{run}/events", None),
+        ("GET", f"/v1/workflows/runs/{run}/retry-plan", None),
+        ("GET", "/v1/reviews", None),
+        (
+            "POST",
+            f"/v1/workflows/{real_workflow}/run",
+            {"json_inputs": {"meta": {}}, "text_inputs": {"note": "n"}},
+        ),
+        ("POST", f"/v1/workflows/runs/{run}/cancel", None),
+        ("POST", f"/v1/workflows/runs/{run}/restart", None),
+        ("POST", f"/v1/workflows/runs/{run}/rerun", None),
+        ("POST", f"/v1/workflows/runs/{run}/retry", None),
+        ("POST", f"/v1/workflows/runs/{run}/reviews/review", {"decision": "approve"}),
+    ]
+    for method, path, body in calls:
+        response = await api.request(method, path, json=body)
+        assert response.status_code == 503, (method, path, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "temporal_unavailable" and error["type"] == "server_error"
+    health = await api.get("/healthz")
+    assert health.status_code == 503 and health.json()["temporal"] == "unreachable"

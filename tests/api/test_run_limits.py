@@ -1,12 +1,15 @@
-"""A run whose input Temporal cannot carry is refused clearly, not as a server error."""
+"""Request limits (API.md): bodies, run inputs and runs too large are refused clearly (413),
+before anything is read whole or stored."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 
 import httpx
 
-from tests.api.helpers import create_published
+from runlane.settings import Settings
+from tests.api.helpers import create_published, linear_definition
 
 
 async def test_a_too_large_run_input_is_413(api: httpx.AsyncClient) -> None:
@@ -24,3 +27,63 @@ async def test_a_too_large_run_input_is_413(api: httpx.AsyncClient) -> None:
     assert response.status_code == 413, response.text
     error = response.json()["error"]
     assert error["type"] == "payload_too_large" and error["code"] == "run_too_large"
+
+
+async def _streamed(total_bytes: int, produced: list[int]) -> AsyncIterator[bytes]:
+    """A highly compressible JSON body without Content-Length, counting what was sent."""
+    chunk = b" " * (1024 * 1024)
+    yield b'{"json_inputs": {"meta": "'
+    while produced[0] < total_bytes:
+        produced[0] += len(chunk)
+        yield chunk
+    yield b'"}}'
+
+
+async def test_a_body_over_the_limit_is_413_before_it_is_read_whole(
+    api: httpx.AsyncClient,
+) -> None:
+    workflow_id = await create_published(api, linear_definition())
+    limit = Settings().request_limit_bytes
+    produced = [0]
+    response = await api.post(
+        f"/v1/workflows/{workflow_id}/run",
+        content=_streamed(200 * 1024 * 1024, produced),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert error["code"] == "request_too_large" and error["type"] == "payload_too_large"
+    assert str(limit) in error["message"]
+    # Refused as soon as the excess was seen: nowhere near the 200 MB offered.
+    assert produced[0] <= limit + 2 * 1024 * 1024
+
+
+async def test_a_declared_length_over_the_limit_is_refused_unread(api: httpx.AsyncClient) -> None:
+    workflow_id = await create_published(api, linear_definition())
+    produced = [0]
+    limit = Settings().request_limit_bytes
+    response = await api.post(
+        f"/v1/workflows/{workflow_id}/run",
+        content=_streamed(limit + 10, produced),
+        headers={"Content-Type": "application/json", "Content-Length": str(limit + 100)},
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert produced[0] <= 1024 * 1024  # at most the first chunk was pulled
+
+
+async def test_inputs_over_4_mib_of_json_are_run_too_large(api: httpx.AsyncClient) -> None:
+    workflow_id = await create_published(api, linear_definition())
+    response = await api.post(
+        f"/v1/workflows/{workflow_id}/run",
+        json={
+            "json_inputs": {"meta": {"customer_id": "c", "pad": "x" * (3 * 1024 * 1024)}},
+            "text_inputs": {"note": "y" * (1024 * 1024 + 10)},
+        },
+    )
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert error["code"] == "run_too_large"
+    assert "json_inputs and text_inputs" in error["message"]
+    listed = await api.get("/v1/workflows/runs", params={"workflow_id": workflow_id})
+    assert listed.json()["data"] == []  # nothing was started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -11,7 +12,13 @@ from fastapi import FastAPI
 
 from api.deps import get_api_settings
 from runlane.settings import Settings
-from tests.api.helpers import create_published, linear_definition, wait_for_run, wait_until
+from tests.api.helpers import (
+    create_published,
+    linear_definition,
+    review_definition,
+    wait_for_run,
+    wait_until,
+)
 
 INPUTS = {"json_inputs": {"meta": {"customer_id": "c1"}}, "text_inputs": {"note": "n"}}
 
@@ -136,3 +143,55 @@ async def test_reading_a_run_nobody_executes_yet(api_without_worker: httpx.Async
     steps = await asyncio.wait_for(api.get(f"/v1/workflows/runs/{run_id}/steps"), 4.5)
     assert [s["node_id"] for s in steps.json()["data"]] == ["meta", "note", "shape", "out"]
     assert {s["status"] for s in steps.json()["data"]} == {"pending"}
+
+
+async def test_lists_are_newest_first_whatever_the_status(api: httpx.AsyncClient) -> None:
+    """A completed run created after a waiting one is listed before it (API.md part 2), and
+    `created_after` / `created_before` bound the list."""
+    waits = await create_published(api, review_definition(), name="waits")
+    finishes = await create_published(api, linear_definition(), name="finishes")
+    before_all = datetime.now(UTC)
+    older = await api.post(
+        f"/v1/workflows/{waits}/run", json={"json_inputs": {"meta": {"amount": 1}}}
+    )
+    older_id = older.json()["id"]
+    await wait_for_run(api, older_id, until={"waiting_for_human"})
+    newer = await api.post(f"/v1/workflows/{finishes}/run", json=INPUTS)
+    newer_id = newer.json()["id"]
+    await wait_for_run(api, newer_id)
+    created_between = newer.json()["timing"]["created_at"]
+
+    async def listed(**params: str) -> list[str]:
+        page = await api.get("/v1/workflows/runs", params=params)
+        assert page.status_code == 200, page.text
+        return [run["id"] for run in page.json()["data"]]
+
+    async def both_listed() -> bool:
+        return len(await listed(created_after=before_all.isoformat())) == 2
+
+    await wait_until(both_listed)
+    assert await listed(created_after=before_all.isoformat()) == [newer_id, older_id]
+    first = await api.get(
+        "/v1/workflows/runs", params={"created_after": before_all.isoformat(), "limit": "1"}
+    )
+    assert [r["id"] for r in first.json()["data"]] == [newer_id]
+    second = await api.get(
+        "/v1/workflows/runs",
+        params={
+            "created_after": before_all.isoformat(),
+            "limit": "1",
+            "cursor": first.json()["next_cursor"],
+        },
+    )
+    assert [r["id"] for r in second.json()["data"]] == [older_id]
+    assert second.json()["next_cursor"] is None
+    assert await listed(created_after=before_all.isoformat(), created_before=created_between) == [
+        older_id
+    ]
+    assert await listed(created_after=created_between) == [newer_id]
+    bad = await api.get(
+        "/v1/workflows/runs",
+        params={"created_after": created_between, "created_before": created_between},
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_filter"
+    assert (await api.get("/v1/workflows/runs", params={"cursor": "not-ours"})).status_code == 422

@@ -5,28 +5,7 @@ import asyncio
 import httpx
 from temporalio.client import Client
 
-from tests.api.helpers import create_published, wait_for_run, wait_until
-
-
-def review_definition(rejected_branch: bool = False) -> dict:
-    nodes = [
-        {"id": "meta", "type": "start_json"},
-        {
-            "id": "review",
-            "type": "human_review",
-            "label": "Approve",
-            "config": {
-                "instructions": "Check the amount",
-                "payload": {"amount": "{{meta.amount}}"},
-            },
-        },
-        {"id": "out", "type": "end", "config": {"outputs": {"approved": "{{review}}"}}},
-    ]
-    edges = [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}]
-    if rejected_branch:
-        nodes.append({"id": "bounce", "type": "end", "config": {"outputs": {"bounced": True}}})
-        edges.append({"source": "review", "target": "bounce", "branch": "rejected"})
-    return {"nodes": nodes, "edges": edges}
+from tests.api.helpers import create_published, review_definition, wait_for_run, wait_until
 
 
 async def start_waiting(api: httpx.AsyncClient, definition: dict) -> str:
@@ -159,3 +138,32 @@ async def test_a_run_terminated_from_outside_is_listed_as_error(
     assert await wait_until(lambda: listed("error")) == [(run_id, "error")]
     assert await listed("waiting_for_human") == []
     assert not await in_inbox()
+
+
+async def test_review_data_must_be_a_json_object(api: httpx.AsyncClient) -> None:
+    workflow_id = await create_published(api, review_definition())
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"meta": {"amount": 5}}}
+    )
+    run_id = started.json()["id"]
+    await wait_for_run(api, run_id, until={"waiting_for_human"})
+    for data in ([1, 2], "x", 5, True):
+        response = await api.post(
+            f"/v1/workflows/runs/{run_id}/reviews/review",
+            json={"decision": "approve", "data": data},
+        )
+        assert response.status_code == 422, (data, response.text)
+        error = response.json()["error"]
+        assert error["details"]["errors"][0]["loc"][-2:] == ["body", "data"] or "data" in str(
+            error["details"]["errors"][0]["loc"]
+        )
+    # Still waiting: none of them was taken as a decision.
+    run = (await api.get(f"/v1/workflows/runs/{run_id}")).json()
+    assert run["waiting_for_node_ids"] == ["review"]
+    approved = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review",
+        json={"decision": "approve", "data": {"amount": 6}},
+    )
+    assert approved.status_code == 202, approved.text
+    done = await wait_for_run(api, run_id)
+    assert done["final_outputs"] == {"approved": {"amount": 6}}

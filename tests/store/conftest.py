@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from runlane.blobs import BlobStore
 from store.db import Database
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.workflows import WorkflowRepository
-from runlane.blobs import BlobStore
 
 POSTGRES_URL_ENV = "RUNLANE_TEST_POSTGRES_URL"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from store.files import FileRepository, FileTooLarge
 from runlane.blobs import BlobStore
+from store.files import FileRepository, FileTooLarge
 
 ORG = "org_a"
 
