@@ -494,10 +494,8 @@ def _problems(readable: _Readable, node_types: Mapping[str, NodeTypeSpec]) -> It
             yield Problem(node_id=node_id, message=f"node is part of a cycle with {members}")
 
     # What reaches a node that an unknown edge end or an unread type leads into is unknown.
-    uncertain_roots |= {definition.nodes[index].id for index in readable.unread_types} | {
-        node_id for node_id, node_type in type_of.items() if node_type is None
-    }
-    uncertain = graph.reachable_from(uncertain_roots)
+    uncertain_roots |= {node_id for node_id, node_type in type_of.items() if node_type is None}
+    uncertain = graph.reachable_from(uncertain_roots & type_of.keys())
     reachable = graph.reachable_from(node_id for node_id in type_of if role(node_id) == "start")
     for node_id in graph.nodes:
         if node_id not in reachable and node_id not in uncertain:

@@ -348,6 +348,7 @@ def test_a_malformed_node_or_edge_hides_nothing_else() -> None:
         {"source": "in", "target": "nulled", "branch": 3},
         {"source": "in", "target": "coloured"},
         {"source": "in", "target": "typeless"},
+        {"source": 5, "target": "ghost"},
     ]
     found = problems(definition)
     # The malformed parts, each named...
@@ -566,12 +567,19 @@ def test_arbitrary_json_never_raises(raw: Any) -> None:
 
 @st.composite
 def messy_graphs(draw: st.DrawFn) -> dict[str, Any]:
-    """Known and unknown node types, any edges (dangling, cyclic, with or without branches)."""
-    ids = draw(st.lists(st.sampled_from("abcde"), min_size=1, max_size=5, unique=True))
+    """Known and unknown node types, duplicate ids, unreadable parts, any edges (dangling,
+    cyclic, with or without branches)."""
+    ids = draw(st.lists(st.sampled_from("abcde"), min_size=1, max_size=5))
     types = [*REGISTRY, "teleport"]
-    nodes = [{"id": i, "type": draw(st.sampled_from(types))} for i in ids]
-    # Dangling ends are rare: any one of them stops the checks that follow edges.
-    ends = st.sampled_from(ids) | st.just("z") if draw(st.booleans()) else st.sampled_from(ids)
+    nodes: list[Any] = [{"id": i, "type": draw(st.sampled_from(types))} for i in ids]
+    # Now and then a node or an edge end the parser refuses, or a node that is no object.
+    unreadable = st.sampled_from([None, 5, ["a"], {"id": "a"}])
+    for node in nodes:
+        if draw(st.integers(0, 5)) == 0:
+            node[draw(st.sampled_from(["id", "type", "config"]))] = draw(unreadable)
+    if draw(st.integers(0, 5)) == 0:
+        nodes.append(draw(unreadable))
+    ends = st.sampled_from(ids) | st.just("z") | unreadable
     edges = draw(
         st.lists(
             st.fixed_dictionaries(
