@@ -109,7 +109,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
         401: "unauthenticated",
         404: "route_not_found",
         405: "method_not_allowed",
-        413: "request_too_large",  # a body over the limit (api/limits.py)
+        413: "request_too_large",  # a body over the limit (api/main.py)
     }
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     return _response(
