@@ -39,44 +39,36 @@ _CREATED = search_attributes.CREATED_AT_US.name
 
 @dataclass(frozen=True)
 class _Phase:
-    """How one generation of runs is ordered: a query clause that selects it, a range clause
-    over its sort key, and the key read back from a listed execution."""
+    """How one generation of runs is ordered: a clause that selects it, the column it is
+    ordered by (with how a key is written in a query), and the key of a listed execution."""
 
     selects: str
-    key_range: Callable[[int | None, int | None], list[str]]
+    column: str
+    literal: Callable[[int], str]
     key_of: Callable[[WorkflowExecution], int]
 
-
-def _created_range(low: int | None, high: int | None) -> list[str]:
-    clauses = []
-    if low is not None:
-        clauses.append(f"{_CREATED} >= {low}")
-    if high is not None:
-        clauses.append(f"{_CREATED} <= {high}")
-    return clauses
-
-
-def _start_range(low: int | None, high: int | None) -> list[str]:
-    clauses = []
-    if low is not None:
-        clauses.append(f"StartTime >= '{_rfc3339(low)}'")
-    if high is not None:
-        # One microsecond of slack: stores keep start times at their own precision.
-        clauses.append(f"StartTime <= '{_rfc3339(high + 1)}'")
-    return clauses
-
-
-def _created_key(execution: WorkflowExecution) -> int:
-    return execution.typed_search_attributes.get(search_attributes.CREATED_AT_US) or 0
-
-
-def _start_key(execution: WorkflowExecution) -> int:
-    return search_attributes.microseconds(execution.start_time)
+    def key_range(self, low: int | None, high: int | None) -> list[str]:
+        clauses = []
+        if low is not None:
+            clauses.append(f"{self.column} >= {self.literal(low)}")
+        if high is not None:
+            clauses.append(f"{self.column} <= {self.literal(high)}")
+        return clauses
 
 
 PHASES = (
-    _Phase(f"{_CREATED} IS NOT NULL", _created_range, _created_key),
-    _Phase(f"{_CREATED} IS NULL", _start_range, _start_key),
+    _Phase(
+        f"{_CREATED} IS NOT NULL",
+        _CREATED,
+        str,
+        lambda e: e.typed_search_attributes.get(search_attributes.CREATED_AT_US) or 0,
+    ),
+    _Phase(
+        f"{_CREATED} IS NULL",
+        "StartTime",
+        lambda us: f"'{_rfc3339(us)}'",
+        lambda e: search_attributes.microseconds(e.start_time),
+    ),
 )
 
 
