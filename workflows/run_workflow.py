@@ -21,7 +21,7 @@ than computing it again with the code installed at replay time.
   (activities/recorded.py), so steps that completed before the failure point keep their
   outputs, times and attempt.
 * What the workflow records while acting on a batch's result takes the batch's recorded time
-  and the task that scheduled it (`_now`, `_task_event_id`): Temporal may hand a local
+  and the task that scheduled it (workflows/steps.py, `Clock`): Temporal may hand a local
   activity's result over in another workflow task live than on replay.
 
 Which engine a run uses is frozen in its input, like everything about how its nodes execute:
@@ -31,26 +31,21 @@ ran: pure nodes evaluated in the workflow (plan "workflow") or as one local acti
 per change. (Not a `workflow.patched` marker: Temporal's SDK then upserts the
 TemporalChangeVersion search attribute too, a second upsert in the first task.)
 
-The Temporal UI's current details show every node's status, and at most one search-attribute
-upsert is written per workflow task (recorded runs).
-
-Decisions arrive only as signals, never updates: an update runs in a speculative workflow task,
-which Temporal writes to history in one batch with what it scheduled, so no reset could target
-it and a retry after a review would be impossible. The API answers "not waiting" synchronously
-from the run's state and a slot per decision instead (api/routes/reviews.py).
+This module is the scheduler: it dispatches ready nodes, waits, routes by what they produced
+and finishes the run. It composes the parts beside it: human review (workflows/reviews.py),
+retry bookkeeping (workflows/attempts.py), what operators see in visibility and the Temporal
+UI (workflows/visibility.py), and the recording of steps (workflows/steps.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
-import itertools
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
@@ -58,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from activities import inputs as input_nodes
     from activities import pure as pure_nodes
     from activities import workflow_support
-    from activities.control import DelayConfig, HumanReviewConfig
+    from activities.control import DelayConfig
     from activities.models import (
         BatchNode,
         BatchNodeKind,
@@ -69,18 +64,15 @@ with workflow.unsafe.imports_passed_through():
         PureBatchInput,
         PureBatchResult,
     )
-    from runlane import expressions, search_attributes, templating
+    from runlane import expressions, templating
     from runlane.definition import Edge, Graph, Node, RetryConfig
     from runlane.frontier import Frontier, taken_edges
+    from workflows.attempts import Attempts
     from workflows.models import (
-        AttemptRecord,
         ErrorStage,
-        KeptStep,
         NodePlan,
-        PendingReview,
         RetryRequest,
         ReviewDecision,
-        ReviewRecord,
         RunError,
         RunInput,
         RunState,
@@ -90,10 +82,11 @@ with workflow.unsafe.imports_passed_through():
         initial_state,
         node_behaviour,
     )
+    from workflows.reviews import Reviews
+    from workflows.steps import Clock, NodeFailed, describe_failure, ms
+    from workflows.visibility import Visibility
 
 RUN_FAILED = "RunFailed"
-# How long a reset execution waits, before it ends, for the retry bookkeeping signal.
-RETRY_SIGNAL_WAIT = timedelta(seconds=10)
 # Nodes one batch may reach (its result is one payload: Temporal refuses those over 2 MB; the
 # activity also stops at a byte budget). A longer stretch takes several batches.
 MAX_BATCH_NODES = 1000
@@ -113,37 +106,12 @@ _EVALUATORS = {
 INLINE_NODES_PER_TASK = 1000
 _PAUSE_PATCH = "pause-between-long-pure-stretches"
 
-# Rows of the step table shown in the Temporal UI's current details (the `state` query has all).
-_DETAILS_ROWS = 60
-
 # The stage an error is reported in follows the failing node's role.
 _STAGE_BY_ROLE: dict[str, ErrorStage] = {
     "start": "input_collection",
     "condition": "routing",
     "end": "output_storage",
 }
-
-
-class NodeFailed(Exception):
-    def __init__(self, node_id: str, error: StepError) -> None:
-        super().__init__(f"node '{node_id}' failed: {error.message}")
-        self.node_id = node_id
-        self.error = error
-
-
-def _ms(start: datetime, end: datetime) -> int:
-    return int((end - start).total_seconds() * 1000)
-
-
-def _describe_failure(err: BaseException) -> StepError:
-    cause: BaseException = err
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    if isinstance(cause, ApplicationError):
-        return StepError(type=cause.type or "ApplicationError", message=cause.message)
-    if isinstance(cause, TemporalTimeoutError):
-        return StepError(type="Timeout", message=f"node timed out ({cause.type})")
-    return StepError(type=type(cause).__name__, message=str(cause))
 
 
 def _batch_summary(labels: list[str], goes_on: bool) -> str:
@@ -173,27 +141,25 @@ class RunWorkflow:
         self._state = initial_state(input)
         # Steps are updated in place; the query copies them out.
         self._steps = {step.node_id: step for step in self._state.steps}
-        self._waiting: list[str] = []
-        self._pending_reviews: dict[str, PendingReview] = {}
-        self._decisions: dict[str, tuple[ReviewDecision, datetime]] = {}
         # Recorded runs: every node's outcome in history (see the module docstring).
         self._recorded = any(plan.execution == "batch" for plan in input.plans.values())
         # Recorded runs: nodes whose outcome a batch recorded (insertion-ordered, used as a set).
         self._applied: dict[str, None] = {}
-        # ... of which taken from the history of the execution a reset replaced.
-        self._reused: dict[str, None] = {}
-        # Rendered payloads of reviews a batch prepared, waiting for their decision.
-        self._review_payloads: dict[str, Any] = {}
         # Batches in flight by key: the ready nodes they were given, and the workflow task
         # that scheduled them (their steps' start, so a retry resets to it).
         self._batches: dict[str, tuple[list[str], int, datetime]] = {}
-        # Runs started before recording: records a retry kept for the steps its reset task
-        # computed again (RetryRequest.kept_steps, which retries no longer send).
-        self._kept: dict[str, KeptStep] = {}
-        # Set while the workflow acts on a batch's result: (time, workflow task) to record.
-        self._moment: tuple[datetime, int] | None = None
-        # Search-attribute changes not written yet (recorded runs write them once per task).
-        self._unsent_attributes: dict[str, SearchAttributeUpdate] = {}
+        self._clock = Clock()
+        self._visibility = Visibility(self._state, self._steps, once_per_task=self._recorded)
+        self._attempts = Attempts(self._state, self._steps)
+        self._reviews = Reviews(
+            input,
+            self._graph,
+            self._state,
+            self._steps,
+            self._outputs,
+            self._clock,
+            self._visibility,
+        )
 
     # ----------------------------------------------------------------- entry point
 
@@ -202,22 +168,12 @@ class RunWorkflow:
         now = workflow.now()
         self._state.timing.started_at = now
         self._state.first_task_event_id = workflow.info().get_current_history_length()
-        if input.retry is not None:  # a retry from the start: a new execution, same run id
-            self._apply_retry(input.retry)
-        elif not self._state.attempts:
-            # (A reset to the very first task delivers the `retry` signal before this runs.)
-            self._state.attempts = [
-                AttemptRecord(
-                    attempt=1,
-                    temporal_run_id=workflow.info().first_execution_run_id,
-                    started_at=now,
-                )
-            ]
-        self._set_status("running")
+        self._attempts.begin(input.retry, now)
+        self._visibility.set_status("running")
         try:
             await self._execute_graph()
         except asyncio.CancelledError:
-            await self._settle_attempts()
+            await self._attempts.settle()
             self._finish("cancelled")
             raise
         except NodeFailed as failure:
@@ -228,7 +184,7 @@ class RunWorkflow:
                 type=failure.error.type,
                 message=failure.error.message,
             )
-            await self._settle_attempts()
+            await self._attempts.settle()
             self._finish("error")
             await workflow.wait_condition(workflow.all_handlers_finished)
             # Failing the Temporal execution shows operators a failed run in the UI, and the
@@ -238,7 +194,7 @@ class RunWorkflow:
                 str(failure), self.state(), type=RUN_FAILED, non_retryable=True
             ) from None
         self._state.final_outputs = self._final_outputs()
-        await self._settle_attempts()
+        await self._attempts.settle()
         self._finish("completed")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
@@ -250,8 +206,8 @@ class RunWorkflow:
         return self._state.model_copy(
             update={
                 "steps": [step.model_copy() for step in self._steps.values()],
-                "waiting_for_node_ids": list(self._waiting),
-                "pending_reviews": [self._pending_reviews[n] for n in self._waiting],
+                "waiting_for_node_ids": list(self._reviews.waiting),
+                "pending_reviews": self._reviews.pending(),
             }
         )
 
@@ -259,94 +215,14 @@ class RunWorkflow:
     def review(self, decision: ReviewDecision) -> None:
         """Operators may send this from the Temporal UI or CLI; invalid or repeated decisions
         are ignored (a decision applies at most once per node)."""
-        problem = self._review_problem(decision)
-        if problem:
-            workflow.logger.warning("review signal ignored: %s", problem)
-            return
-        self._decisions[decision.node_id] = (decision, workflow.now())
+        self._reviews.receive(decision)
 
     @workflow.signal
     def retry(self, request: RetryRequest) -> None:
         """Sent by the API to the execution its reset created. The reset excludes signals,
         updates and cancel requests received after the reset point, so decisions for nodes
         that run again are not applied twice and a retried cancelled run stays alive."""
-        if any(a.request_id == request.request_id for a in self._state.attempts):
-            return
-        self._apply_retry(request)
-
-    def _apply_retry(self, request: RetryRequest) -> None:
-        self._state.attempt = request.attempt
-        self._state.attempts = [
-            *request.previous_attempts,
-            AttemptRecord(
-                attempt=request.attempt,
-                temporal_run_id=workflow.info().run_id,
-                started_at=workflow.now(),
-                resumed_from_node_id=request.resumed_from_node_id,
-                request_id=request.request_id,
-            ),
-        ]
-        if request.reset_event_id is not None:
-            # Steps this execution produced anew belong to the new attempt (the signal may
-            # arrive after the reset task); outcomes reused from before the reset keep theirs.
-            for step in self._steps.values():
-                started = step.started_event_id
-                if (
-                    started is not None
-                    and started >= request.reset_event_id
-                    and step.node_id not in self._reused
-                ):
-                    step.attempt = request.attempt
-        self._kept = {kept.node_id: kept for kept in request.kept_steps}
-        for node_id in self._kept:
-            if node_id in self._steps:
-                self._keep_record(self._steps[node_id])
-
-    def _keep_record(self, step: StepState) -> None:
-        """Runs started before recording: a step the reset task computed again reads as the
-        retry's signal recorded it (replays of those runs must rebuild what they showed)."""
-        kept = self._kept.get(step.node_id)
-        if kept is None or kept.status != step.status:
-            return
-        step.attempt = kept.attempt
-        step.started_at, step.completed_at = kept.started_at, kept.completed_at
-        step.duration_ms = kept.duration_ms
-        step.started_event_id, step.finished_event_id = (
-            kept.started_event_id,
-            kept.finished_event_id,
-        )
-
-    async def _settle_attempts(self) -> None:
-        """After a reset the new execution has a new run id. Wait (bounded) for the API's
-        `retry` signal; a reset made by an operator in the Temporal UI sends none, so it is
-        recorded as an attempt of its own."""
-        attempts = self._state.attempts
-        run_id = workflow.info().run_id
-        if not attempts or attempts[-1].temporal_run_id == run_id:
-            return
-        try:
-            await workflow.wait_condition(
-                lambda: self._state.attempts[-1].temporal_run_id == run_id,
-                timeout=RETRY_SIGNAL_WAIT,
-            )
-        except builtins.TimeoutError:
-            previous = self._state.attempts
-            self._state.attempt = previous[-1].attempt + 1
-            self._state.attempts = [
-                *previous,
-                AttemptRecord(
-                    attempt=self._state.attempt,
-                    temporal_run_id=run_id,
-                    started_at=workflow.now(),
-                ),
-            ]
-
-    def _review_problem(self, decision: ReviewDecision) -> str | None:
-        if decision.node_id not in self._waiting:
-            return f"node '{decision.node_id}' is not waiting for a review"
-        if decision.node_id in self._decisions:
-            return f"node '{decision.node_id}' already has a decision"
-        return None
+        self._attempts.receive(request)
 
     # ----------------------------------------------------------------- scheduling
 
@@ -364,12 +240,12 @@ class RunWorkflow:
                         # About to wait for something outside this workflow task (a batch's
                         # result comes back within it): write the table and the search
                         # attributes that changed, once. (An ending run writes them in _finish.)
-                        self._checkpoint()
+                        self._visibility.checkpoint()
                 elif await self._dispatch_unrecorded(ready, running, frontier):
                     continue
                 if not running:
                     break
-                self._moment = None
+                self._clock.release()
                 await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
                 for key, task in list(running.items()):
                     if task.done():
@@ -402,7 +278,7 @@ class RunWorkflow:
             node_id = ready.popleft()
             if node_id in running:
                 continue
-            if node_id in self._review_payloads:  # prepared by a batch: wait for the decision
+            if self._reviews.is_prepared(node_id):  # by a batch: wait for the decision
                 running[node_id] = asyncio.create_task(self._run_node(node_id))
             elif node_id in self._applied:
                 continue  # a batch recorded its outcome already
@@ -414,7 +290,7 @@ class RunWorkflow:
             chunk = batch[start : start + MAX_BATCH_NODES]
             # Unique within an execution: a node is the first of at most one batch.
             key = f"batch:{chunk[0]}"
-            self._batches[key] = (chunk, self._task_event_id(), self._now())
+            self._batches[key] = (chunk, self._clock.task_event_id(), self._clock.now())
             running[key] = asyncio.create_task(self._evaluate_batch(key, frontier))
 
     def _in_batch(self, node_id: str, frontier: Frontier) -> bool:
@@ -437,15 +313,15 @@ class RunWorkflow:
             node_id = ready.popleft()
             if frontier.skips(node_id):
                 self._steps[node_id].status = "skipped"
-                self._steps[node_id].finished_event_id = self._task_event_id()
-                self._keep_record(self._steps[node_id])
+                self._steps[node_id].finished_event_id = self._clock.task_event_id()
+                self._attempts.keep_record(self._steps[node_id])
                 ready.extend(frontier.resolve(node_id, []))
             elif self._evaluated_inline(node_id):
                 ready.extend(frontier.resolve(node_id, self._evaluate_node(node_id)))
                 evaluated += 1
             else:
                 running[node_id] = asyncio.create_task(self._run_node(node_id))
-        self._publish_details()
+        self._visibility.publish_details()
         if not ready:
             return False
         # The per-task budget ran out. (Patched: runs recorded before the pause existed replay
@@ -488,16 +364,16 @@ class RunWorkflow:
             # (a node evaluating for longer than the timeout, every time), shown on its first
             # node (a retry resets to the task that scheduled it).
             step = self._steps[ready[0]]
-            step.attempt, step.started_at = self._state.attempt, self._now()
+            step.attempt, step.started_at = self._state.attempt, self._clock.now()
             step.started_event_id = scheduled_in
-            step.error = _describe_failure(err)
+            step.error = describe_failure(err)
             if isinstance(cause, TemporalTimeoutError):
                 step.error = StepError(
                     type="Timeout",
                     message="evaluating the pure nodes from this one on took longer than "
                     f"{BATCH_TIMEOUT.total_seconds():g} s ({BATCH_RETRY.maximum_attempts} tries)",
                 )
-            self._close_step(step, "error")
+            self._clock.close_step(step, "error")
             raise NodeFailed(ready[0], step.error) from None
 
     def _cancel_batch(self, ready: list[str], scheduled_in: int) -> None:
@@ -506,9 +382,9 @@ class RunWorkflow:
         for node_id in ready:
             step = self._steps[node_id]
             if step.status == "pending":
-                step.attempt, step.started_at = self._state.attempt, self._now()
+                step.attempt, step.started_at = self._state.attempt, self._clock.now()
                 step.started_event_id = scheduled_in
-                self._close_step(step, "cancelled")
+                self._clock.close_step(step, "cancelled")
 
     def _batch_input(self, ready: list[str], frontier: Frontier) -> PureBatchInput:
         """The ready nodes and the nodes below them that the batch may reach without I/O: it
@@ -566,7 +442,7 @@ class RunWorkflow:
             outputs={name: self._outputs[name] for name in read_outside},
             temporal_run_id=info.run_id,
             first_execution_run_id=info.first_execution_run_id,
-            task_event_id=self._task_event_id(),
+            task_event_id=self._clock.task_event_id(),
         )
 
     def _apply_batch(
@@ -583,16 +459,16 @@ class RunWorkflow:
             raise NodeFailed(node_id, StepError(type="EvaluationError", message="no outcome"))
         members, scheduled_in, scheduled_at = self._batches.pop(key)
         fresh = [o.completed_at for o in result.outcomes if o.completed_at and not o.reused]
-        self._moment = (max([scheduled_at, *fresh]), scheduled_in)
+        self._clock.hold(max([scheduled_at, *fresh]), scheduled_in)
         finished_event_id = scheduled_in
         newly_ready: list[str] = []
         for outcome in result.outcomes:
             self._applied[outcome.node_id] = None
             # (A review prepared before a reset waits for a new decision: it runs again.)
             if outcome.reused and outcome.status != "waiting_for_human":
-                self._reused[outcome.node_id] = None
+                self._attempts.reused[outcome.node_id] = None
             if outcome.status == "waiting_for_human":
-                self._begin_review(outcome)
+                self._reviews.prepare(outcome)
                 newly_ready.append(outcome.node_id)  # starts waiting for its decision
                 continue
             step = self._apply_outcome(outcome, scheduled_in, finished_event_id)
@@ -619,7 +495,7 @@ class RunWorkflow:
         step.attempt = outcome.attempt if outcome.reused else self._state.attempt
         step.started_at, step.completed_at = outcome.started_at, outcome.completed_at
         if outcome.started_at is not None and outcome.completed_at is not None:
-            step.duration_ms = _ms(outcome.started_at, outcome.completed_at)
+            step.duration_ms = ms(outcome.started_at, outcome.completed_at)
         step.started_event_id = scheduled_in
         step.finished_event_id = finished_event_id
         if outcome.status == "completed":
@@ -629,26 +505,6 @@ class RunWorkflow:
         if outcome.status == "skipped":
             step.attempt, step.started_event_id = 0, None
         return step
-
-    def _begin_review(self, outcome: NodeOutcome) -> None:
-        """A review a batch prepared: it waits from now on, showing the recorded payload."""
-        node = self._graph.nodes[outcome.node_id]
-        config = HumanReviewConfig.model_validate(node.config)
-        step = self._steps[node.id]
-        step.status = "waiting_for_human"
-        step.attempt = self._state.attempt
-        step.started_at = self._now()
-        step.started_event_id = self._task_event_id()
-        step.output = outcome.output
-        self._review_payloads[node.id] = outcome.output
-        self._pending_reviews[node.id] = PendingReview(
-            node_id=node.id,
-            label=node.label,
-            instructions=config.instructions,
-            payload=outcome.output,
-            waiting_since=self._now(),
-        )
-        self._begin_waiting(node.id)
 
     # ----------------------------------------------------------------- runs before recording
 
@@ -663,17 +519,17 @@ class RunWorkflow:
         step = self._steps[node_id]
         step.attempt = self._state.attempt
         step.started_at = workflow.now()
-        step.started_event_id = self._task_event_id()
+        step.started_event_id = self._clock.task_event_id()
         try:
             output = _EVALUATORS[node.type](self._task_input(node, plan))
         except NodeError as err:
             step.error = StepError(type=err.type, message=err.message)
-            self._close_step(step, "error")
+            self._clock.close_step(step, "error")
             raise NodeFailed(node_id, step.error) from None
         step.output = output
         self._outputs[node_id] = output
-        self._close_step(step, "completed")
-        self._keep_record(step)
+        self._clock.close_step(step, "completed")
+        self._attempts.keep_record(step)
         return taken_edges(plan.role, self._graph.outgoing[node_id], output)
 
     # ----------------------------------------------------------------- nodes of their own
@@ -682,16 +538,16 @@ class RunWorkflow:
         node = self._graph.nodes[node_id]
         plan = self._input.plans[node_id]
         step = self._steps[node_id]
-        if node_id not in self._review_payloads:  # (a prepared review is waiting already)
+        if not self._reviews.is_prepared(node_id):  # (then it is waiting already)
             step.status = "running"
             # The run attempt that produced this step's result (reused steps keep theirs).
             step.attempt = self._state.attempt
-            step.started_at = self._now()
-            step.started_event_id = self._task_event_id()
+            step.started_at = self._clock.now()
+            step.started_event_id = self._clock.task_event_id()
         finished_at: datetime | None = None
         try:
             if plan.role == "review":
-                output, edges = await self._review_node(node)
+                output, edges = await self._reviews.decision(node)
             else:
                 if self._behaviour[node_id].timer:
                     config = DelayConfig.model_validate(node.config)
@@ -702,47 +558,23 @@ class RunWorkflow:
                     output, finished_at = result.output, result.finished_at
                 edges = taken_edges(plan.role, self._graph.outgoing[node_id], output)
         except (asyncio.CancelledError, CancelledError):
-            self._close_step(step, "cancelled")
+            self._clock.close_step(step, "cancelled")
             raise
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
-                self._close_step(step, "cancelled")
+                self._clock.close_step(step, "cancelled")
                 raise asyncio.CancelledError() from err
-            step.error = _describe_failure(err)
-            self._close_step(step, "error")
+            step.error = describe_failure(err)
+            self._clock.close_step(step, "error")
             raise NodeFailed(node_id, step.error) from None
         except NodeFailed as failure:
             step.error = failure.error
-            self._close_step(step, "error")
+            self._clock.close_step(step, "error")
             raise
         step.output = output
         self._outputs[node_id] = output
-        self._close_step(step, "completed", finished_at)
+        self._clock.close_step(step, "completed", finished_at)
         return edges
-
-    def _task_event_id(self) -> int:
-        """The workflow task that produces what is being recorded now (see `_now`)."""
-        if self._moment is not None:
-            return self._moment[1]
-        return workflow.info().get_current_history_length()
-
-    def _now(self) -> datetime:
-        """The time of what is being recorded now. After a batch's result, the batch's own
-        (recorded) time: Temporal may hand a local activity's result to the workflow in a later
-        workflow task live than on replay (a query arriving meanwhile makes it so), so the
-        clock and history length of that activation are not what a replay sees."""
-        if self._moment is not None:
-            return self._moment[0]
-        return workflow.now()
-
-    def _close_step(
-        self, step: StepState, status: Any, finished_at: datetime | None = None
-    ) -> None:
-        step.status = status
-        step.finished_event_id = self._task_event_id()
-        step.completed_at = finished_at or self._now()
-        if step.started_at is not None:
-            step.duration_ms = _ms(step.started_at, step.completed_at)
 
     def _reads(self, node: Node) -> list[str]:
         """The ancestors whose outputs the node reads (only those travel to its activity)."""
@@ -801,154 +633,19 @@ class RunWorkflow:
         )
         return result
 
-    async def _review_node(self, node: Node) -> tuple[Any, list[Edge]]:
-        config = HumanReviewConfig.model_validate(node.config)
-        step = self._steps[node.id]
-        if node.id in self._review_payloads:
-            payload = self._review_payloads[node.id]
-        else:  # a run started before recording renders the payload here
-            context = templating.TemplateContext(
-                outputs={
-                    k: v for k, v in self._outputs.items() if self._graph.is_ancestor(k, node.id)
-                },
-                run={"id": self._input.run_id, "workflow_id": self._input.workflow.workflow_id},
-                vars=self._input.definition.vars,
-            )
-            payload = templating.render(config.payload, context)
-            step.status = "waiting_for_human"
-            step.output = payload
-            self._pending_reviews[node.id] = PendingReview(
-                node_id=node.id,
-                label=node.label,
-                instructions=config.instructions,
-                payload=payload,
-                waiting_since=workflow.now(),
-            )
-            self._begin_waiting(node.id)
-            self._publish_details()
-        # No `finally` here: on cache eviction the coroutine is closed outside the workflow's
-        # event loop; a cancelled run's waits are closed by _finish instead.
-        try:
-            await workflow.wait_condition(
-                lambda: node.id in self._decisions, timeout=config.timeout_s
-            )
-        except TimeoutError:
-            self._decisions[node.id] = (
-                ReviewDecision(
-                    node_id=node.id,
-                    decision=config.on_timeout or "reject",
-                    reviewer="timeout",
-                    comment=f"no decision within {config.timeout_s:g}s",
-                ),
-                workflow.now(),
-            )
-        self._pending_reviews.pop(node.id, None)
-        self._review_payloads.pop(node.id, None)
-        self._end_waiting(node.id)
-        decision, decided_at = self._decisions[node.id]
-        step.review = ReviewRecord(
-            decision=decision.decision,
-            reviewer=decision.reviewer,
-            comment=decision.comment,
-            decided_at=decided_at,
-        )
-        outgoing = self._graph.outgoing[node.id]
-        if decision.decision == "approve":
-            output = decision.data if decision.data is not None else payload
-            return output, [edge for edge in outgoing if edge.branch is None]
-        rejected = [edge for edge in outgoing if edge.branch == "rejected"]
-        if not rejected:
-            who = f" by {decision.reviewer}" if decision.reviewer else ""
-            why = f": {decision.comment}" if decision.comment else ""
-            raise NodeFailed(
-                node.id, StepError(type="ReviewRejected", message=f"rejected{who}{why}")
-            )
-        return {"decision": "reject", "comment": decision.comment}, rejected
-
-    # ----------------------------------------------------------------- run state
-
-    def _begin_waiting(self, node_id: str) -> None:
-        if not self._waiting:
-            self._state.timing.human_waiting_started_at = self._now()
-        self._waiting.append(node_id)
-        self._upsert_waiting()
-        self._set_status("waiting_for_human")
-
-    def _end_waiting(self, node_id: str) -> None:
-        if node_id in self._waiting:
-            self._waiting.remove(node_id)
-        timing = self._state.timing
-        if not self._waiting and timing.human_waiting_started_at is not None:
-            timing.accumulated_human_waiting_ms += _ms(timing.human_waiting_started_at, self._now())
-            timing.human_waiting_started_at = None
-        self._upsert_waiting()
-        if self._state.status == "waiting_for_human" and not self._waiting:
-            self._set_status("running")
-
-    def _upsert_waiting(self) -> None:
-        key = search_attributes.WAITING_NODES
-        self._upsert(key.value_set(list(self._waiting)) if self._waiting else key.value_unset())
-
-    def _set_status(self, status: RunStatus) -> None:
-        if self._state.status != status:
-            self._state.status = status
-            self._upsert(search_attributes.RUN_STATUS.value_set(status))
-
-    def _upsert(self, update: SearchAttributeUpdate) -> None:
-        if self._recorded:  # written once per workflow task, at the checkpoint
-            self._unsent_attributes[update.key.name] = update
-        else:
-            workflow.upsert_search_attributes([update])
-
-    def _checkpoint(self) -> None:
-        """Before the workflow task ends: the table of steps and the search attributes that
-        changed during it, in one upsert."""
-        self._publish_details()
-        if self._unsent_attributes:
-            workflow.upsert_search_attributes(list(self._unsent_attributes.values()))
-            self._unsent_attributes.clear()
-
-    def _publish_details(self) -> None:
-        """Every node's status in the Temporal UI (current details), whether it ran as an
-        activity, in a batch, or waits for a timer or a decision."""
-        # Runs once per activation: only the rows shown are visited, not every step.
-        rows = [
-            f"| {s.label or s.node_id} | `{s.node_id}` | {s.node_type} | {s.status} |"
-            for s in itertools.islice(self._steps.values(), _DETAILS_ROWS)
-        ]
-        more = len(self._steps) - _DETAILS_ROWS
-        details = "\n".join(
-            [
-                f"**{self._state.status}** · attempt {self._state.attempt}",
-                "",
-                "| node | id | type | status |",
-                "|---|---|---|---|",
-                *rows,
-                *([f"\n… and {more} more (query `state`)"] if more > 0 else []),
-            ]
-        )
-        workflow.set_current_details(details)
+    # ----------------------------------------------------------------- the end
 
     def _finish(self, status: RunStatus) -> None:
-        for node_id in list(self._waiting):
-            step = self._steps[node_id]
-            if step.status == "waiting_for_human":  # prepared, but the run ended first
-                self._close_step(step, "cancelled")
-            self._end_waiting(node_id)
-        now = self._now()
+        self._reviews.end()
+        now = self._clock.now()
         timing = self._state.timing
         timing.completed_at = now
         if timing.started_at is not None:
-            timing.duration_ms = _ms(timing.started_at, now)
+            timing.duration_ms = ms(timing.started_at, now)
             timing.active_duration_ms = timing.duration_ms - timing.accumulated_human_waiting_ms
-        if self._state.attempts:
-            self._state.attempts[-1].ended_at = now
-            self._state.attempts[-1].status = status
-        self._set_status(status)
-        if self._recorded:
-            self._checkpoint()
-        else:
-            self._publish_details()
+        self._attempts.end(status, now)
+        self._visibility.set_status(status)
+        self._visibility.ended()
 
     def _final_outputs(self) -> Any:
         ends = [n for n, plan in self._input.plans.items() if plan.role == "end"]

@@ -1,0 +1,196 @@
+"""Human review in the run workflow: the nodes waiting for a decision, what their reviewers
+see, and the decisions the `review` signal brought. Used inside the workflow.
+
+Decisions arrive only as signals, never updates: an update runs in a speculative workflow task,
+which Temporal writes to history in one batch with what it scheduled, so no reset could target
+it and a retry after a review would be impossible. The API answers "not waiting" synchronously
+from the run's state and a slot per decision instead (api/routes/reviews.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.control import HumanReviewConfig
+    from activities.models import NodeOutcome
+    from runlane import templating
+    from runlane.definition import Edge, Graph, Node
+    from workflows.models import (
+        PendingReview,
+        ReviewDecision,
+        ReviewRecord,
+        RunInput,
+        RunState,
+        StepError,
+        StepState,
+    )
+    from workflows.steps import Clock, NodeFailed, ms
+    from workflows.visibility import Visibility
+
+
+class Reviews:
+    def __init__(
+        self,
+        run_input: RunInput,
+        graph: Graph,
+        state: RunState,
+        steps: Mapping[str, StepState],
+        outputs: Mapping[str, Any],
+        clock: Clock,
+        visibility: Visibility,
+    ) -> None:
+        self._input = run_input
+        self._graph = graph
+        self._state = state
+        self._steps = steps
+        self._outputs = outputs
+        self._clock = clock
+        self._visibility = visibility
+        # The nodes waiting for a decision, in the order they began to wait.
+        self.waiting: list[str] = []
+        self._pending: dict[str, PendingReview] = {}
+        self._decisions: dict[str, tuple[ReviewDecision, datetime]] = {}
+        # Rendered payloads of reviews a batch prepared, waiting for their decision.
+        self._prepared: dict[str, Any] = {}
+
+    def pending(self) -> list[PendingReview]:
+        return [self._pending[node_id] for node_id in self.waiting]
+
+    def receive(self, decision: ReviewDecision) -> None:
+        """The `review` signal: invalid or repeated decisions are ignored (a decision applies
+        at most once per node)."""
+        problem = self._problem(decision)
+        if problem:
+            workflow.logger.warning("review signal ignored: %s", problem)
+            return
+        self._decisions[decision.node_id] = (decision, workflow.now())
+
+    def _problem(self, decision: ReviewDecision) -> str | None:
+        if decision.node_id not in self.waiting:
+            return f"node '{decision.node_id}' is not waiting for a review"
+        if decision.node_id in self._decisions:
+            return f"node '{decision.node_id}' already has a decision"
+        return None
+
+    def is_prepared(self, node_id: str) -> bool:
+        """A batch prepared this review: it waits for its decision already."""
+        return node_id in self._prepared
+
+    def prepare(self, outcome: NodeOutcome) -> None:
+        """A review a batch prepared: it waits from now on, showing the recorded payload."""
+        node = self._graph.nodes[outcome.node_id]
+        config = HumanReviewConfig.model_validate(node.config)
+        step = self._steps[node.id]
+        step.status = "waiting_for_human"
+        step.attempt = self._state.attempt
+        step.started_at = self._clock.now()
+        step.started_event_id = self._clock.task_event_id()
+        step.output = outcome.output
+        self._prepared[node.id] = outcome.output
+        self._pending[node.id] = PendingReview(
+            node_id=node.id,
+            label=node.label,
+            instructions=config.instructions,
+            payload=outcome.output,
+            waiting_since=self._clock.now(),
+        )
+        self._begin_waiting(node.id)
+
+    async def decision(self, node: Node) -> tuple[Any, list[Edge]]:
+        """Waits for the node's decision (or its timeout's); returns the node's output and the
+        edges it takes. A rejection without a `rejected` edge fails the node."""
+        config = HumanReviewConfig.model_validate(node.config)
+        step = self._steps[node.id]
+        if node.id in self._prepared:
+            payload = self._prepared[node.id]
+        else:  # a run started before recording renders the payload here
+            context = templating.TemplateContext(
+                outputs={
+                    k: v for k, v in self._outputs.items() if self._graph.is_ancestor(k, node.id)
+                },
+                run={"id": self._input.run_id, "workflow_id": self._input.workflow.workflow_id},
+                vars=self._input.definition.vars,
+            )
+            payload = templating.render(config.payload, context)
+            step.status = "waiting_for_human"
+            step.output = payload
+            self._pending[node.id] = PendingReview(
+                node_id=node.id,
+                label=node.label,
+                instructions=config.instructions,
+                payload=payload,
+                waiting_since=workflow.now(),
+            )
+            self._begin_waiting(node.id)
+            self._visibility.publish_details()
+        # No `finally` here: on cache eviction the coroutine is closed outside the workflow's
+        # event loop; a cancelled run's waits are closed by `end` instead.
+        try:
+            await workflow.wait_condition(
+                lambda: node.id in self._decisions, timeout=config.timeout_s
+            )
+        except TimeoutError:
+            self._decisions[node.id] = (
+                ReviewDecision(
+                    node_id=node.id,
+                    decision=config.on_timeout or "reject",
+                    reviewer="timeout",
+                    comment=f"no decision within {config.timeout_s:g}s",
+                ),
+                workflow.now(),
+            )
+        self._pending.pop(node.id, None)
+        self._prepared.pop(node.id, None)
+        self._end_waiting(node.id)
+        decision, decided_at = self._decisions[node.id]
+        step.review = ReviewRecord(
+            decision=decision.decision,
+            reviewer=decision.reviewer,
+            comment=decision.comment,
+            decided_at=decided_at,
+        )
+        outgoing = self._graph.outgoing[node.id]
+        if decision.decision == "approve":
+            output = decision.data if decision.data is not None else payload
+            return output, [edge for edge in outgoing if edge.branch is None]
+        rejected = [edge for edge in outgoing if edge.branch == "rejected"]
+        if not rejected:
+            who = f" by {decision.reviewer}" if decision.reviewer else ""
+            why = f": {decision.comment}" if decision.comment else ""
+            raise NodeFailed(
+                node.id, StepError(type="ReviewRejected", message=f"rejected{who}{why}")
+            )
+        return {"decision": "reject", "comment": decision.comment}, rejected
+
+    def end(self) -> None:
+        """The run ended: nothing waits any more (a prepared review reads as cancelled)."""
+        for node_id in list(self.waiting):
+            step = self._steps[node_id]
+            if step.status == "waiting_for_human":  # prepared, but the run ended first
+                self._clock.close_step(step, "cancelled")
+            self._end_waiting(node_id)
+
+    def _begin_waiting(self, node_id: str) -> None:
+        if not self.waiting:
+            self._state.timing.human_waiting_started_at = self._clock.now()
+        self.waiting.append(node_id)
+        self._visibility.set_waiting(self.waiting)
+        self._visibility.set_status("waiting_for_human")
+
+    def _end_waiting(self, node_id: str) -> None:
+        if node_id in self.waiting:
+            self.waiting.remove(node_id)
+        timing = self._state.timing
+        if not self.waiting and timing.human_waiting_started_at is not None:
+            timing.accumulated_human_waiting_ms += ms(
+                timing.human_waiting_started_at, self._clock.now()
+            )
+            timing.human_waiting_started_at = None
+        self._visibility.set_waiting(self.waiting)
+        if self._state.status == "waiting_for_human" and not self.waiting:
+            self._visibility.set_status("running")
