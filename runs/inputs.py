@@ -15,6 +15,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from activities.inputs import StartConfig, StartJsonConfig, mime_accepted
 from runlane.definition import Definition, Node
@@ -191,10 +193,18 @@ def _schema_problems(node: Node, value: Any) -> list[str]:
     schema = StartJsonConfig.model_validate(node.config).json_schema
     if schema is None:
         return []
-    validator = validator_for(schema, default=Draft202012Validator)(schema)
+    # An empty registry: a `$ref` outside the schema is never fetched (the API would otherwise
+    # make requests wherever a definition points), it is the definition's problem.
+    validator = validator_for(schema, default=Draft202012Validator)(schema, registry=Registry())
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    except Unresolvable as err:
+        return [
+            f"the node's schema refers to '{err}' which cannot be resolved: "
+            "only references inside the schema are followed"
+        ]
     return [
-        f"{'/'.join(str(p) for p in error.path) or '(root)'}: {error.message}"
-        for error in sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+        f"{'/'.join(str(p) for p in error.path) or '(root)'}: {error.message}" for error in errors
     ]
 
 

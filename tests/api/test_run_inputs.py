@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from runlane.settings import Settings
 from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.peer import Peer
 
 DOCUMENT = b"%PDF-1.7 distinctive-invoice-bytes-4242"
 
@@ -172,3 +173,29 @@ async def test_oversized_inline_document_is_413(app, api: httpx.AsyncClient, set
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "payload_too_large"
     assert json.loads(response.text)["error"]["code"] == "document_too_large"
+
+
+async def test_a_schema_referring_outside_itself_is_never_fetched(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    """A start_json schema's remote $ref is the definition's problem (422), not a request the
+    API makes on the definition's behalf."""
+    definition = {
+        "nodes": [
+            {
+                "id": "meta",
+                "type": "start_json",
+                "config": {"schema": {"$ref": f"{peer.url}/schema.json"}},
+            },
+            {"id": "out", "type": "end"},
+        ],
+        "edges": [{"source": "meta", "target": "out"}],
+    }
+    workflow_id = await create_published(api, definition)
+    response = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"meta": {}}}
+    )
+    assert response.status_code == 422, response.text
+    problem = response.json()["error"]["details"]["errors"][0]
+    assert problem["node_id"] == "meta" and "cannot be resolved" in problem["message"]
+    assert peer.count("/schema.json") == 0
