@@ -155,6 +155,7 @@ def plan_retry(
     steps = state.steps
     recorded = "batch" in plans.values()
     if from_ == "start":
+        # Not a reset: a fresh execution under the run id, so no reset point is needed.
         reset_event_id = boundaries.snap(state.first_task_event_id)
         resumed_from: str | None = None
         reuse: list[str] = []
@@ -163,6 +164,16 @@ def plan_retry(
         unfinished = [
             s for s in steps if s.status in RETRYABLE_STATUSES and started[s.node_id] is not None
         ]
+        if not unfinished and any(
+            s.status in RETRYABLE_STATUSES and s.started_event_id is None for s in steps
+        ):
+            return RetryPlan(
+                from_=from_,
+                allowed=False,
+                reason="This run ended before Runlane recorded where each step started, so it "
+                'has no failure point to resume from; retry it with {"from": "start"} or '
+                "restart it.",
+            )
         if not unfinished:
             return RetryPlan(
                 from_=from_,
@@ -189,7 +200,7 @@ def plan_retry(
                 ),
             )
         ]
-    if reset_event_id is None:
+    if reset_event_id is None and from_ == "failure_point":
         return RetryPlan(from_=from_, allowed=False, reason="The run never started executing.")
     reused = set(reuse)
     rerun = [s.node_id for s in steps if s.node_id not in reused]

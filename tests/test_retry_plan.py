@@ -462,8 +462,7 @@ def test_the_earliest_unfinished_step_sets_the_reset_point() -> None:
 async def test_a_run_recorded_before_task_ids_has_no_failure_point() -> None:
     """http_failure.json's close event holds the state of code that did not record task ids
     yet, and the API reads a failed run's state from there: the planner has no reset point
-    and must not invent one. (Its reason says that no step failed or was cancelled, though
-    `call` did fail.)"""
+    and must not invent one; its reason says why and what works instead."""
     run = await load("http_failure")
     assert run.state.status == "error"
     assert all(s.started_event_id is None for s in run.state.steps)
@@ -472,17 +471,12 @@ async def test_a_run_recorded_before_task_ids_has_no_failure_point() -> None:
     plan = run.plan()
 
     assert not plan.allowed
+    assert plan.reason is not None and '"from": "start"' in plan.reason
+    assert "recorded where each step started" in plan.reason
     assert plan.reset_event_id is None
     assert plan.reuse == [] and plan.rerun == [] and plan.repeated_side_effects == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="plan_retry wants a reset point even from the start, which is no reset (a fresh "
-    "execution, runs/service.py): a run without first_task_event_id is refused as 'never "
-    "started executing' though its steps ran",
-)
 async def test_a_run_recorded_before_task_ids_can_be_retried_from_the_start() -> None:
     run = await load("http_failure")
     assert run.state.steps[1].started_at is not None  # `call` did run
