@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 T = TypeVar("T")
 
@@ -19,6 +28,22 @@ def _no_nul(value: str | None) -> str | None:
 
 
 StoredText = AfterValidator(_no_nul)
+
+# RFC 3339's date-time: a date, a time and an offset. Pydantic alone would also read a bare
+# date, a time without offset (then compared with aware ones: a 500) and numbers as Unix times.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with a timezone offset, such as "
+            "2024-05-01T12:00:00Z (in a query string, write '+' as %2B)"
+        )
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 
 CommandId = Annotated[
     str | None,

@@ -6,7 +6,7 @@ operator service by the worker at start-up, so a fresh cluster works too.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.common import SearchAttributeKey
 
@@ -36,9 +36,14 @@ ALL: tuple[SearchAttributeKey, ...] = (
 _DEV_SERVER_KINDS = {"KEYWORD": "Keyword", "KEYWORD_LIST": "KeywordList", "INT": "Int"}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def microseconds(moment: datetime) -> int:
-    """`CREATED_AT_US`'s value for a moment (timezone-aware)."""
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+    """`CREATED_AT_US`'s value for a moment (timezone-aware). Exact integer arithmetic: through
+    a float timestamp a moment before 1970 with a fraction was a second late (int() rounds
+    towards zero), and one near year 9999 could be rounded to the next second."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def dev_server_flags() -> list[str]:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio.client import Client, WorkflowExecution
 
 from runlane import search_attributes
-from runlane.errors import InvalidInput
+from runlane.errors import InvalidInput, invalid
 
 # A window holds at most this many pages of runs (and at least SMALLEST_WINDOW runs) before
 # it is narrowed.
@@ -72,9 +72,20 @@ PHASES = (
 )
 
 
+# Every key a run can have lies between these: creation and start times are datetimes, whose
+# years run from 1 to 9999.
+EARLIEST_US = search_attributes.microseconds(datetime.min.replace(tzinfo=UTC))
+LATEST_US = search_attributes.microseconds(datetime.max.replace(tzinfo=UTC))
+
+
 def _rfc3339(us: int) -> str:
-    moment = datetime.fromtimestamp(us / 1_000_000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # A bound outside the years datetime can hold (a filter of 0001-01-01T00:00:00+14:00 is
+    # one in UTC) selects exactly what the nearest representable one does: no run lies beyond.
+    moment = datetime.min.replace(tzinfo=UTC) + timedelta(
+        microseconds=min(max(us, EARLIEST_US), LATEST_US) - EARLIEST_US
+    )
+    # isoformat, not strftime: "%Y" writes year 1 as "1", which Temporal cannot parse.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(frozen=True)
@@ -91,14 +102,21 @@ class Position:
 
     @classmethod
     def decode(cls, cursor: str) -> Position:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise _bad_cursor()
         try:
             raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
             position = cls(phase=raw["p"], key=raw["k"], run_id=raw["r"])
-        except (binascii.Error, ValueError, TypeError, KeyError):
+        except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
             raise _bad_cursor() from None
+        # `type(...) is int`: neither a bool nor a float (1.0 == 1) is a phase or a key.
         valid = (
-            position.phase in range(len(PHASES))
-            and (position.key is None or type(position.key) is int)
+            type(position.phase) is int
+            and position.phase in range(len(PHASES))
+            and (
+                position.key is None
+                or (type(position.key) is int and EARLIEST_US - 1 <= position.key <= LATEST_US)
+            )
             and (position.run_id is None or isinstance(position.run_id, str))
         )
         if not valid:
@@ -106,8 +124,13 @@ class Position:
         return position
 
 
+# The cursors this API writes are well under 200 characters.
+MAX_CURSOR_CHARS = 1024
+
+
 def _bad_cursor() -> InvalidInput:
-    return InvalidInput("invalid_cursor", "cursor is not one this API returned.")
+    message = "cursor is not one this API returned."
+    return invalid("invalid_cursor", message, [{"loc": ["query", "cursor"], "message": message}])
 
 
 @dataclass(frozen=True)

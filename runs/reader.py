@@ -28,7 +28,7 @@ from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from runlane import ids, search_attributes
-from runlane.errors import InvalidInput, NotFound, Unavailable, not_found
+from runlane.errors import InvalidInput, NotFound, Unavailable, invalid, not_found
 from runs.listing import NewestFirst, Position
 from workflows.models import RunError, RunInput, RunState, final_state_payloads, initial_state
 from workflows.run_workflow import RunWorkflow
@@ -123,6 +123,30 @@ class RunFilter:
     created_before: datetime | None = None
 
 
+def _filter_problem(field: str, message: str) -> InvalidInput:
+    return invalid("invalid_filter", message, [{"loc": ["query", field], "message": message}])
+
+
+def _check_filter(run_filter: RunFilter) -> None:
+    if run_filter.workflow_id is not None and not _SAFE_VALUE.match(run_filter.workflow_id):
+        raise _filter_problem(
+            "workflow_id", f"workflow_id '{run_filter.workflow_id}' is not a valid id."
+        )
+    bounds = {
+        "created_after": run_filter.created_after,
+        "created_before": run_filter.created_before,
+    }
+    for field, moment in bounds.items():
+        # A moment without an offset names no instant (and cannot be compared with one).
+        if moment is not None and moment.utcoffset() is None:
+            raise _filter_problem(field, f"{field} must carry a timezone offset (RFC 3339).")
+    after, before = run_filter.created_after, run_filter.created_before
+    if after is not None and before is not None and after >= before:
+        raise _filter_problem(
+            "created_before", "created_after must be earlier than created_before."
+        )
+
+
 @dataclass(frozen=True)
 class RunPage:
     views: list[RunView]
@@ -162,18 +186,7 @@ class RunReader:
         self, org: str, run_filter: RunFilter, *, limit: int, cursor: str | None
     ) -> RunPage:
         """Newest first by creation time (runs/listing.py), each run read like `get`."""
-        if run_filter.workflow_id is not None and not _SAFE_VALUE.match(run_filter.workflow_id):
-            raise InvalidInput(
-                "invalid_filter", f"workflow_id '{run_filter.workflow_id}' is not a valid id."
-            )
-        if (
-            run_filter.created_after is not None
-            and run_filter.created_before is not None
-            and run_filter.created_after >= run_filter.created_before
-        ):
-            raise InvalidInput(
-                "invalid_filter", "created_after must be earlier than created_before."
-            )
+        _check_filter(run_filter)
         listed = await self._listing.page(
             _query_string(org, run_filter.workflow_id, run_filter.status, run_filter.trigger_type),
             limit=limit,

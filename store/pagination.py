@@ -25,6 +25,10 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+# The cursors this store writes (a timestamp and an id) are well under 200 characters.
+MAX_CURSOR_CHARS = 1024
+
+
 class InvalidCursor(ValueError):
     """The cursor was not produced by this store (or was tampered with)."""
 
@@ -36,10 +40,13 @@ def encode_cursor(key: CursorKey) -> str:
 
 def decode_cursor(cursor: str, shape: tuple[type, ...]) -> tuple[Any, ...]:
     """The key inside `cursor`, checked against the expected element types."""
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidCursor("cursor is longer than any this store writes")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError) as exc:
+    # RecursionError: base64 of "[[[[..." nests deeper than the JSON decoder recurses.
+    except (ValueError, binascii.Error, UnicodeError, RecursionError) as exc:
         raise InvalidCursor("cursor does not decode") from exc
     if not isinstance(key, list) or len(key) != len(shape):
         raise InvalidCursor("cursor has the wrong shape")

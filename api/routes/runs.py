@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
@@ -71,10 +70,10 @@ async def list_runs(
     status: RunStatusFilter | None = None,
     trigger_type: TriggerFilter | None = None,
     created_after: Annotated[
-        datetime | None, Query(description="RFC 3339; runs created at or after it")
+        schemas.Rfc3339 | None, Query(description="RFC 3339; runs created at or after it")
     ] = None,
     created_before: Annotated[
-        datetime | None, Query(description="RFC 3339; runs created before it")
+        schemas.Rfc3339 | None, Query(description="RFC 3339; runs created before it")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,

@@ -69,7 +69,9 @@ def valid_definition(raw: Any, registry: NodeRegistry) -> dict[str, Any]:
 
 
 def _cursor_error() -> ApiError:
-    return ApiError(422, "invalid_cursor", "cursor is not one this API returned.")
+    message = "cursor is not one this API returned."
+    errors = [{"loc": ["query", "cursor"], "message": message}]
+    return ApiError(422, "invalid_cursor", message, {"errors": errors})
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.WorkflowOut)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -195,3 +196,81 @@ async def test_lists_are_newest_first_whatever_the_status(api: httpx.AsyncClient
     )
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_filter"
     assert (await api.get("/v1/workflows/runs", params={"cursor": "not-ours"})).status_code == 422
+
+
+def _cursor(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+async def test_hostile_listing_parameters_are_422_and_edge_dates_list(
+    api: httpx.AsyncClient,
+) -> None:
+    """Every listing parameter a careless or hostile caller can send: a 422 naming the
+    parameter, never a 500 (nor a 502 from Temporal refusing the query we wrote)."""
+    workflow_id = await create_published(api, linear_definition())
+    started = await api.post(f"/v1/workflows/{workflow_id}/run", json=INPUTS)
+    run_id = started.json()["id"]
+    await wait_for_run(api, run_id)
+
+    async def listed(**params: str) -> list[str]:
+        page = await api.get("/v1/workflows/runs", params={"workflow_id": workflow_id, **params})
+        assert page.status_code == 200, (params, page.text)
+        return [run["id"] for run in page.json()["data"]]
+
+    assert await wait_until(lambda: listed())
+    # Bounds at the ends of what a datetime holds, some beyond them once in UTC: valid RFC 3339.
+    for early in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00-14:00"):
+        assert await listed(created_after=early) == [run_id], early
+        assert await listed(created_before=early) == [], early
+    for late in (
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59.999999+00:00",
+        "9999-12-31T23:59:59-23:59",
+    ):
+        assert await listed(created_before=late) == [run_id], late
+        assert await listed(created_after=late) == [], late
+    assert await listed(
+        created_after="0001-01-01T00:00:00Z", created_before="9999-12-31T23:59:59Z"
+    ) == [run_id]
+    # Not RFC 3339 date-times: no offset (then compared with one that has it), a bare date,
+    # numbers pydantic would read as Unix times.
+    for value in ("2024-01-01T00:00:00", "2024-01-01", "0", "-1", "1e20", "yesterday"):
+        for name in ("created_after", "created_before"):
+            response = await api.get("/v1/workflows/runs", params={name: value})
+            assert response.status_code == 422, (name, value, response.text)
+            assert response.json()["error"]["details"]["errors"][0]["loc"] == ["query", name]
+    mixed = await api.get(
+        "/v1/workflows/runs",
+        params={"created_after": "2024-01-01T00:00:00", "created_before": "2025-01-01T00:00:00Z"},
+    )
+    assert mixed.status_code == 422, mixed.text
+    reversed_bounds = await api.get(
+        "/v1/workflows/runs",
+        params={"created_after": "2025-01-01T00:00:00Z", "created_before": "2024-01-01T00:00:00Z"},
+    )
+    assert reversed_bounds.status_code == 422
+    assert reversed_bounds.json()["error"]["details"]["errors"][0]["loc"][0] == "query"
+
+    # Cursors this API never wrote: a bool or float phase, keys beyond any datetime, JSON
+    # nested deeper than the decoder recurses, one too long to be ours.
+    cursors = [
+        _cursor(b'{"p":true,"k":1,"r":"x"}'),
+        _cursor(b'{"p":1.0,"k":1,"r":"x"}'),
+        _cursor(b'{"p":0,"k":1.0,"r":"x"}'),
+        _cursor(b'{"p":1,"k":100000000000000000000000000000,"r":"x"}'),
+        _cursor(b'{"p":1,"k":-1000000000000000000,"r":"x"}'),
+        _cursor(b'{"p":0,"k":9223372036854775808,"r":"x"}'),
+        _cursor(b"[" * 30000),
+        "a" * 5000,
+    ]
+    for cursor in cursors:
+        for path in ("/v1/workflows/runs", "/v1/reviews", "/v1/workflows"):
+            response = await api.get(path, params={"cursor": cursor})
+            assert response.status_code == 422, (path, cursor[:40], response.text)
+            error = response.json()["error"]
+            assert error["code"] == "invalid_cursor"
+            assert error["details"]["errors"][0]["loc"] == ["query", "cursor"]
+    snapshots = await api.get(
+        f"/v1/workflows/{workflow_id}/snapshots", params={"cursor": _cursor(b"[" * 30000)}
+    )
+    assert snapshots.status_code == 422, snapshots.text
