@@ -82,14 +82,48 @@ def _children(item: dict[Any, Any] | list[Any]) -> list[Any]:
     return list(item.values()) if isinstance(item, dict) else item
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+NOT_UNICODE = "text is not valid Unicode (a lone surrogate escape such as \\ud800)"
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether any text in `value` (strings, mapping keys, at any depth) holds a lone
+    surrogate: JSON can escape one ("\\ud800") that no UTF-8 answer, store or Temporal payload
+    can hold. Pydantic refuses one only in strings it constrains; plain `str` and `Any` pass."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _LONE_SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
 def _plain_json(value: Any) -> Any:
     problem = json_value_problem(value)
+    if problem is None and has_lone_surrogate(value):
+        problem = NOT_UNICODE
     if problem is not None:
         raise ValueError(problem)
     return value
 
 
 PlainJson = AfterValidator(_plain_json)
+
+
+def _unicode_text(value: Any) -> Any:
+    if has_lone_surrogate(value):
+        raise ValueError(NOT_UNICODE)
+    return value
+
+
+# For text pydantic passes unchecked: plain `str`, and the keys and values of mappings.
+UnicodeText = AfterValidator(_unicode_text)
 
 
 class Page(BaseModel, Generic[T]):
@@ -181,7 +215,7 @@ class DocumentInput(BaseModel):
     filename: FileName | None = None
     mime_type: MimeType | None = None
     content: str | None = Field(default=None, description="base64")
-    file_id: str | None = None
+    file_id: Annotated[str | None, UnicodeText] = None
 
     @model_validator(mode="after")
     def _one_form(self) -> DocumentInput:
@@ -197,9 +231,9 @@ class DocumentInput(BaseModel):
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    documents: dict[str, DocumentInput] = Field(default_factory=dict)
+    documents: Annotated[dict[str, DocumentInput], UnicodeText] = Field(default_factory=dict)
     json_inputs: Annotated[dict[str, Any], PlainJson] = Field(default_factory=dict)
-    text_inputs: dict[str, str] = Field(default_factory=dict)
+    text_inputs: Annotated[dict[str, str], UnicodeText] = Field(default_factory=dict)
     config_source: Literal["published", "draft"] = "published"
     command_id: CommandId = None
 
@@ -337,9 +371,9 @@ class RetryBody(BaseModel):
 
     command_id: CommandId = None
     from_: Literal["failure_point", "start"] = Field(default="failure_point", alias="from")
-    documents: dict[str, DocumentInput] | None = None
+    documents: Annotated[dict[str, DocumentInput] | None, UnicodeText] = None
     json_inputs: Annotated[dict[str, Any] | None, PlainJson] = None
-    text_inputs: dict[str, str] | None = None
+    text_inputs: Annotated[dict[str, str] | None, UnicodeText] = None
 
     @model_validator(mode="after")
     def _overrides_need_start(self) -> RetryBody:

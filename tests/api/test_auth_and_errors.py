@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.deps import get_temporal_client
+from runlane.errors import invalid
 from runlane.settings import Settings
 from runlane.temporal import connect
 from tests.api.helpers import create_published, linear_definition, wait_for_run
@@ -582,3 +583,20 @@ async def test_every_endpoint_needing_temporal_answers_503_when_it_is_down(
         assert error["code"] == "temporal_unavailable" and error["type"] == "server_error"
     health = await api.get("/healthz")
     assert health.status_code == 503 and health.json()["temporal"] == "unreachable"
+
+
+async def test_an_error_echoing_a_lone_surrogate_still_renders(app: FastAPI) -> None:
+    """Errors echo what the caller sent (an id, a key), and JSON can escape a lone surrogate
+    that UTF-8 cannot encode: the error body shows U+FFFD instead of failing to render (a
+    start naming file "\\ud800" did, before run inputs were checked for them: a 500)."""
+
+    async def echoes() -> None:
+        raise invalid("invalid_thing", "no thing \ud800", [{"loc": ["\udfff"], "message": "?"}])
+
+    app.add_api_route("/v1/echo", echoes, methods=["GET"])
+    async with client_for(app, ORG_A_KEY) as api:
+        response = await api.get("/v1/echo")
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["message"] == "no thing \ufffd"
+    assert error["details"]["errors"] == [{"loc": ["\ufffd"], "message": "?"}]

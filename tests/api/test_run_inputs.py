@@ -9,7 +9,7 @@ import httpx
 from temporalio.client import Client
 
 from runlane.settings import Settings
-from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.api.helpers import create_published, review_definition, wait_for_run, wait_until
 from tests.peer import Peer
 
 DOCUMENT = b"%PDF-1.7 distinctive-invoice-bytes-4242"
@@ -199,3 +199,75 @@ async def test_a_schema_referring_outside_itself_is_never_fetched(
     problem = response.json()["error"]["details"]["errors"][0]
     assert problem["node_id"] == "meta" and "cannot be resolved" in problem["message"]
     assert peer.count("/schema.json") == 0
+
+
+def _with_escape(body: dict, escaped: str) -> bytes:
+    """`body` as JSON with every "@" replaced by a raw JSON escape (json.dumps would write a
+    lone surrogate as the escape too, but names it clearly here)."""
+    return json.dumps(body).replace("@", escaped).encode()
+
+
+async def test_lone_surrogates_in_inputs_are_422_never_500(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """JSON may escape a lone surrogate ("\\ud800") that no UTF-8 answer, store or Temporal
+    payload can hold: each place a run's inputs carry text is a 422 naming it, nothing is
+    stored or started, and no answer tries to echo the surrogate back."""
+    workflow_id = await create_published(api, inputs_definition())
+    inline = good_body()["documents"]["doc"]
+    cases = {
+        "json value": good_body(json_inputs={"meta": {"customer_id": "@"}}),
+        "json key": good_body(json_inputs={"meta": {"customer_id": "c", "@": 1}}),
+        "json node": good_body(json_inputs={"meta": {"customer_id": "c"}, "@": {}}),
+        "text value": good_body(text_inputs={"note": "@"}),
+        "text node": good_body(text_inputs={"note": "n", "@": "x"}),
+        "document node": good_body(documents={"doc": inline, "@": inline}),
+        # Also invalid itself: pydantic's own error names the key in its location.
+        "bad document's node": good_body(documents={"doc": inline, "@": {"file_id": 5}}),
+        "file id": good_body(documents={"doc": {"file_id": "@"}}),
+        "file id prefixed": good_body(documents={"doc": {"file_id": "file_@"}}),
+    }
+    before = blob_count(settings)
+    for escaped in ("\\ud800", "\\udfff", "\\udc00x\\ud83d"):
+        for name, body in cases.items():
+            response = await api.post(
+                f"/v1/workflows/{workflow_id}/run",
+                content=_with_escape(body, escaped),
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 422, (name, escaped, response.text)
+            error = response.json()["error"]
+            assert error["type"] == "invalid_request", (name, error)
+            assert error["details"]["errors"], (name, error)
+            response.content.decode("utf-8")  # the answer itself is valid UTF-8
+    assert blob_count(settings) == before
+
+    # The same for retry overrides (a run in error first: its review rejected).
+    reviewed = await create_published(api, review_definition())
+    started = await api.post(
+        f"/v1/workflows/{reviewed}/run", json={"json_inputs": {"meta": {"amount": 1}}}
+    )
+    run_id = started.json()["id"]
+    await wait_for_run(api, run_id, until={"waiting_for_human"})
+    for data in ({"note": "@"}, {"@": 1}):
+        decision = await api.post(
+            f"/v1/workflows/runs/{run_id}/reviews/review",
+            content=_with_escape({"decision": "approve", "data": data}, "\\ud800"),
+            headers={"Content-Type": "application/json"},
+        )
+        assert decision.status_code == 422, decision.text
+        assert decision.json()["error"]["details"]["errors"][0]["loc"] == ["body", "data"]
+    rejected = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "reject"}
+    )
+    assert rejected.status_code == 202, rejected.text
+    assert (await wait_for_run(api, run_id))["status"] == "error"
+    for overrides in ({"json_inputs": {"meta": {"amount": "@"}}}, {"text_inputs": {"@": "x"}}):
+        retried = await api.post(
+            f"/v1/workflows/runs/{run_id}/retry",
+            content=_with_escape({"from": "start", **overrides}, "\\ud800"),
+            headers={"Content-Type": "application/json"},
+        )
+        assert retried.status_code == 422, retried.text
+    run = (await api.get(f"/v1/workflows/runs/{run_id}")).json()
+    assert run["status"] == "error" and run["attempt"] == 1
