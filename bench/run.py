@@ -45,6 +45,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] =
     "fan_out": scenarios.fan_out,
     "latency": scenarios.latency,
     "post_latency": scenarios.post_latency,
+    "start_throughput": scenarios.start_throughput,
     "review_resume": scenarios.review_resume,
     "retry_long": scenarios.retry_long,
     "run_1000_nodes": lambda ctx: scenarios.big_run(ctx, 1000),
@@ -58,6 +59,13 @@ TARGETS = [
     ("throughput_pure", "ratio", ">=", 3.0, "pure-node throughput ≥ 3× raw regular activities"),
     ("throughput_io", "ratio", ">=", 0.9, "I/O-node throughput ≥ 0.9× raw"),
     ("latency", "runlane_p50_ms", "<=", 100.0, "REST end-to-end p50, 10 pure nodes ≤ 100 ms"),
+    (
+        "start_throughput",
+        "ratio",
+        ">=",
+        0.7,
+        "REST starts/s ≥ 0.7× raw client.start_workflow (32 clients)",
+    ),
     ("review_resume", "runlane_p50_ms", "<=", 60.0, "review → resumed p50 ≤ 60 ms"),
     (
         "retry_long",
@@ -201,7 +209,10 @@ def markdown(document: dict[str, Any]) -> str:
         f"on {m['date']}: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
         f"{m['temporal']}. Dev server with a SQLite file (WAL), worker and API as separate "
         "processes, the raw-temporalio baselines on the same server in the same run "
-        "(throughput and fan-out alternate Runlane and raw batches in four rounds). "
+        "(throughput and fan-out alternate Runlane and raw batches in four rounds; "
+        "`start_throughput` alternates REST starts and `client.start_workflow` of the same "
+        "input, 32 clients each, in eight ABBA rounds, and `python -m bench.start_path` "
+        "profiles where a REST start spends its time). "
         "Figures are noisy on shared machines; compare the ratios. CPU seconds per run are "
         "per process; `bench` is the benchmark process itself, which holds both sides' "
         "clients, the HTTP peer and the raw baseline's worker. The throughput scenarios also "

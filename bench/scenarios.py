@@ -16,6 +16,11 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.converter import decode_typed_search_attributes
 
 from activities.models import PureBatchResult
@@ -181,6 +186,49 @@ async def alternating_batches(
     }
 
 
+async def started_with(
+    client: Client, run_id: str
+) -> tuple[RunInput, TypedSearchAttributes, str | None]:
+    """What the API passed to `start_workflow` for `run_id`, read back from its first event:
+    the RunWorkflow input, the search attributes and the summary."""
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    event = history.events[0]
+    attributes = event.workflow_execution_started_event_attributes
+    [run_input] = await client.data_converter.decode(attributes.input.payloads, [RunInput])
+    assert isinstance(run_input, RunInput)
+    summary = None
+    if event.user_metadata.HasField("summary"):
+        [summary] = await client.data_converter.decode([event.user_metadata.summary], [str])
+    return run_input, decode_typed_search_attributes(attributes.search_attributes), summary
+
+
+def raw_start(
+    client: Client,
+    task_queue: str,
+    template: RunInput,
+    search: TypedSearchAttributes,
+    summary: str | None,
+) -> Callable[[], Awaitable[str]]:
+    """`client.start_workflow` of `template` under a new run id, with the arguments the API's
+    start passes (id policies, search attributes, summary): a start without REST."""
+
+    async def start() -> str:
+        run_input = template.model_copy(update={"run_id": ids.new_id(ids.RUN)})
+        await client.start_workflow(
+            RunWorkflow.run,
+            run_input,
+            id=run_input.run_id,
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=search,
+            static_summary=summary,
+        )
+        return run_input.run_id
+
+    return start
+
+
 async def direct_starter(
     ctx: Context, run_id: str, *, unrecorded: bool = False
 ) -> Callable[[], Awaitable[None]]:
@@ -188,10 +236,7 @@ async def direct_starter(
     what the workflow and worker cost without the API in front. `unrecorded`: with the pure
     nodes planned as before outcomes were recorded (evaluated in the workflow, nothing in
     history), the engine runs started then still use: what recording costs."""
-    history = await ctx.client.get_workflow_handle(run_id).fetch_history()
-    attributes = history.events[0].workflow_execution_started_event_attributes
-    [template] = await ctx.client.data_converter.decode(attributes.input.payloads, [RunInput])
-    assert isinstance(template, RunInput)
+    template, search_attributes, _ = await started_with(ctx.client, run_id)
     if unrecorded:
         plans = {
             node_id: plan.model_copy(update={"execution": "workflow"})
@@ -200,7 +245,6 @@ async def direct_starter(
             for node_id, plan in template.plans.items()
         }
         template = template.model_copy(update={"plans": plans})
-    search_attributes = decode_typed_search_attributes(attributes.search_attributes)
 
     async def start() -> None:
         run_input = template.model_copy(update={"run_id": ids.new_id(ids.RUN)})
@@ -342,6 +386,87 @@ async def post_latency(ctx: Context) -> dict[str, Any]:
         "p50_ms": round(percentile(timings, 50), 1),
         "p95_ms": round(percentile(timings, 95), 1),
         "p99_ms": round(percentile(timings, 99), 1),
+    }
+
+
+async def start_throughput(ctx: Context) -> dict[str, Any]:
+    """Starts per second at 32 concurrent clients: `POST /v1/workflows/{id}/run` against
+    `client.start_workflow` of the same RunWorkflow input (the API's own arguments, read back
+    from a run it started) on the same server and task queue. Rounds alternate the sides
+    (ABBA); each side's runs are drained, untimed, before the next round, so both start on a
+    quiet system and a slow spell of the machine weighs on both alike. `round_ratios`: the
+    ratio of each round, to show the noise."""
+    # Eight short rounds rather than four long ones: a slow spell of this shared machine
+    # (seconds long) then falls on both sides more evenly.
+    clients, per_client, rounds = 32, (2 if ctx.quick else 4), (4 if ctx.quick else 8)
+    workflow_id = await publish(ctx, transform_chain(10))
+    first = await start_run(ctx, workflow_id)
+    await run_result(ctx, first)
+
+    async def rest() -> str:
+        return await start_run(ctx, workflow_id)
+
+    sides = {
+        "rest": rest,
+        "raw": raw_start(ctx.client, ctx.stack.task_queue, *await started_with(ctx.client, first)),
+    }
+    latencies: dict[str, list[float]] = {side: [] for side in sides}
+    walls = dict.fromkeys(sides, 0.0)
+    cpus: dict[str, dict[str, float]] = {side: {} for side in sides}
+    round_ratios: list[float] = []
+
+    async def burst(side: str, count: int, timed: bool) -> tuple[float, dict[str, float]]:
+        """Wall seconds and CPU seconds per process of `count` starts by each client; the
+        runs are drained afterwards, untimed, so the next burst starts on a quiet system."""
+        one = sides[side]
+        run_ids: list[str] = []
+
+        async def client_loop() -> None:
+            for _ in range(count):
+                started = time.perf_counter()
+                run_ids.append(await one())
+                if timed:
+                    latencies[side].append((time.perf_counter() - started) * 1000)
+
+        before = cpu_snapshot(ctx)
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop() for _ in range(clients)))
+        wall = time.perf_counter() - started
+        after = cpu_snapshot(ctx)
+        for run_id in run_ids:
+            await run_result(ctx, run_id)
+        return wall, {name: after[name] - before[name] for name in after}
+
+    for side in sides:  # warm-up: 32 open HTTP connections, the API's and server's caches
+        await burst(side, 1, timed=False)
+    for index in range(rounds):
+        order = list(sides) if index % 2 == 0 else list(reversed(sides))
+        round_walls: dict[str, float] = {}
+        for side in order:
+            round_walls[side], cpu = await burst(side, per_client, timed=True)
+            walls[side] += round_walls[side]
+            for name, seconds in cpu.items():
+                per_start = seconds / (clients * per_client * rounds)
+                cpus[side][name] = cpus[side].get(name, 0.0) + per_start
+        # Wall per start is wall per round (same count on both sides): raw / rest is the ratio.
+        round_ratios.append(round(round_walls["raw"] / round_walls["rest"], 2))
+    starts = clients * per_client * rounds
+    rate = {side: starts / walls[side] for side in sides}
+    return {
+        "clients": clients,
+        "starts_per_side": starts,
+        "rest_starts_per_s": round(rate["rest"], 1),
+        "raw_starts_per_s": round(rate["raw"], 1),
+        "ratio": round(rate["rest"] / rate["raw"], 2),
+        "round_ratios": round_ratios,
+        "rest_p50_ms": round(percentile(latencies["rest"], 50), 1),
+        "rest_p95_ms": round(percentile(latencies["rest"], 95), 1),
+        "raw_p50_ms": round(percentile(latencies["raw"], 50), 1),
+        "raw_p95_ms": round(percentile(latencies["raw"], 95), 1),
+        # CPU while the starts ran (the worker runs the runs as they start, on both sides;
+        # what they still need after the last start is drained outside this window).
+        "rest_cpu_s_per_start": {k: round(v, 4) for k, v in cpus["rest"].items()},
+        "raw_cpu_s_per_start": {k: round(v, 4) for k, v in cpus["raw"].items()},
     }
 
 

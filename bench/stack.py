@@ -59,6 +59,9 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # More RUNLANE_* settings for the worker and API (e.g. a cache size under study).
     settings: dict[str, str] = field(default_factory=dict)
+    # The API's command instead of uvicorn's (e.g. the app under span probes,
+    # bench/start_path.py); it must serve on RUNLANE_API_PORT.
+    api_command: list[str] | None = None
 
     @property
     def temporal_address(self) -> str:
@@ -114,7 +117,8 @@ class Stack:
         self._spawn("worker", [sys.executable, "worker.py"])
         self._spawn(
             "api",
-            [
+            self.api_command
+            or [
                 sys.executable,
                 "-m",
                 "uvicorn",
