@@ -97,6 +97,11 @@ class CommandLog:
         )
         return created or record.body_hash == holder
 
+    async def slot_holder(self, org: str, *, slot: str) -> str | None:
+        """Who holds `slot` (see `take_slot`), or None while nobody does."""
+        record = await self._repo.get(org, f"runlane:{slot}")
+        return record.body_hash if record is not None else None
+
     async def _previous(self, command: Command) -> str | None:
         if command.command_id is None:
             return None

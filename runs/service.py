@@ -13,8 +13,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.registry import NodeRegistry
 from runlane import ids
@@ -40,9 +41,18 @@ from workflows.models import (
 )
 from workflows.run_workflow import RunWorkflow
 
-# How long a replayed retry waits for the first call's retry to show before concluding that
-# the first call was lost before its reset (and making it itself).
-FIRST_RETRY_GRACE_S = 5.0
+# How long a replayed retry or decision waits for the first call's effect to show before
+# concluding that the first call was lost before it (and applying it itself).
+FIRST_CALL_GRACE_S = 5.0
+
+
+# Executions that closed otherwise than cancelled, by the run status they stand for.
+_ENDED_OTHERWISE = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "error",
+    WorkflowExecutionStatus.TERMINATED: "error",
+    WorkflowExecutionStatus.TIMED_OUT: "error",
+}
 
 
 @dataclass(frozen=True)
@@ -261,14 +271,24 @@ class RunService:
         command = Command(org, command_id, "cancel", run_id, {})
 
         async def took_effect(_: str) -> bool:
-            return view.state.status in TERMINAL_STATUSES
+            # Cancelled, not merely ended: a cancel refused because the run ended otherwise
+            # never took effect, and its replay is refused the same way.
+            return view.state.status == "cancelled"
 
         async def prepare() -> None:
             if view.state.status in TERMINAL_STATUSES:
                 raise Conflict("run_ended", f"Run {run_id} already ended ({view.state.status}).")
 
         async def perform(_: None, __: str) -> None:
-            await self._client.get_workflow_handle(run_id).cancel()
+            handle = self._client.get_workflow_handle(run_id)
+            await handle.cancel()
+            # Temporal accepts the cancel of an execution that has already closed, and does
+            # nothing: a run that ended otherwise since it was read was too late to cancel.
+            status = (await handle.describe()).status
+            if status in _ENDED_OTHERWISE:
+                raise Conflict(
+                    "run_ended", f"Run {run_id} already ended ({_ENDED_OTHERWISE[status]})."
+                )
 
         executed = await self._commands.execute(
             command, Steps(run_id, took_effect, prepare, perform)
@@ -293,8 +313,33 @@ class RunService:
             decision.model_dump(mode="json", exclude={"node_id"}),
         )
 
+        def slot(attempt: int) -> str:
+            return f"review:{run_id}:{node_id}:{attempt}"
+
         async def took_effect(_: str) -> bool:
-            return node_id not in view.state.waiting_for_node_ids
+            """A replay (same command_id): whether this command's decision was taken and
+            reached the run. Never decided again on the strength of a stale read: the first
+            call may be in flight (its signal not yet seen), or have lost to another
+            reviewer's decision (then it never took effect, and the replay is refused too)."""
+            assert command_id is not None
+            current = view
+            deadline = time.monotonic() + FIRST_CALL_GRACE_S
+            while True:
+                attempt = current.state.attempt
+                holder = await self._commands.slot_holder(org, slot=slot(attempt))
+                if holder == command_id and node_id not in current.state.waiting_for_node_ids:
+                    return True
+                if holder is not None and holder != command_id:
+                    return False  # another decision won this attempt's slot
+                if holder is None and current.state.status in TERMINAL_STATUSES:
+                    return False  # nothing was decided, and nothing will be
+                for earlier in range(attempt - 1, 0, -1):  # taken before a retry
+                    if await self._commands.slot_holder(org, slot=slot(earlier)) == command_id:
+                        return True
+                if time.monotonic() > deadline:
+                    return False  # the first call was lost before its signal: decide again
+                await asyncio.sleep(0.1)
+                current = await self._reader.get(org, run_id)
 
         async def prepare() -> None:
             if node_id not in view.state.waiting_for_node_ids:
@@ -310,7 +355,7 @@ class RunService:
             # it takes a new decision.) A command_id lets its replay take the slot again.
             decided = await self._commands.take_slot(
                 org,
-                slot=f"review:{run_id}:{node_id}:{view.state.attempt}",
+                slot=slot(view.state.attempt),
                 target=f"{run_id}/{node_id}",
                 holder=command_id or uuid.uuid4().hex,
             )
@@ -322,7 +367,18 @@ class RunService:
                 )
             # The signal operators can also send from the Temporal UI: ordinary workflow
             # tasks, so a retry can later reset to any point after the decision.
-            await self._client.get_workflow_handle(run_id).signal(RunWorkflow.review, decision)
+            try:
+                await self._client.get_workflow_handle(run_id).signal(RunWorkflow.review, decision)
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                # Temporal's "workflow execution already completed": the run ended (cancelled,
+                # timed out) since it was read. It exists; the node just no longer waits.
+                raise Conflict(
+                    "review_not_waiting",
+                    f"Node '{node_id}' of run {run_id} is not waiting for a review: the run "
+                    "has ended.",
+                ) from None
 
         executed = await self._commands.execute(
             command, Steps(run_id, took_effect, prepare, perform)
@@ -414,7 +470,7 @@ class RunService:
         """For a replayed retry: the run once the first call's retry shows (its attempt, or
         the run no longer ended), waiting a little for a first call still in flight; None when
         it never shows, i.e. the first call was lost before its reset."""
-        deadline = time.monotonic() + FIRST_RETRY_GRACE_S
+        deadline = time.monotonic() + FIRST_CALL_GRACE_S
         while True:
             if view.state.status not in RETRYABLE_STATUSES or any(
                 a.request_id == request_id for a in view.state.attempts

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from runs.reader import RunReader, RunView
+
 TERMINAL = {"completed", "error", "cancelled"}
 
 
@@ -114,3 +116,17 @@ def hold(
 
     monkeypatch.setattr(module, name, held)
     return entered, release
+
+
+def read_stale_once(monkeypatch: Any, run_id: str, view: RunView) -> None:
+    """The next read of `run_id` answers `view`, as a read made just before the run ended
+    would: how a command meets a run that ends between its read and its call to Temporal."""
+    original = RunReader.get
+    stale = [view]
+
+    async def get(self: RunReader, org: str, wanted: str) -> RunView:
+        if wanted == run_id and stale:
+            return stale.pop()
+        return await original(self, org, wanted)
+
+    monkeypatch.setattr(RunReader, "get", get)

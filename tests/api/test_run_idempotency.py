@@ -7,8 +7,18 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
+from temporalio.client import Client
 
-from tests.api.helpers import create_published, linear_definition, wait_for_run, wait_until
+from runs.reader import RunReader
+from tests.api.helpers import (
+    create_published,
+    linear_definition,
+    read_stale_once,
+    review_definition,
+    wait_for_run,
+    wait_until,
+)
 
 
 def key(name: str) -> str:
@@ -170,3 +180,43 @@ async def test_concurrent_cancel_replays(api: httpx.AsyncClient) -> None:
         "wait": "cancelled",
         "out": "pending",
     }
+
+
+async def test_a_cancel_meeting_a_run_that_just_ended(
+    api: httpx.AsyncClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporal answers "already completed" for a run that ended since it was read: that is
+    409 run_ended (it was 404 "No such run"), and for the replay of the cancel that ended it,
+    200 with the run."""
+    workflow_id = await create_published(api, delay_definition())
+    started = await api.post(f"/v1/workflows/{workflow_id}/run", json={"text_inputs": {"in": "x"}})
+    run_id, org = started.json()["id"], started.json()["organization_id"]
+    await wait_for_run(api, run_id, until={"running"})
+    running = await RunReader(client).get(org, run_id)
+    cancel = {"command_id": key("cmd-cancel-stale")}
+    first = await api.post(f"/v1/workflows/runs/{run_id}/cancel", json=cancel)
+    assert first.status_code == 202, first.text
+    assert (await wait_for_run(api, run_id))["status"] == "cancelled"
+
+    read_stale_once(monkeypatch, run_id, running)
+    replay = await api.post(f"/v1/workflows/runs/{run_id}/cancel", json=cancel)
+    assert replay.status_code == 200, replay.text
+    assert replay.json()["id"] == run_id
+
+    # A run that completed otherwise since it was read: too late to cancel.
+    reviewed = await create_published(api, review_definition())
+    started = await api.post(
+        f"/v1/workflows/{reviewed}/run", json={"json_inputs": {"meta": {"amount": 1}}}
+    )
+    run_id = started.json()["id"]
+    await wait_for_run(api, run_id, until={"waiting_for_human"})
+    waiting = await RunReader(client).get(org, run_id)
+    approved = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "approve"}
+    )
+    assert approved.status_code == 202, approved.text
+    assert (await wait_for_run(api, run_id))["status"] == "completed"
+    read_stale_once(monkeypatch, run_id, waiting)
+    late = await api.post(f"/v1/workflows/runs/{run_id}/cancel")
+    assert late.status_code == 409, late.text
+    assert late.json()["error"]["code"] == "run_ended"

@@ -3,9 +3,17 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from temporalio.client import Client
 
-from tests.api.helpers import create_published, review_definition, wait_for_run, wait_until
+from runs.reader import RunReader
+from tests.api.helpers import (
+    create_published,
+    read_stale_once,
+    review_definition,
+    wait_for_run,
+    wait_until,
+)
 
 
 async def start_waiting(api: httpx.AsyncClient, definition: dict) -> str:
@@ -167,3 +175,69 @@ async def test_review_data_must_be_a_json_object(api: httpx.AsyncClient) -> None
     assert approved.status_code == 202, approved.text
     done = await wait_for_run(api, run_id)
     assert done["final_outputs"] == {"approved": {"amount": 6}}
+
+
+async def test_concurrent_replays_of_one_decision_apply_it_once(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    """Ten identical decisions (one command_id) at once: one 202, nine 200 with the same run,
+    and one `review` signal in the run's history. Replays used to send the signal again, and
+    once the first decision had ended the run, Temporal's "already completed" came back as a
+    404 "No such run"."""
+    run_id = await start_waiting(api, review_definition())
+    url = f"/v1/workflows/runs/{run_id}/reviews/review"
+    body = {"decision": "approve", "reviewer": "ann", "command_id": f"decide-{run_id}"}
+    answers = await asyncio.gather(*(api.post(url, json=body) for _ in range(10)))
+    assert sorted(a.status_code for a in answers) == [200] * 9 + [202], [
+        a.text for a in answers if a.status_code not in (200, 202)
+    ]
+    assert {a.json()["id"] for a in answers} == {run_id}
+    done = await wait_for_run(api, run_id)
+    assert done["status"] == "completed"
+    late = await api.post(url, json=body)
+    assert late.status_code == 200 and late.json()["status"] == "completed"
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    signals = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert signals == ["review"]
+
+
+async def test_a_replayed_decision_that_lost_the_race_stays_refused(
+    api: httpx.AsyncClient,
+) -> None:
+    """A decision refused because another reviewer's came first was never applied: its replay
+    is refused too (409), not answered 200 as if it had been."""
+    run_id = await start_waiting(api, review_definition())
+    url = f"/v1/workflows/runs/{run_id}/reviews/review"
+    bodies = [
+        {"decision": "approve", "reviewer": f"r{i}", "command_id": f"race-{i}-{run_id}"}
+        for i in range(6)
+    ]
+    answers = await asyncio.gather(*(api.post(url, json=body) for body in bodies))
+    assert sorted(a.status_code for a in answers) == [202] + [409] * 5, [a.text for a in answers]
+    await wait_for_run(api, run_id)
+    for body, answer in zip(bodies, answers, strict=True):
+        replay = await api.post(url, json=body)
+        assert replay.status_code == (200 if answer.status_code == 202 else 409), replay.text
+
+
+async def test_a_decision_meeting_a_run_that_just_ended_is_409(
+    api: httpx.AsyncClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run was waiting when the decision read it and was cancelled before the signal:
+    Temporal's "already completed" is a 409 (the node no longer waits), not a 404 "No such
+    run" for a run that exists."""
+    run_id = await start_waiting(api, review_definition())
+    org = (await api.get(f"/v1/workflows/runs/{run_id}")).json()["organization_id"]
+    waiting = await RunReader(client).get(org, run_id)
+    assert (await api.post(f"/v1/workflows/runs/{run_id}/cancel")).status_code == 202
+    assert (await wait_for_run(api, run_id))["status"] == "cancelled"
+    read_stale_once(monkeypatch, run_id, waiting)
+    response = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "approve"}
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "review_not_waiting"
