@@ -30,6 +30,7 @@ from runlane.settings import (
     parse_api_keys,
 )
 from runs.service import RunService
+from runs.starter import PublishedDefinitions
 from store.db import Database
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
@@ -77,6 +78,13 @@ FilesDep = Annotated[FileRepository, Depends(get_file_repository)]
 IdempotencyDep = Annotated[IdempotencyRepository, Depends(get_idempotency_repository)]
 
 
+async def get_published_definitions(request: Request) -> PublishedDefinitions:
+    return request.app.state.published_definitions  # type: ignore[no-any-return]
+
+
+PublishedDep = Annotated[PublishedDefinitions, Depends(get_published_definitions)]
+
+
 async def get_run_service(
     client: TemporalDep,
     settings: SettingsDep,
@@ -84,6 +92,7 @@ async def get_run_service(
     workflows: WorkflowsDep,
     files: FilesDep,
     idempotency: IdempotencyDep,
+    published: PublishedDep,
 ) -> RunService:
     return RunService(
         client=client,
@@ -93,6 +102,7 @@ async def get_run_service(
         idempotency=idempotency,
         task_queue=settings.task_queue,
         max_upload_bytes=settings.max_upload_bytes,
+        published=published,
     )
 
 

@@ -19,6 +19,7 @@ from api.errors import ApiError, error_body, install_error_handlers
 from api.routes import codec, files, node_types, recovery, reviews, runs, web, workflows
 from runlane.settings import get_settings
 from runlane.temporal import connect
+from runs.starter import PublishedDefinitions
 from store.db import Database
 
 log = logging.getLogger("runlane.api")
@@ -136,6 +137,8 @@ async def _refuse(send: Send, limit: int) -> None:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Runlane", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    # Immutable published definitions, checked once per process (runs/starter.py).
+    app.state.published_definitions = PublishedDefinitions()
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, limit_bytes=lambda: get_settings().request_limit_bytes)
     # Runs first: `/v1/workflows/runs` must not be read as a workflow id.

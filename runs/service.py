@@ -25,7 +25,7 @@ from runs.inputs import InputResolver, RequestedInputs
 from runs.reader import RunFilter, RunPage, RunReader, RunView
 from runs.reset import reset_run, task_boundaries
 from runs.retry_plan import RETRYABLE_STATUSES, RetryFrom, RetryPlan, plan_retry, retry_request
-from runs.starter import ConfigSource, RunStarter, definition_for
+from runs.starter import ConfigSource, PublishedDefinitions, RunStarter, definition_for
 from runs.temporal_errors import needs_temporal
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
@@ -88,8 +88,11 @@ class RunService:
         idempotency: IdempotencyRepository,
         task_queue: str,
         max_upload_bytes: int,
+        published: PublishedDefinitions | None = None,
     ) -> None:
+        """`published` caches published definitions; share one per process."""
         self._client = client
+        self._published = published or PublishedDefinitions()
         self._registry = registry
         self._workflows = workflows
         self._reader = RunReader(client)
@@ -152,7 +155,7 @@ class RunService:
 
         async def prepare(run_id: str) -> RunInput:
             definition, ref = await definition_for(
-                org, workflow_id, config_source, self._workflows, self._registry
+                org, workflow_id, config_source, self._workflows, self._registry, self._published
             )
             inputs = await self._inputs.resolve(org, definition, requested)
             return self._starter.run_input(
@@ -209,6 +212,7 @@ class RunService:
                     config_source,
                     self._workflows,
                     self._registry,
+                    self._published,
                 )
                 # The current definition may name other start nodes: checked like a start.
                 inputs = await self._inputs.resolve(

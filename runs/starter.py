@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -36,36 +37,68 @@ def checked_definition(raw: dict[str, Any], registry: NodeRegistry) -> Definitio
     return definition
 
 
+class PublishedDefinitions:
+    """Checked definitions of published snapshots, by snapshot id. A snapshot never changes
+    once published, so this is safe across API replicas (whichever snapshot is published now
+    is still read from the store on every start). Bounded: least recently used go first."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._capacity = capacity
+        self._definitions: OrderedDict[str, Definition] = OrderedDict()
+
+    def get(self, snapshot_id: str) -> Definition | None:
+        definition = self._definitions.get(snapshot_id)
+        if definition is not None:
+            self._definitions.move_to_end(snapshot_id)
+        return definition
+
+    def put(self, snapshot_id: str, definition: Definition) -> None:
+        self._definitions[snapshot_id] = definition
+        self._definitions.move_to_end(snapshot_id)
+        while len(self._definitions) > self._capacity:
+            self._definitions.popitem(last=False)
+
+
 async def definition_for(
     org: str,
     workflow_id: str,
     config_source: ConfigSource,
     repo: WorkflowRepository,
     registry: NodeRegistry,
+    published: PublishedDefinitions,
 ) -> tuple[Definition, WorkflowRef]:
     """The definition a new run executes: the published snapshot, or the current draft."""
-    found = await repo.get_with_published(org, workflow_id)
-    if found is None:
-        raise not_found("workflow", workflow_id)
-    workflow, snapshot = found
     if config_source == "draft":
+        workflow = await repo.get(org, workflow_id)
+        if workflow is None:
+            raise not_found("workflow", workflow_id)
         ref = WorkflowRef(
             workflow_id=workflow.id, snapshot_id=None, version=None, name_at_run_time=workflow.name
         )
         return checked_definition(workflow.draft_definition, registry), ref
-    if snapshot is None:
+    head = await repo.published_head(org, workflow_id)
+    if head is None:
+        raise not_found("workflow", workflow_id)
+    if head.snapshot_id is None:
         raise Conflict(
             "workflow_not_published",
-            f"Workflow {workflow.id} has no published snapshot; publish it or run the draft "
-            'with "config_source": "draft".',
+            f"Workflow {head.workflow_id} has no published snapshot; publish it or run the "
+            'draft with "config_source": "draft".',
         )
+    definition = published.get(head.snapshot_id)
+    if definition is None:
+        snapshot = await repo.get_snapshot(org, head.snapshot_id)
+        if snapshot is None:  # pragma: no cover - snapshots are never deleted
+            raise not_found("workflow", workflow_id)
+        definition = checked_definition(snapshot.definition, registry)
+        published.put(head.snapshot_id, definition)
     ref = WorkflowRef(
-        workflow_id=workflow.id,
-        snapshot_id=snapshot.id,
-        version=snapshot.version,
-        name_at_run_time=workflow.name,
+        workflow_id=head.workflow_id,
+        snapshot_id=head.snapshot_id,
+        version=head.version,
+        name_at_run_time=head.name,
     )
-    return checked_definition(snapshot.definition, registry), ref
+    return definition, ref
 
 
 class RunStarter:

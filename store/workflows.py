@@ -51,6 +51,14 @@ class SnapshotRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class PublishedHead:
+    workflow_id: str
+    name: str
+    snapshot_id: str | None
+    version: int | None
+
+
 class WorkflowRepository:
     """Every method is scoped to one organization: another's rows look missing."""
 
@@ -83,15 +91,19 @@ class WorkflowRepository:
             row = await session.scalar(_workflow_query(org, workflow_id))
         return _workflow(row) if row is not None else None
 
-    async def get_with_published(
-        self, org: str, workflow_id: str
-    ) -> tuple[WorkflowRecord, SnapshotRecord | None] | None:
-        """The workflow and its published snapshot in one query: starting a run needs both,
-        and each SQLite round trip costs a thread hand-off (the API profile's top item)."""
+    async def published_head(self, org: str, workflow_id: str) -> PublishedHead | None:
+        """What a run of the published definition needs to know first, without the
+        definitions themselves (the published one is immutable, so callers cache it by
+        snapshot id): one small query on the start path."""
         if not ids.is_valid(ids.WORKFLOW, workflow_id):
             return None  # not an id this store issues (and NUL would break PostgreSQL)
         query = (
-            select(WorkflowRow, SnapshotRow)
+            select(
+                WorkflowRow.id,
+                WorkflowRow.name,
+                WorkflowRow.published_snapshot_id,
+                SnapshotRow.version,
+            )
             .outerjoin(SnapshotRow, SnapshotRow.id == WorkflowRow.published_snapshot_id)
             .where(WorkflowRow.id == workflow_id, WorkflowRow.organization_id == org)
         )
@@ -99,8 +111,9 @@ class WorkflowRepository:
             found = (await session.execute(query)).first()
         if found is None:
             return None
-        workflow_row, snapshot_row = found
-        return _workflow(workflow_row), _snapshot(snapshot_row) if snapshot_row else None
+        return PublishedHead(
+            workflow_id=found[0], name=found[1], snapshot_id=found[2], version=found[3]
+        )
 
     async def list(self, org: str, *, limit: int, cursor: str | None) -> Page[WorkflowRecord]:
         query = select(WorkflowRow).where(WorkflowRow.organization_id == org)

@@ -74,7 +74,7 @@ async def test_ids_this_store_never_issues_are_missing(
 ) -> None:
     # Never reaching the database: PostgreSQL refuses NUL in a query outright.
     assert await workflows.get(ORG, odd) is None
-    assert await workflows.get_with_published(ORG, odd) is None
+    assert await workflows.published_head(ORG, odd) is None
     assert await workflows.replace_draft(ORG, odd, definition("x")) is None
     assert await workflows.publish(ORG, odd) is None
     assert await workflows.get_snapshot(ORG, odd.replace("wf_", "snap_")) is None
