@@ -97,6 +97,12 @@ class CommandLog:
         )
         return created or record.body_hash == holder
 
+    async def release_slot(self, org: str, *, slot: str, holder: str) -> None:
+        """Give `slot` up again, if `holder` still holds it: only when its effect was refused
+        outright and nothing happened (an effect of unknown outcome keeps its slot, so that
+        the holder's replay, and nobody else, may finish it)."""
+        await self._repo.release(org, command_id=f"runlane:{slot}", body_hash=holder)
+
     async def slot_holder(self, org: str, *, slot: str) -> str | None:
         """Who holds `slot` (see `take_slot`), or None while nobody does."""
         record = await self._repo.get(org, f"runlane:{slot}")

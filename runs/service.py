@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.registry import NodeRegistry
 from runlane import ids
-from runlane.errors import Conflict
+from runlane.errors import Conflict, TooLarge
 from runs.commands import Command, CommandLog, Steps
 from runs.inputs import InputResolver, RequestedInputs
 from runs.reader import RunFilter, RunPage, RunReader, RunView
@@ -53,6 +53,14 @@ _ENDED_OTHERWISE = {
     WorkflowExecutionStatus.TERMINATED: "error",
     WorkflowExecutionStatus.TIMED_OUT: "error",
 }
+
+
+# Temporal refused the call outright (nothing was applied): a size limit, a closed execution.
+_REFUSED = (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.NOT_FOUND)
+
+
+def _over_payload_limit(err: RPCError) -> bool:
+    return err.status == RPCStatusCode.INVALID_ARGUMENT and "size exceeds limit" in err.message
 
 
 @dataclass(frozen=True)
@@ -357,11 +365,10 @@ class RunService:
             # Exactly one decision per waiting node and attempt, even when several reviewers
             # click at once. (A retry that runs the node again waits under a new attempt, so
             # it takes a new decision.) A command_id lets its replay take the slot again.
+            taken = slot(view.state.attempt)
+            holder = command_id or uuid.uuid4().hex
             decided = await self._commands.take_slot(
-                org,
-                slot=slot(view.state.attempt),
-                target=f"{run_id}/{node_id}",
-                holder=command_id or uuid.uuid4().hex,
+                org, slot=taken, target=f"{run_id}/{node_id}", holder=holder
             )
             if not decided:
                 raise Conflict(
@@ -374,15 +381,27 @@ class RunService:
             try:
                 await self._client.get_workflow_handle(run_id).signal(RunWorkflow.review, decision)
             except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
-                    raise
-                # Temporal's "workflow execution already completed": the run ended (cancelled,
-                # timed out) since it was read. It exists; the node just no longer waits.
-                raise Conflict(
-                    "review_not_waiting",
-                    f"Node '{node_id}' of run {run_id} is not waiting for a review: the run "
-                    "has ended.",
-                ) from None
+                if err.status not in _REFUSED:
+                    raise  # outcome unknown: the slot stays, for this command's replay
+                # Refused outright, so nothing was decided: the node may take a decision
+                # again (a slot kept here would refuse every later one as "just decided").
+                await self._commands.release_slot(org, slot=taken, holder=holder)
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    # "workflow execution already completed": the run ended (cancelled, timed
+                    # out) since it was read. It exists; the node just no longer waits.
+                    raise Conflict(
+                        "review_not_waiting",
+                        f"Node '{node_id}' of run {run_id} is not waiting for a review: the run "
+                        "has ended.",
+                    ) from None
+                if _over_payload_limit(err):
+                    raise TooLarge(
+                        "decision_too_large",
+                        "The decision (its data, comment and reviewer) is larger than Temporal "
+                        "accepts in one signal (about 2 MB, compressed). Keep large data in a "
+                        "document and put its file id in data.",
+                    ) from None
+                raise
 
         executed = await self._commands.execute(
             command, Steps(run_id, took_effect, prepare, perform)
@@ -437,11 +456,9 @@ class RunService:
             plan, run_input, inputs = prepared
             # Exactly one retry per attempt: Temporal does not deduplicate resets, so two
             # different concurrent retries would otherwise both reset the run.
+            taken = f"retry:{run_id}:{view.state.attempt}"
             if not await self._commands.take_slot(
-                org,
-                slot=f"retry:{run_id}:{view.state.attempt}",
-                target=run_id,
-                holder=request_id,
+                org, slot=taken, target=run_id, holder=request_id
             ):
                 raise Conflict(
                     "retry_in_progress",
@@ -452,16 +469,31 @@ class RunService:
                 fresh = run_input.model_copy(
                     update={"inputs": inputs, "retry": retry_request(view.state, plan, request_id)}
                 )
-                await self._starter.start(fresh, reuse_ended_id=True)
+                try:
+                    await self._starter.start(fresh, reuse_ended_id=True)
+                except RPCError as err:
+                    # Refused outright (the inputs over Temporal's payload limit): nothing
+                    # started, so the run may be retried again; a slot kept here would
+                    # answer every later retry "already being retried".
+                    if err.status in _REFUSED:
+                        await self._commands.release_slot(org, slot=taken, holder=request_id)
+                    raise
             else:
-                await reset_run(
-                    self._client,
-                    run_id=run_id,
-                    temporal_run_id=view.temporal_run_id,
-                    state=view.state,
-                    plan=plan,
-                    request_id=request_id,
-                )
+                try:
+                    await reset_run(
+                        self._client,
+                        run_id=run_id,
+                        temporal_run_id=view.temporal_run_id,
+                        state=view.state,
+                        plan=plan,
+                        request_id=request_id,
+                    )
+                except Conflict as impossible:
+                    refusal = impossible.__cause__
+                    if isinstance(refusal, RPCError) and refusal.status in _REFUSED:
+                        # The reset itself was refused: nothing was reset.
+                        await self._commands.release_slot(org, slot=taken, holder=request_id)
+                    raise
 
         executed = await self._commands.execute(
             command, Steps(run_id, took_effect, prepare, perform)

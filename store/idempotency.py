@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from store.db import Database
@@ -47,24 +47,37 @@ class IdempotencyRepository:
     ) -> tuple[IdempotencyRecord, bool]:
         """(record, True) for the first claim of the key; (the existing record, False) after.
         The primary key decides the race, so it holds across API replicas."""
-        row = IdempotencyRow(
-            organization_id=org,
-            command_id=command_id,
-            operation=operation,
-            target=target,
-            body_hash=body_hash,
-            result_id=result_id,
-            created_at=datetime.now(UTC),
+        while True:
+            row = IdempotencyRow(
+                organization_id=org,
+                command_id=command_id,
+                operation=operation,
+                target=target,
+                body_hash=body_hash,
+                result_id=result_id,
+                created_at=datetime.now(UTC),
+            )
+            try:
+                async with self._db.session() as session, session.begin():
+                    session.add(row)
+            except IntegrityError:
+                existing = await self.get(org, command_id)
+                if existing is None:  # a slot released in between: claim it again
+                    continue
+                return existing, False
+            return _record(row), True
+
+    async def release(self, org: str, *, command_id: str, body_hash: str) -> bool:
+        """Delete the key if `body_hash` still holds it: for slots whose holder's effect was
+        refused outright (command keys themselves are never deleted)."""
+        query = delete(IdempotencyRow).where(
+            IdempotencyRow.organization_id == org,
+            IdempotencyRow.command_id == command_id,
+            IdempotencyRow.body_hash == body_hash,
         )
-        try:
-            async with self._db.session() as session, session.begin():
-                session.add(row)
-        except IntegrityError:
-            existing = await self.get(org, command_id)
-            if existing is None:  # pragma: no cover - keys are never deleted
-                raise
-            return existing, False
-        return _record(row), True
+        async with self._db.session() as session, session.begin():
+            result = await session.execute(query)
+        return bool(getattr(result, "rowcount", 0))
 
 
 def _record(row: IdempotencyRow) -> IdempotencyRecord:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from runlane.settings import Settings
-from tests.api.helpers import create_published, linear_definition
+from tests.api.helpers import create_published, linear_definition, review_definition, wait_for_run
 
 
 async def test_a_too_large_run_input_is_413(api: httpx.AsyncClient) -> None:
@@ -87,3 +87,35 @@ async def test_inputs_over_4_mib_of_json_are_run_too_large(api: httpx.AsyncClien
     assert "json_inputs and text_inputs" in error["message"]
     listed = await api.get("/v1/workflows/runs", params={"workflow_id": workflow_id})
     assert listed.json()["data"] == []  # nothing was started
+
+
+async def test_a_retry_too_large_for_temporal_leaves_the_run_retryable(
+    api: httpx.AsyncClient,
+) -> None:
+    """A retry from the start whose overrides pass the 4 MiB rule but not Temporal's payload
+    limit is refused (413) before anything starts; the retry slot it took used to stay taken,
+    so every later retry of the run was 409 "already being retried"."""
+    workflow_id = await create_published(api, review_definition())
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"meta": {"amount": 1}}}
+    )
+    run_id = started.json()["id"]
+    await wait_for_run(api, run_id, until={"waiting_for_human"})
+    rejected = await api.post(
+        f"/v1/workflows/runs/{run_id}/reviews/review", json={"decision": "reject"}
+    )
+    assert rejected.status_code == 202
+    assert (await wait_for_run(api, run_id))["status"] == "error"
+
+    pad = secrets.token_urlsafe(2_300_000)  # ~3 MB of JSON, incompressible past 2 MB
+    too_large = await api.post(
+        f"/v1/workflows/runs/{run_id}/retry",
+        json={"from": "start", "json_inputs": {"meta": {"amount": 2, "pad": pad}}},
+    )
+    assert too_large.status_code == 413, too_large.text
+    assert too_large.json()["error"]["code"] == "run_too_large"
+    run = (await api.get(f"/v1/workflows/runs/{run_id}")).json()
+    assert run["status"] == "error" and run["attempt"] == 1
+    retried = await api.post(f"/v1/workflows/runs/{run_id}/retry", json={})
+    assert retried.status_code == 202, retried.text
+    assert (await wait_for_run(api, run_id, until={"waiting_for_human"}))["attempt"] == 2

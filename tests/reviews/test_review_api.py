@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import httpx
 import pytest
@@ -241,3 +242,25 @@ async def test_a_decision_meeting_a_run_that_just_ended_is_409(
     )
     assert response.status_code == 409, response.text
     assert response.json()["error"]["code"] == "review_not_waiting"
+
+
+async def test_a_decision_too_large_for_temporal_leaves_the_node_waiting(
+    api: httpx.AsyncClient,
+) -> None:
+    """Temporal refuses a signal over its payload limit. That was a 413 speaking of "the run's
+    input", and the node's decision slot stayed taken: every later decision was 409 "just
+    decided" while the run waited for one forever."""
+    run_id = await start_waiting(api, review_definition())
+    url = f"/v1/workflows/runs/{run_id}/reviews/review"
+    # Random text: large payloads are compressed, so repetitive filler would fit.
+    huge = {"decision": "approve", "data": {"scan": secrets.token_urlsafe(3 * 1024 * 1024)}}
+    refused = await api.post(url, json=huge)
+    assert refused.status_code == 413, refused.text
+    error = refused.json()["error"]
+    assert error["type"] == "payload_too_large" and error["code"] == "decision_too_large"
+    run = (await api.get(f"/v1/workflows/runs/{run_id}")).json()
+    assert run["waiting_for_node_ids"] == ["review"]
+    decided = await api.post(url, json={"decision": "approve", "data": {"amount": 3}})
+    assert decided.status_code == 202, decided.text
+    done = await wait_for_run(api, run_id)
+    assert done["final_outputs"] == {"approved": {"amount": 3}}
