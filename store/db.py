@@ -37,7 +37,10 @@ class Database:
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_async_engine(url, connect_args=connect_args)
+        # Sessions and connections end their own transactions, so the pool need not roll back
+        # again on check-in: one aiosqlite thread hand-off less per query (profiled on the
+        # start path, bench/start_path.py).
+        self.engine = create_async_engine(url, connect_args=connect_args, pool_reset_on_return=None)
         if self._is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)

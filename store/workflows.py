@@ -107,8 +107,9 @@ class WorkflowRepository:
             .outerjoin(SnapshotRow, SnapshotRow.id == WorkflowRow.published_snapshot_id)
             .where(WorkflowRow.id == workflow_id, WorkflowRow.organization_id == org)
         )
-        async with self._db.session() as session:
-            found = (await session.execute(query)).first()
+        # A Core connection, not a session: no ORM objects to build, fewer thread hand-offs.
+        async with self._db.engine.connect() as connection:
+            found = (await connection.execute(query)).first()
         if found is None:
             return None
         return PublishedHead(
