@@ -30,6 +30,10 @@ from store.idempotency import IdempotencyRecord, IdempotencyRepository
 
 Prepared = TypeVar("Prepared")
 
+# How long a replayed retry or decision waits for the first call's effect to show before
+# concluding that the first call was lost before it (and applying it itself).
+FIRST_CALL_GRACE_S = 5.0
+
 
 @dataclass(frozen=True)
 class Command:

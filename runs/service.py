@@ -7,24 +7,21 @@ raise (`runlane.errors`). Every command follows one idempotency protocol (runs/c
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.registry import NodeRegistry
 from runlane import ids
-from runlane.errors import Conflict, TooLarge
+from runlane.errors import Conflict
 from runs.commands import Command, CommandLog, Steps
 from runs.inputs import InputResolver, RequestedInputs
+from runs.models import Outcome, RetrySpec, WaitingReview
 from runs.reader import RunFilter, RunPage, RunReader, RunView
-from runs.reset import reset_run, task_boundaries
-from runs.retry_plan import RETRYABLE_STATUSES, RetryFrom, RetryPlan, plan_retry, retry_request
+from runs.retries import Retries
+from runs.retry_plan import RetryFrom, RetryPlan
+from runs.reviews import Reviews
 from runs.starter import ConfigSource, PublishedDefinitions, RunStarter, definition_for
 from runs.temporal_errors import needs_temporal
 from store.files import FileRepository
@@ -32,19 +29,12 @@ from store.idempotency import IdempotencyRepository
 from store.workflows import WorkflowRepository
 from workflows.models import (
     TERMINAL_STATUSES,
-    PendingReview,
     ReviewDecision,
     RunInput,
     RunInputs,
     Trigger,
     initial_state,
 )
-from workflows.run_workflow import RunWorkflow
-
-# How long a replayed retry or decision waits for the first call's effect to show before
-# concluding that the first call was lost before it (and applying it itself).
-FIRST_CALL_GRACE_S = 5.0
-
 
 # Executions that closed otherwise than cancelled, by the run status they stand for.
 _ENDED_OTHERWISE = {
@@ -53,36 +43,6 @@ _ENDED_OTHERWISE = {
     WorkflowExecutionStatus.TERMINATED: "error",
     WorkflowExecutionStatus.TIMED_OUT: "error",
 }
-
-
-# Temporal refused the call outright (nothing was applied): a size limit, a closed execution.
-_REFUSED = (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.NOT_FOUND)
-
-
-def _over_payload_limit(err: RPCError) -> bool:
-    return err.status == RPCStatusCode.INVALID_ARGUMENT and "size exceeds limit" in err.message
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The run a command produced or acted on; `replayed` when an earlier identical command
-    (same `command_id`) already did it and nothing new happened."""
-
-    view: RunView
-    replayed: bool
-
-
-@dataclass(frozen=True)
-class RetrySpec:
-    from_: RetryFrom = "failure_point"
-    # From the start only: inputs overriding the run's own.
-    overrides: RequestedInputs | None = None
-
-
-@dataclass(frozen=True)
-class WaitingReview:
-    view: RunView
-    review: PendingReview
 
 
 class RunService:
@@ -107,6 +67,15 @@ class RunService:
         self._starter = RunStarter(client, registry, task_queue)
         self._inputs = InputResolver(files, max_upload_bytes)
         self._commands = CommandLog(idempotency)
+        self._reviews = Reviews(client, self._reader, self._commands)
+        self._retries = Retries(
+            client=client,
+            registry=registry,
+            reader=self._reader,
+            starter=self._starter,
+            inputs=self._inputs,
+            commands=self._commands,
+        )
 
     # ------------------------------------------------------------------ reading
 
@@ -315,112 +284,14 @@ class RunService:
     ) -> Outcome:
         """A reviewer's decision for a waiting human_review node; Conflict when that node is
         not waiting (or was just decided by someone else)."""
-        view = await self._reader.get(org, run_id)
-        node_id = decision.node_id
-        command = Command(
-            org,
-            command_id,
-            "review",
-            f"{run_id}/{node_id}",
-            decision.model_dump(mode="json", exclude={"node_id"}),
-        )
-
-        def slot(attempt: int) -> str:
-            return f"review:{run_id}:{node_id}:{attempt}"
-
-        async def took_effect(_: str) -> bool:
-            """A replay (same command_id): whether this command's decision was taken and
-            reached the run. Never decided again on the strength of a stale read: the first
-            call may be in flight (its signal not yet seen), or have lost to another
-            reviewer's decision (then it never took effect, and the replay is refused too)."""
-            assert command_id is not None
-            current = view
-            deadline = time.monotonic() + FIRST_CALL_GRACE_S
-            while True:
-                attempt = current.state.attempt
-                holder = await self._commands.slot_holder(org, slot=slot(attempt))
-                if holder == command_id and node_id not in current.state.waiting_for_node_ids:
-                    return True
-                if holder is not None and holder != command_id:
-                    return False  # another decision won this attempt's slot
-                if holder is None and current.state.status in TERMINAL_STATUSES:
-                    return False  # nothing was decided, and nothing will be
-                for earlier in range(attempt - 1, 0, -1):  # taken before a retry
-                    if await self._commands.slot_holder(org, slot=slot(earlier)) == command_id:
-                        return True
-                if time.monotonic() > deadline:
-                    return False  # the first call was lost before its signal: decide again
-                await asyncio.sleep(0.1)
-                current = await self._reader.get(org, run_id)
-
-        async def prepare() -> None:
-            if node_id not in view.state.waiting_for_node_ids:
-                raise Conflict(
-                    "review_not_waiting",
-                    f"Node '{node_id}' of run {run_id} is not waiting for a review (already "
-                    "decided, not reached yet, or not a human_review node).",
-                )
-
-        async def perform(_: None, __: str) -> None:
-            # Exactly one decision per waiting node and attempt, even when several reviewers
-            # click at once. (A retry that runs the node again waits under a new attempt, so
-            # it takes a new decision.) A command_id lets its replay take the slot again.
-            taken = slot(view.state.attempt)
-            holder = command_id or uuid.uuid4().hex
-            decided = await self._commands.take_slot(
-                org, slot=taken, target=f"{run_id}/{node_id}", holder=holder
-            )
-            if not decided:
-                raise Conflict(
-                    "review_not_waiting",
-                    f"Node '{node_id}' of run {run_id} is not waiting for a review: it was "
-                    "just decided.",
-                )
-            # The signal operators can also send from the Temporal UI: ordinary workflow
-            # tasks, so a retry can later reset to any point after the decision.
-            try:
-                await self._client.get_workflow_handle(run_id).signal(RunWorkflow.review, decision)
-            except RPCError as err:
-                if err.status not in _REFUSED:
-                    raise  # outcome unknown: the slot stays, for this command's replay
-                # Refused outright, so nothing was decided: the node may take a decision
-                # again (a slot kept here would refuse every later one as "just decided").
-                await self._commands.release_slot(org, slot=taken, holder=holder)
-                if err.status == RPCStatusCode.NOT_FOUND:
-                    # "workflow execution already completed": the run ended (cancelled, timed
-                    # out) since it was read. It exists; the node just no longer waits.
-                    raise Conflict(
-                        "review_not_waiting",
-                        f"Node '{node_id}' of run {run_id} is not waiting for a review: the run "
-                        "has ended.",
-                    ) from None
-                if _over_payload_limit(err):
-                    raise TooLarge(
-                        "decision_too_large",
-                        "The decision (its data, comment and reviewer) is larger than Temporal "
-                        "accepts in one signal (about 2 MB, compressed). Keep large data in a "
-                        "document and put its file id in data.",
-                    ) from None
-                raise
-
-        executed = await self._commands.execute(
-            command, Steps(run_id, took_effect, prepare, perform)
-        )
-        return Outcome(await self._reader.get(org, run_id), executed.replayed)
+        return await self._reviews.decide(org, run_id, decision, command_id=command_id)
 
     # ------------------------------------------------------------------ retry
 
     @needs_temporal
     async def retry_plan(self, org: str, run_id: str, from_: RetryFrom) -> RetryPlan:
         """What a retry would reuse, run again and repeat; changes nothing."""
-        plan, _ = await self._plan(await self._reader.get(org, run_id), from_)
-        return plan
-
-    async def _plan(self, view: RunView, from_: RetryFrom) -> tuple[RetryPlan, RunInput]:
-        run_input = await self._reader.run_input(view.state.run_id)
-        plans = {node_id: plan.execution for node_id, plan in run_input.plans.items()}
-        boundaries = await task_boundaries(self._client, view.state.run_id, view.temporal_run_id)
-        return plan_retry(view.state, plans, self._registry, from_, boundaries), run_input
+        return await self._retries.plan(org, run_id, from_)
 
     @needs_temporal
     async def retry(
@@ -433,86 +304,4 @@ class RunService:
         body: dict[str, Any] | None = None,
     ) -> Outcome:
         """The same run again: reset to its failure point, or from the start with overrides."""
-        command = Command(org, command_id, "retry", run_id, body or {"from": spec.from_})
-        view = await self._reader.get(org, run_id)
-        request_id = ids.derived_id("retry", org, command_id) if command_id else uuid.uuid4().hex
-
-        async def took_effect(_: str) -> bool:
-            return await self._first_retry(org, run_id, request_id, view) is not None
-
-        async def prepare() -> tuple[RetryPlan, RunInput, RunInputs | None]:
-            plan, run_input = await self._plan(view, spec.from_)
-            if not plan.allowed:
-                raise Conflict("retry_not_allowed", plan.reason or "This run cannot be retried.")
-            inputs = None
-            if spec.from_ == "start":  # validated like a start, before anything is recorded
-                requested = RequestedInputs.of_run(view.state.inputs)
-                if spec.overrides is not None:
-                    requested = requested.overridden_by(spec.overrides)
-                inputs = await self._inputs.resolve(org, run_input.definition, requested)
-            return plan, run_input, inputs
-
-        async def perform(prepared: tuple[RetryPlan, RunInput, RunInputs | None], _: str) -> None:
-            plan, run_input, inputs = prepared
-            # Exactly one retry per attempt: Temporal does not deduplicate resets, so two
-            # different concurrent retries would otherwise both reset the run.
-            taken = f"retry:{run_id}:{view.state.attempt}"
-            if not await self._commands.take_slot(
-                org, slot=taken, target=run_id, holder=request_id
-            ):
-                raise Conflict(
-                    "retry_in_progress",
-                    f"Run {run_id} is already being retried (attempt {view.state.attempt + 1}); "
-                    "read the run to follow it.",
-                )
-            if inputs is not None:  # from the start: a fresh execution under the same run id
-                fresh = run_input.model_copy(
-                    update={"inputs": inputs, "retry": retry_request(view.state, plan, request_id)}
-                )
-                try:
-                    await self._starter.start(fresh, reuse_ended_id=True)
-                except RPCError as err:
-                    # Refused outright (the inputs over Temporal's payload limit): nothing
-                    # started, so the run may be retried again; a slot kept here would
-                    # answer every later retry "already being retried".
-                    if err.status in _REFUSED:
-                        await self._commands.release_slot(org, slot=taken, holder=request_id)
-                    raise
-            else:
-                try:
-                    await reset_run(
-                        self._client,
-                        run_id=run_id,
-                        temporal_run_id=view.temporal_run_id,
-                        state=view.state,
-                        plan=plan,
-                        request_id=request_id,
-                    )
-                except Conflict as impossible:
-                    refusal = impossible.__cause__
-                    if isinstance(refusal, RPCError) and refusal.status in _REFUSED:
-                        # The reset itself was refused: nothing was reset.
-                        await self._commands.release_slot(org, slot=taken, holder=request_id)
-                    raise
-
-        executed = await self._commands.execute(
-            command, Steps(run_id, took_effect, prepare, perform)
-        )
-        return Outcome(await self._reader.get(org, run_id), executed.replayed)
-
-    async def _first_retry(
-        self, org: str, run_id: str, request_id: str, view: RunView
-    ) -> RunView | None:
-        """For a replayed retry: the run once the first call's retry shows (its attempt, or
-        the run no longer ended), waiting a little for a first call still in flight; None when
-        it never shows, i.e. the first call was lost before its reset."""
-        deadline = time.monotonic() + FIRST_CALL_GRACE_S
-        while True:
-            if view.state.status not in RETRYABLE_STATUSES or any(
-                a.request_id == request_id for a in view.state.attempts
-            ):
-                return view
-            if time.monotonic() > deadline:
-                return None
-            await asyncio.sleep(0.1)
-            view = await self._reader.get(org, run_id)
+        return await self._retries.retry(org, run_id, spec, command_id=command_id, body=body)

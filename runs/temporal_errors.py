@@ -43,3 +43,11 @@ def needs_temporal(call: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]
             raise
 
     return reaching
+
+
+# Temporal refused the call outright (nothing was applied): a size limit, a closed execution.
+REFUSED = (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.NOT_FOUND)
+
+
+def over_payload_limit(err: RPCError) -> bool:
+    return err.status == RPCStatusCode.INVALID_ARGUMENT and "size exceeds limit" in err.message

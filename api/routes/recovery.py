@@ -10,7 +10,7 @@ from api import schemas
 from api.deps import JsonBody, OrgDep, RunsDep, SettingsDep
 from api.routes.runs import answer
 from api.run_views import requested_inputs
-from runs.service import RetrySpec
+from runs.models import RetrySpec
 
 router = APIRouter(
     prefix="/v1/workflows/runs",

@@ -11,8 +11,8 @@ from api import schemas
 from api.deps import JsonBody, OrgDep, RunsDep, SettingsDep
 from api.events import run_events
 from api.run_views import record_of, requested_inputs, step_records
+from runs.models import Outcome
 from runs.reader import RunFilter
-from runs.service import Outcome
 
 router = APIRouter(
     prefix="/v1/workflows",

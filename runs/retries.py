@@ -1,0 +1,149 @@
+"""Retrying a run in place: planning it (runs/retry_plan.py) and carrying it out, once per
+attempt, as a reset to the failure point or a fresh execution from the start."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from activities.registry import NodeRegistry
+from runlane import ids
+from runlane.errors import Conflict
+from runs.commands import FIRST_CALL_GRACE_S, Command, CommandLog, Steps
+from runs.inputs import InputResolver, RequestedInputs
+from runs.models import Outcome, RetrySpec
+from runs.reader import RunReader, RunView
+from runs.reset import reset_run, task_boundaries
+from runs.retry_plan import RETRYABLE_STATUSES, RetryFrom, RetryPlan, plan_retry, retry_request
+from runs.starter import RunStarter
+from runs.temporal_errors import REFUSED
+from workflows.models import RunInput, RunInputs
+
+
+class Retries:
+    def __init__(
+        self,
+        *,
+        client: Client,
+        registry: NodeRegistry,
+        reader: RunReader,
+        starter: RunStarter,
+        inputs: InputResolver,
+        commands: CommandLog,
+    ) -> None:
+        self._client = client
+        self._registry = registry
+        self._reader = reader
+        self._starter = starter
+        self._inputs = inputs
+        self._commands = commands
+
+    async def plan(self, org: str, run_id: str, from_: RetryFrom) -> RetryPlan:
+        """What a retry would reuse, run again and repeat; changes nothing."""
+        plan, _ = await self._plan(await self._reader.get(org, run_id), from_)
+        return plan
+
+    async def _plan(self, view: RunView, from_: RetryFrom) -> tuple[RetryPlan, RunInput]:
+        run_input = await self._reader.run_input(view.state.run_id)
+        plans = {node_id: plan.execution for node_id, plan in run_input.plans.items()}
+        boundaries = await task_boundaries(self._client, view.state.run_id, view.temporal_run_id)
+        return plan_retry(view.state, plans, self._registry, from_, boundaries), run_input
+
+    async def retry(
+        self,
+        org: str,
+        run_id: str,
+        spec: RetrySpec,
+        *,
+        command_id: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """The same run again: reset to its failure point, or from the start with overrides."""
+        command = Command(org, command_id, "retry", run_id, body or {"from": spec.from_})
+        view = await self._reader.get(org, run_id)
+        request_id = ids.derived_id("retry", org, command_id) if command_id else uuid.uuid4().hex
+
+        async def took_effect(_: str) -> bool:
+            return await self._first_retry(org, run_id, request_id, view) is not None
+
+        async def prepare() -> tuple[RetryPlan, RunInput, RunInputs | None]:
+            plan, run_input = await self._plan(view, spec.from_)
+            if not plan.allowed:
+                raise Conflict("retry_not_allowed", plan.reason or "This run cannot be retried.")
+            inputs = None
+            if spec.from_ == "start":  # validated like a start, before anything is recorded
+                requested = RequestedInputs.of_run(view.state.inputs)
+                if spec.overrides is not None:
+                    requested = requested.overridden_by(spec.overrides)
+                inputs = await self._inputs.resolve(org, run_input.definition, requested)
+            return plan, run_input, inputs
+
+        async def perform(prepared: tuple[RetryPlan, RunInput, RunInputs | None], _: str) -> None:
+            plan, run_input, inputs = prepared
+            # Exactly one retry per attempt: Temporal does not deduplicate resets, so two
+            # different concurrent retries would otherwise both reset the run.
+            taken = f"retry:{run_id}:{view.state.attempt}"
+            if not await self._commands.take_slot(
+                org, slot=taken, target=run_id, holder=request_id
+            ):
+                raise Conflict(
+                    "retry_in_progress",
+                    f"Run {run_id} is already being retried (attempt {view.state.attempt + 1}); "
+                    "read the run to follow it.",
+                )
+            if inputs is not None:  # from the start: a fresh execution under the same run id
+                fresh = run_input.model_copy(
+                    update={"inputs": inputs, "retry": retry_request(view.state, plan, request_id)}
+                )
+                try:
+                    await self._starter.start(fresh, reuse_ended_id=True)
+                except RPCError as err:
+                    # Refused outright (the inputs over Temporal's payload limit): nothing
+                    # started, so the run may be retried again; a slot kept here would
+                    # answer every later retry "already being retried".
+                    if err.status in REFUSED:
+                        await self._commands.release_slot(org, slot=taken, holder=request_id)
+                    raise
+            else:
+                try:
+                    await reset_run(
+                        self._client,
+                        run_id=run_id,
+                        temporal_run_id=view.temporal_run_id,
+                        state=view.state,
+                        plan=plan,
+                        request_id=request_id,
+                    )
+                except Conflict as impossible:
+                    refusal = impossible.__cause__
+                    if isinstance(refusal, RPCError) and refusal.status in REFUSED:
+                        # The reset itself was refused: nothing was reset.
+                        await self._commands.release_slot(org, slot=taken, holder=request_id)
+                    raise
+
+        executed = await self._commands.execute(
+            command, Steps(run_id, took_effect, prepare, perform)
+        )
+        return Outcome(await self._reader.get(org, run_id), executed.replayed)
+
+    async def _first_retry(
+        self, org: str, run_id: str, request_id: str, view: RunView
+    ) -> RunView | None:
+        """For a replayed retry: the run once the first call's retry shows (its attempt, or
+        the run no longer ended), waiting a little for a first call still in flight; None when
+        it never shows, i.e. the first call was lost before its reset."""
+        deadline = time.monotonic() + FIRST_CALL_GRACE_S
+        while True:
+            if view.state.status not in RETRYABLE_STATUSES or any(
+                a.request_id == request_id for a in view.state.attempts
+            ):
+                return view
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.1)
+            view = await self._reader.get(org, run_id)
