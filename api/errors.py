@@ -8,7 +8,6 @@ own errors that reach here are mapped too, so none of them turns into a 500.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from runlane.errors import Conflict, InvalidInput, NotFound, RunlaneError, TooLarge, Unavailable
+from runlane.unicode import replaced
 
 log = logging.getLogger("runlane.api")
 
@@ -79,20 +79,10 @@ def error_body(status: int, code: str, message: str, details: dict[str, Any] | N
     }
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _printable(value: Any) -> Any:
-    """`value` with U+FFFD for each lone surrogate: messages and locations echo what the
-    caller sent (an id, a key), and JSON may escape a surrogate ("\\ud800") that UTF-8 cannot
-    encode. Rendering the error must never be what fails."""
-    if isinstance(value, str):
-        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_printable(k): _printable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_printable(v) for v in value]
-    return value
+    """Messages and locations echo what the caller sent (an id, a key), which may hold a lone
+    surrogate: rendering the error must never be what fails."""
+    return replaced(value)
 
 
 def _response(status: int, code: str, message: str, details: dict | None = None, headers=None):

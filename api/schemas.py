@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from runlane.unicode import NOT_UNICODE, has_lone_surrogate
+
 T = TypeVar("T")
 
 
@@ -80,28 +82,6 @@ def json_value_problem(value: Any) -> str | None:
 
 def _children(item: dict[Any, Any] | list[Any]) -> list[Any]:
     return list(item.values()) if isinstance(item, dict) else item
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-NOT_UNICODE = "text is not valid Unicode (a lone surrogate escape such as \\ud800)"
-
-
-def has_lone_surrogate(value: Any) -> bool:
-    """Whether any text in `value` (strings, mapping keys, at any depth) holds a lone
-    surrogate: JSON can escape one ("\\ud800") that no UTF-8 answer, store or Temporal payload
-    can hold. Pydantic refuses one only in strings it constrains; plain `str` and `Any` pass."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii() and _LONE_SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
 
 
 def _plain_json(value: Any) -> Any:

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runlane import templating
+from runlane.unicode import NOT_UNICODE, has_lone_surrogate, replaced, shown
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _NODE_ID_RE = re.compile(NODE_ID_PATTERN)
@@ -318,14 +319,6 @@ def validate_definition(
     return (definition if not problems else None), problems
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _shown(text: str) -> str:
-    """Text as an answer can show it: U+FFFD for each lone surrogate."""
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
-
-
 def _without_lone_surrogates(raw: Any) -> tuple[Any, list[Problem]]:
     """JSON can escape a lone surrogate ("\\ud800") that UTF-8 cannot encode, so neither a
     store nor an answer could hold it: each node, edge or other part that has one is a problem,
@@ -336,55 +329,19 @@ def _without_lone_surrogates(raw: Any) -> tuple[Any, list[Problem]]:
     for key, value in raw.items():
         parts = enumerate(value) if key in ("nodes", "edges") and isinstance(value, list) else None
         for index, item in parts if parts is not None else [(None, value)]:
-            if not (_any_surrogate(item) or _any_surrogate(key)):
+            if not (has_lone_surrogate(item) or has_lone_surrogate(key)):
                 continue
             named = None
             if index is not None and isinstance(item, Mapping):
                 named = item.get("id" if key == "nodes" else "source")
-            where = _shown(str(key)) + ("" if index is None else f".{index}")
+            where = shown(str(key)) + ("" if index is None else f".{index}")
             problems.append(
                 Problem(
-                    node_id=_shown(named) if isinstance(named, str) else None,
-                    message=f"{where}: text is not valid Unicode "
-                    "(a lone surrogate escape such as \\ud800)",
+                    node_id=shown(named) if isinstance(named, str) else None,
+                    message=f"{where}: {NOT_UNICODE}",
                 )
             )
-    return (_replace_surrogates(raw) if problems else raw), problems
-
-
-def _any_surrogate(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii() and _SURROGATE.search(item):
-                return True
-        elif isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def _replace_surrogates(value: Any) -> Any:
-    """A copy of a JSON value with U+FFFD for each lone surrogate, made without recursion."""
-    root = [value]
-    stack: list[tuple[Any, Any]] = [(root, 0)]
-    while stack:
-        container, key = stack.pop()
-        item = container[key]
-        if isinstance(item, str):
-            container[key] = _shown(item)
-        elif isinstance(item, Mapping):
-            mapping = {_shown(k) if isinstance(k, str) else k: v for k, v in item.items()}
-            container[key] = mapping
-            stack.extend((mapping, k) for k in mapping)
-        elif isinstance(item, list):
-            items = list(item)
-            container[key] = items
-            stack.extend((items, i) for i in range(len(items)))
-    return root[0]
+    return (replaced(raw) if problems else raw), problems
 
 
 def _problems(readable: _Readable, node_types: Mapping[str, NodeTypeSpec]) -> Iterable[Problem]:
