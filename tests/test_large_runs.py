@@ -11,7 +11,7 @@ from temporalio.client import Client
 from bench.scenarios import transform_chain
 from runlane.converter import COMPRESS_OVER_BYTES, ZLIB_ENCODING, CompressLargePayloads
 from tests.api.helpers import create_published, wait_for_run
-from workflows.run_workflow import MAX_BATCH_NODES
+from workflows.batches import MAX_BATCH_NODES
 
 
 async def test_codec_compresses_only_large_payloads_and_restores_them_exactly() -> None:

@@ -32,9 +32,11 @@ per change. (Not a `workflow.patched` marker: Temporal's SDK then upserts the
 TemporalChangeVersion search attribute too, a second upsert in the first task.)
 
 This module is the scheduler: it dispatches ready nodes, waits, routes by what they produced
-and finishes the run. It composes the parts beside it: human review (workflows/reviews.py),
-retry bookkeeping (workflows/attempts.py), what operators see in visibility and the Temporal
-UI (workflows/visibility.py), and the recording of steps (workflows/steps.py).
+and finishes the run. It composes the parts beside it: the batches of pure work
+(workflows/batches.py), human review (workflows/reviews.py), retry bookkeeping
+(workflows/attempts.py), what operators see in visibility and the Temporal UI
+(workflows/visibility.py), what a node is given (workflows/node_inputs.py) and the recording
+of steps (workflows/steps.py).
 """
 
 from __future__ import annotations
@@ -46,28 +48,18 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
-from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities import inputs as input_nodes
     from activities import pure as pure_nodes
     from activities import workflow_support
     from activities.control import DelayConfig
-    from activities.models import (
-        BatchNode,
-        BatchNodeKind,
-        NodeError,
-        NodeOutcome,
-        NodeTaskInput,
-        NodeTaskOutput,
-        PureBatchInput,
-        PureBatchResult,
-    )
-    from runlane import expressions, templating
+    from activities.models import NodeError, NodeTaskOutput, PureBatchResult
     from runlane.definition import Edge, Graph, Node, RetryConfig
     from runlane.frontier import Frontier, taken_edges
     from workflows.attempts import Attempts
+    from workflows.batches import Batches, is_batch
     from workflows.models import (
         ErrorStage,
         NodePlan,
@@ -78,24 +70,15 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         RunStatus,
         StepError,
-        StepState,
         initial_state,
         node_behaviour,
     )
+    from workflows.node_inputs import NodeInputs
     from workflows.reviews import Reviews
     from workflows.steps import Clock, NodeFailed, describe_failure, ms
     from workflows.visibility import Visibility
 
 RUN_FAILED = "RunFailed"
-# Nodes one batch may reach (its result is one payload: Temporal refuses those over 2 MB; the
-# activity also stops at a byte budget). A longer stretch takes several batches.
-MAX_BATCH_NODES = 1000
-BATCH_TIMEOUT = timedelta(seconds=60)
-# A batch that fails (not a node: the activity itself, e.g. its history read or a node that
-# evaluates for longer than the timeout) is retried a few times, then fails the run visibly
-# instead of leaving it running for ever.
-BATCH_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3)
-_BATCH_SUMMARY_LABELS = 8
 
 # Runs started before recording: pure node types the workflow evaluated itself (plan execution
 # "workflow"), at most this many per activation (the SDK fails a workflow task whose code runs
@@ -112,18 +95,6 @@ _STAGE_BY_ROLE: dict[str, ErrorStage] = {
     "condition": "routing",
     "end": "output_storage",
 }
-
-
-def _batch_summary(labels: list[str], goes_on: bool) -> str:
-    """The marker's summary in the Temporal UI: the labels of the nodes the batch starts from
-    (its result lists every node it decided, each with its label, status and output)."""
-    shown = ", ".join(labels[:_BATCH_SUMMARY_LABELS])
-    more = len(labels) - _BATCH_SUMMARY_LABELS
-    return (
-        f"Evaluate {shown}"
-        + (f" (+{more} more)" if more > 0 else "")
-        + (" and the nodes after them" if goes_on else "")
-    )
 
 
 @workflow.defn
@@ -143,12 +114,8 @@ class RunWorkflow:
         self._steps = {step.node_id: step for step in self._state.steps}
         # Recorded runs: every node's outcome in history (see the module docstring).
         self._recorded = any(plan.execution == "batch" for plan in input.plans.values())
-        # Recorded runs: nodes whose outcome a batch recorded (insertion-ordered, used as a set).
-        self._applied: dict[str, None] = {}
-        # Batches in flight by key: the ready nodes they were given, and the workflow task
-        # that scheduled them (their steps' start, so a retry resets to it).
-        self._batches: dict[str, tuple[list[str], int, datetime]] = {}
         self._clock = Clock()
+        self._node_inputs = NodeInputs(input, self._graph, self._behaviour, self._outputs)
         self._visibility = Visibility(self._state, self._steps, once_per_task=self._recorded)
         self._attempts = Attempts(self._state, self._steps)
         self._reviews = Reviews(
@@ -159,6 +126,17 @@ class RunWorkflow:
             self._outputs,
             self._clock,
             self._visibility,
+        )
+        self._batches = Batches(
+            input,
+            self._graph,
+            self._state,
+            self._steps,
+            self._outputs,
+            self._node_inputs,
+            self._clock,
+            self._reviews,
+            self._attempts,
         )
 
     # ----------------------------------------------------------------- entry point
@@ -229,14 +207,14 @@ class RunWorkflow:
     async def _execute_graph(self) -> None:
         frontier = Frontier.start(self._graph.outgoing, self._graph.incoming)
         ready = deque(n for n in self._graph.topological_order if frontier.unresolved[n] == 0)
-        # Node ids, or batch keys ("batch:<first node>"); insertion-ordered: never iterate a
+        # Node ids, or batch keys (workflows/batches.py); insertion-ordered: never iterate a
         # set in workflow code.
         running: dict[str, asyncio.Task[Any]] = {}
         try:
             while ready or running:
                 if self._recorded:
                     self._dispatch(ready, running, frontier)
-                    if running and not any(key.startswith("batch:") for key in running):
+                    if running and not any(is_batch(key) for key in running):
                         # About to wait for something outside this workflow task (a batch's
                         # result comes back within it): write the table and the search
                         # attributes that changed, once. (An ending run writes them in _finish.)
@@ -252,7 +230,7 @@ class RunWorkflow:
                         del running[key]
                         result = task.result()  # re-raises NodeFailed
                         if isinstance(result, PureBatchResult):
-                            ready.extend(self._apply_batch(key, result, frontier, running))
+                            ready.extend(self._batches.apply(key, result, frontier))
                         else:
                             ready.extend(frontier.resolve(key, result))
         except GeneratorExit:
@@ -280,28 +258,13 @@ class RunWorkflow:
                 continue
             if self._reviews.is_prepared(node_id):  # by a batch: wait for the decision
                 running[node_id] = asyncio.create_task(self._run_node(node_id))
-            elif node_id in self._applied:
-                continue  # a batch recorded its outcome already
-            elif self._in_batch(node_id, frontier):
+            elif self._batches.recorded(node_id):
+                continue
+            elif self._batches.takes(node_id, frontier):
                 batch.append(node_id)
             else:
                 running[node_id] = asyncio.create_task(self._run_node(node_id))
-        for start in range(0, len(batch), MAX_BATCH_NODES):
-            chunk = batch[start : start + MAX_BATCH_NODES]
-            # Unique within an execution: a node is the first of at most one batch.
-            key = f"batch:{chunk[0]}"
-            self._batches[key] = (chunk, self._clock.task_event_id(), self._clock.now())
-            running[key] = asyncio.create_task(self._evaluate_batch(key, frontier))
-
-    def _in_batch(self, node_id: str, frontier: Frontier) -> bool:
-        kind = self._batch_kind(node_id)
-        return kind != "other" or frontier.skips(node_id)
-
-    def _batch_kind(self, node_id: str) -> BatchNodeKind:
-        plan = self._input.plans[node_id]
-        if plan.role == "review":
-            return "review"
-        return "pure" if plan.execution == "batch" else "other"
+        running.update(self._batches.start(batch, frontier))
 
     async def _dispatch_unrecorded(
         self, ready: deque[str], running: dict[str, asyncio.Task[Any]], frontier: Frontier
@@ -334,178 +297,6 @@ class RunWorkflow:
             )
         return True
 
-    # ----------------------------------------------------------------- batches (recorded runs)
-
-    async def _evaluate_batch(self, key: str, frontier: Frontier) -> PureBatchResult:
-        ready, scheduled_in, _ = self._batches[key]
-        batch = self._batch_input(ready, frontier)
-        labels = [self._graph.nodes[n].label or n for n in ready]
-        try:
-            return await workflow.execute_local_activity(
-                workflow_support.EVALUATE,
-                batch,
-                result_type=PureBatchResult,
-                activity_id=key,
-                start_to_close_timeout=BATCH_TIMEOUT,
-                retry_policy=BATCH_RETRY,
-                summary=_batch_summary(labels, goes_on=len(batch.nodes) > len(ready)),
-            )
-        except (asyncio.CancelledError, CancelledError):
-            self._cancel_batch(ready, scheduled_in)
-            raise
-        except FailureError as err:
-            # (Live, a local activity's failure is an ActivityError; replayed from its marker,
-            # it may be the cause itself.)
-            cause = err.cause if isinstance(err, ActivityError) else err
-            if isinstance(cause, CancelledError):
-                self._cancel_batch(ready, scheduled_in)
-                raise asyncio.CancelledError() from err
-            # Nodes report their own errors as outcomes: this is the batch itself failing
-            # (a node evaluating for longer than the timeout, every time), shown on its first
-            # node (a retry resets to the task that scheduled it).
-            step = self._steps[ready[0]]
-            step.attempt, step.started_at = self._state.attempt, self._clock.now()
-            step.started_event_id = scheduled_in
-            step.error = describe_failure(err)
-            if isinstance(cause, TemporalTimeoutError):
-                step.error = StepError(
-                    type="Timeout",
-                    message="evaluating the pure nodes from this one on took longer than "
-                    f"{BATCH_TIMEOUT.total_seconds():g} s ({BATCH_RETRY.maximum_attempts} tries)",
-                )
-            self._clock.close_step(step, "error")
-            raise NodeFailed(ready[0], step.error) from None
-
-    def _cancel_batch(self, ready: list[str], scheduled_in: int) -> None:
-        """The run was cancelled while a batch evaluated: its nodes read as cancelled, so a
-        retry finds where to resume (the task that scheduled the batch)."""
-        for node_id in ready:
-            step = self._steps[node_id]
-            if step.status == "pending":
-                step.attempt, step.started_at = self._state.attempt, self._clock.now()
-                step.started_event_id = scheduled_in
-                self._clock.close_step(step, "cancelled")
-
-    def _batch_input(self, ready: list[str], frontier: Frontier) -> PureBatchInput:
-        """The ready nodes and the nodes below them that the batch may reach without I/O: it
-        passes an I/O node or a review only when it could skip it (a condition decides)."""
-        reach: dict[str, None] = dict.fromkeys(ready)
-        branching = any(
-            frontier.skips(n) or self._input.plans[n].role == "condition" for n in ready
-        )
-        queue = deque(ready)
-        while queue and len(reach) < MAX_BATCH_NODES:
-            node_id = queue.popleft()
-            kind = self._batch_kind(node_id)
-            if kind == "review" or (kind == "other" and not branching):
-                continue
-            for edge in self._graph.outgoing[node_id]:
-                target = edge.target
-                if target in reach or len(reach) >= MAX_BATCH_NODES:
-                    continue
-                reach[target] = None
-                queue.append(target)
-                branching = branching or self._input.plans[target].role == "condition"
-        nodes: list[BatchNode] = []
-        read_outside: dict[str, None] = {}
-        for node_id in reach:
-            node = self._graph.nodes[node_id]
-            plan = self._input.plans[node_id]
-            reads = self._reads(node)
-            read_outside.update((name, None) for name in reads if name in self._outputs)
-            nodes.append(
-                BatchNode(
-                    node=node,
-                    role=plan.role,
-                    kind=self._batch_kind(node_id),
-                    unresolved=frontier.unresolved[node_id],
-                    taken=frontier.taken[node_id],
-                    has_incoming=bool(self._graph.incoming[node_id]),
-                    reads=reads,
-                    input=self._start_input(node) if plan.role == "start" else None,
-                )
-            )
-        info = workflow.info()
-        return PureBatchInput(
-            run_id=self._input.run_id,
-            workflow_id=self._input.workflow.workflow_id,
-            vars=self._input.definition.vars,
-            attempt=self._state.attempt,
-            ready=ready,
-            nodes=nodes,
-            edges=[
-                edge
-                for node_id in reach
-                for edge in self._graph.outgoing[node_id]
-                if edge.target in reach
-            ],
-            outputs={name: self._outputs[name] for name in read_outside},
-            temporal_run_id=info.run_id,
-            first_execution_run_id=info.first_execution_run_id,
-            task_event_id=self._clock.task_event_id(),
-        )
-
-    def _apply_batch(
-        self,
-        key: str,
-        result: PureBatchResult,
-        frontier: Frontier,
-        running: dict[str, asyncio.Task[Any]],
-    ) -> list[str]:
-        """Apply the recorded outcomes in the order they were produced. Returns the nodes
-        that are ready now: those the batch left for the next one come first."""
-        if not result.outcomes:  # never: a batch evaluates at least its first node
-            node_id = key.removeprefix("batch:")
-            raise NodeFailed(node_id, StepError(type="EvaluationError", message="no outcome"))
-        members, scheduled_in, scheduled_at = self._batches.pop(key)
-        fresh = [o.completed_at for o in result.outcomes if o.completed_at and not o.reused]
-        self._clock.hold(max([scheduled_at, *fresh]), scheduled_in)
-        finished_event_id = scheduled_in
-        newly_ready: list[str] = []
-        for outcome in result.outcomes:
-            self._applied[outcome.node_id] = None
-            # (A review prepared before a reset waits for a new decision: it runs again.)
-            if outcome.reused and outcome.status != "waiting_for_human":
-                self._attempts.reused[outcome.node_id] = None
-            if outcome.status == "waiting_for_human":
-                self._reviews.prepare(outcome)
-                newly_ready.append(outcome.node_id)  # starts waiting for its decision
-                continue
-            step = self._apply_outcome(outcome, scheduled_in, finished_event_id)
-            if outcome.status == "error":
-                assert step.error is not None
-                raise NodeFailed(outcome.node_id, step.error)
-            edges: list[Edge] = []
-            if outcome.status == "completed":
-                self._outputs[outcome.node_id] = outcome.output
-                edges = taken_edges(
-                    self._input.plans[outcome.node_id].role,
-                    self._graph.outgoing[outcome.node_id],
-                    outcome.output,
-                )
-            newly_ready.extend(frontier.resolve(outcome.node_id, edges))
-        left = [node_id for node_id in members if node_id not in self._applied]
-        return [*left, *newly_ready]
-
-    def _apply_outcome(
-        self, outcome: NodeOutcome, scheduled_in: int, finished_event_id: int
-    ) -> StepState:
-        step = self._steps[outcome.node_id]
-        step.status = outcome.status  # type: ignore[assignment]
-        step.attempt = outcome.attempt if outcome.reused else self._state.attempt
-        step.started_at, step.completed_at = outcome.started_at, outcome.completed_at
-        if outcome.started_at is not None and outcome.completed_at is not None:
-            step.duration_ms = ms(outcome.started_at, outcome.completed_at)
-        step.started_event_id = scheduled_in
-        step.finished_event_id = finished_event_id
-        if outcome.status == "completed":
-            step.output = outcome.output
-        if outcome.error is not None:
-            step.error = StepError(type=outcome.error.type, message=outcome.error.message)
-        if outcome.status == "skipped":
-            step.attempt, step.started_event_id = 0, None
-        return step
-
     # ----------------------------------------------------------------- runs before recording
 
     def _evaluated_inline(self, node_id: str) -> bool:
@@ -521,7 +312,7 @@ class RunWorkflow:
         step.started_at = workflow.now()
         step.started_event_id = self._clock.task_event_id()
         try:
-            output = _EVALUATORS[node.type](self._task_input(node, plan))
+            output = _EVALUATORS[node.type](self._node_inputs.task(node, plan))
         except NodeError as err:
             step.error = StepError(type=err.type, message=err.message)
             self._clock.close_step(step, "error")
@@ -576,40 +367,8 @@ class RunWorkflow:
         self._clock.close_step(step, "completed", finished_at)
         return edges
 
-    def _reads(self, node: Node) -> list[str]:
-        """The ancestors whose outputs the node reads (only those travel to its activity)."""
-        names = {ref.node_id for ref in templating.references(node.config) if ref.node_id}
-        field = self._behaviour[node.id].expression_field
-        expression = node.config.get(field) if field else None
-        if isinstance(expression, str):
-            names |= expressions.field_names(expression)
-        return [name for name in sorted(names) if self._graph.is_ancestor(name, node.id)]
-
-    def _start_input(self, node: Node) -> Any:
-        inputs = self._input.inputs
-        kind = self._behaviour[node.id].run_input
-        if kind == "document":
-            document = inputs.documents.get(node.id)
-            return document.model_dump() if document else None
-        if kind == "json":
-            return inputs.json_data.get(node.id)
-        if kind == "text":
-            return inputs.text_data.get(node.id)
-        return None
-
-    def _task_input(self, node: Node, plan: NodePlan) -> NodeTaskInput:
-        reads = self._reads(node)
-        return NodeTaskInput(
-            run_id=self._input.run_id,
-            workflow_id=self._input.workflow.workflow_id,
-            node=node,
-            outputs={name: self._outputs[name] for name in reads if name in self._outputs},
-            vars=self._input.definition.vars,
-            input=self._start_input(node) if plan.role == "start" else None,
-        )
-
     async def _activity_node(self, node: Node, plan: NodePlan) -> NodeTaskOutput:
-        task = self._task_input(node, plan)
+        task = self._node_inputs.task(node, plan)
         retry = node.retry or RetryConfig()
         policy = RetryPolicy(
             initial_interval=timedelta(seconds=retry.initial_interval_s),
