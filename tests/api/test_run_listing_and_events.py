@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -11,8 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.deps import get_api_settings
+from api.deps import get_api_settings, get_temporal_client
 from runlane.settings import Settings
+from runlane.temporal import connect
 from tests.api.helpers import (
     create_published,
     linear_definition,
@@ -274,3 +277,89 @@ async def test_hostile_listing_parameters_are_422_and_edge_dates_list(
         f"/v1/workflows/{workflow_id}/snapshots", params={"cursor": _cursor(b"[" * 30000)}
     )
     assert snapshots.status_code == 422, snapshots.text
+
+
+class _Proxy:
+    """A TCP proxy on 127.0.0.1 to the test session's Temporal frontend, cut on demand: a real
+    connection loss, not a stand-in."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self._target = (host, int(port))
+        self._writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.relayed_from_temporal = 0
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        self._writers += [writer, upstream_writer]
+
+        async def pipe(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, from_temporal: bool
+        ) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+                    if from_temporal:
+                        self.relayed_from_temporal += len(data)
+            sink.close()
+
+        await asyncio.gather(
+            pipe(reader, upstream_writer, False), pipe(upstream_reader, writer, True)
+        )
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self._writers:
+            writer.close()
+
+
+async def test_a_stream_ends_with_an_error_event_when_temporal_goes_away(
+    app: FastAPI, api: httpx.AsyncClient, settings: Settings
+) -> None:
+    workflow_id = await create_published(api, review_definition())
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"meta": {"amount": 1}}}
+    )
+    run_id = started.json()["id"]
+    await wait_for_run(api, run_id, until={"waiting_for_human"})
+    proxy = _Proxy(settings.temporal_address)
+    through_proxy = await connect(
+        settings.model_copy(update={"temporal_address": await proxy.start()})
+    )
+    app.dependency_overrides[get_temporal_client] = lambda: through_proxy
+    # What one read of the run costs through the proxy (the stream's 404 check is one such
+    # read, each of its polls another).
+    proxy.relayed_from_temporal = 0
+    assert (await api.get(f"/v1/workflows/runs/{run_id}/steps")).status_code == 200
+    one_read = proxy.relayed_from_temporal
+
+    async def stream_polled_once() -> bool:
+        return proxy.relayed_from_temporal >= 3 * one_read
+
+    async def cut_once_the_stream_polled() -> None:
+        # httpx's ASGI transport hands a response over only once it has ended, so Temporal is
+        # cut from beside the stream, once the stream has read the run twice.
+        await wait_until(stream_polled_once)
+        await proxy.cut()
+
+    cutter = asyncio.create_task(cut_once_the_stream_polled())
+    events: list[tuple[str, str]] = []
+    async with api.stream("GET", f"/v1/workflows/runs/{run_id}/events") as response:
+        assert response.status_code == 200
+        name = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, line.removeprefix("data: ")))
+    await cutter
+    assert events[0][0] == "step" and events[-1][0] == "error", events
+    error = json.loads(events[-1][1])["error"]
+    assert error["code"] == "temporal_unavailable" and error["type"] == "server_error"
