@@ -41,7 +41,7 @@ bench: bytecode
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy runlane workflows activities runs store api worker.py
+	$(BIN)/mypy runlane workflows activities runs store api devstack worker.py
 
 clean:
 	rm -rf $(VENV) .data

@@ -19,6 +19,8 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from activities.inputs import StartConfig, StartJsonConfig, mime_accepted
+from activities.node_type import RunInputKind
+from activities.registry import NodeRegistry
 from runlane.definition import Definition, Node
 from runlane.errors import TooLarge, invalid
 from store.files import FileRecord, FileRepository
@@ -26,8 +28,13 @@ from workflows.models import FileRef, RunInputs
 
 # JSON and text inputs of one run together, as JSON text (API.md "Request limits").
 MAX_INPUTS_JSON_BYTES = 4 * 1024 * 1024
-# Which request field feeds each kind of start node.
-INPUT_FIELD = {"start": "documents", "start_json": "json_inputs", "start_text": "text_inputs"}
+# Which request field feeds each kind of run input a start node receives (its node type's
+# `behaviour.run_input`).
+INPUT_FIELD: dict[RunInputKind, str] = {
+    "document": "documents",
+    "json": "json_inputs",
+    "text": "text_inputs",
+}
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,21 @@ def _file_ref(record: FileRecord) -> FileRef:
 
 
 class InputResolver:
-    def __init__(self, files: FileRepository, max_upload_bytes: int) -> None:
+    def __init__(
+        self, files: FileRepository, registry: NodeRegistry, max_upload_bytes: int
+    ) -> None:
         self._files = files
+        self._registry = registry
         self._max_upload_bytes = max_upload_bytes
+
+    def _start_nodes(self, definition: Definition) -> dict[str, tuple[Node, RunInputKind]]:
+        starts = {}
+        for node in definition.nodes:
+            node_type = self._registry.get(node.type)
+            kind = node_type.behaviour.run_input if node_type is not None else None
+            if kind is not None:
+                starts[node.id] = (node, kind)
+        return starts
 
     async def resolve(
         self, org: str, definition: Definition, requested: RequestedInputs
@@ -86,7 +105,7 @@ class InputResolver:
         """Validate every input against its start node, then store inline documents."""
         _check_size(requested)
         errors: list[dict[str, Any]] = []
-        starts = {n.id: n for n in definition.nodes if n.type in INPUT_FIELD}
+        starts = self._start_nodes(definition)
         given: dict[str, dict[str, Any]] = {
             "documents": requested.documents,
             "json_inputs": requested.json_inputs,
@@ -98,26 +117,28 @@ class InputResolver:
 
         for where, values in given.items():
             for node_id in values:
-                node = starts.get(node_id)
-                if node is None:
+                start = starts.get(node_id)
+                if start is None:
                     problem(where, node_id, f"'{node_id}' is not a start node of this workflow")
-                elif INPUT_FIELD[node.type] != where:
+                elif INPUT_FIELD[start[1]] != where:
                     problem(
                         where,
                         node_id,
-                        f"'{node_id}' is a {node.type} node: send it in {INPUT_FIELD[node.type]}",
+                        f"'{node_id}' is a {start[0].type} node: send it in "
+                        f"{INPUT_FIELD[start[1]]}",
                     )
-        for node_id, node in starts.items():
-            where = INPUT_FIELD[node.type]
+        for node_id, (node, kind) in starts.items():
+            where = INPUT_FIELD[kind]
             if node_id not in given[where]:
                 problem(where, node_id, f"missing input for start node '{node_id}' ({node.type})")
 
         decoded: dict[str, bytes] = {}
         referenced: dict[str, FileRef] = {}
         for node_id, document in requested.documents.items():
-            node = starts.get(node_id)
-            if node is None or node.type != "start":
+            start = starts.get(node_id)
+            if start is None or start[1] != "document":
                 continue
+            node = start[0]
             accept = StartConfig.model_validate(node.config).accept
             if document.file_id is not None:
                 record = await self._files.get(org, document.file_id)
@@ -147,8 +168,9 @@ class InputResolver:
                 problem("documents", node_id, f"{mime_type} is not accepted (accept: {accept})")
 
         for node_id, value in requested.json_inputs.items():
-            node = starts.get(node_id)
-            if node is not None and node.type == "start_json":
+            start = starts.get(node_id)
+            if start is not None and start[1] == "json":
+                node = start[0]
                 for message in _schema_problems(node, value):
                     problem("json_inputs", node_id, message)
 

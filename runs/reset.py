@@ -66,7 +66,7 @@ async def reset_run(
             "be retained. Restart or rerun it instead (new run, same inputs).",
         ) from err
     # Temporal 1.32 accepts no signal as a post-reset operation, so it follows the reset;
-    # the workflow waits for it before ending (RunWorkflow._settle_attempts).
+    # the workflow waits for it before ending (Attempts.settle, workflows/attempts.py).
     handle = client.get_workflow_handle(run_id, run_id=response.run_id)
     await handle.signal(RunWorkflow.retry, request)
     return response.run_id

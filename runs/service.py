@@ -65,7 +65,7 @@ class RunService:
         self._workflows = workflows
         self._reader = RunReader(client)
         self._starter = RunStarter(client, registry, task_queue)
-        self._inputs = InputResolver(files, max_upload_bytes)
+        self._inputs = InputResolver(files, registry, max_upload_bytes)
         self._commands = CommandLog(idempotency)
         self._reviews = Reviews(client, self._reader, self._commands)
         self._retries = Retries(
