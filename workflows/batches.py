@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -28,13 +26,13 @@ with workflow.unsafe.imports_passed_through():
         PureBatchInput,
         PureBatchResult,
     )
-    from runlane.definition import Edge, Graph
+    from runlane.definition import Edge
     from runlane.frontier import Frontier, taken_edges
     from workflows.attempts import Attempts
-    from workflows.models import RunInput, RunState, StepError, StepState
+    from workflows.models import StepError, StepState
     from workflows.node_inputs import NodeInputs
     from workflows.reviews import Reviews
-    from workflows.steps import Clock, NodeFailed, describe_failure, ms
+    from workflows.steps import NodeFailed, RunContext, describe_failure, ms
 
 # Nodes one batch may reach (its result is one payload: Temporal refuses those over 2 MB; the
 # activity also stops at a byte budget). A longer stretch takes several batches.
@@ -68,24 +66,15 @@ def is_batch(key: str) -> bool:
 
 class Batches:
     def __init__(
-        self,
-        run_input: RunInput,
-        graph: Graph,
-        state: RunState,
-        steps: Mapping[str, StepState],
-        outputs: dict[str, Any],
-        node_inputs: NodeInputs,
-        clock: Clock,
-        reviews: Reviews,
-        attempts: Attempts,
+        self, run: RunContext, node_inputs: NodeInputs, reviews: Reviews, attempts: Attempts
     ) -> None:
-        self._input = run_input
-        self._graph = graph
-        self._state = state
-        self._steps = steps
-        self._outputs = outputs
+        self._input = run.input
+        self._graph = run.graph
+        self._state = run.state
+        self._steps = run.steps
+        self._outputs = run.outputs
+        self._clock = run.clock
         self._node_inputs = node_inputs
-        self._clock = clock
         self._reviews = reviews
         self._attempts = attempts
         # Nodes whose outcome a batch recorded (insertion-ordered, used as a set).

@@ -19,37 +19,25 @@ with workflow.unsafe.imports_passed_through():
     from activities.control import HumanReviewConfig
     from activities.models import NodeOutcome
     from runlane import templating
-    from runlane.definition import Edge, Graph, Node
+    from runlane.definition import Edge, Node
     from workflows.models import (
         PendingReview,
         ReviewDecision,
         ReviewRecord,
-        RunInput,
-        RunState,
         StepError,
-        StepState,
     )
-    from workflows.steps import Clock, NodeFailed, ms
+    from workflows.steps import NodeFailed, RunContext, ms
     from workflows.visibility import Visibility
 
 
 class Reviews:
-    def __init__(
-        self,
-        run_input: RunInput,
-        graph: Graph,
-        state: RunState,
-        steps: Mapping[str, StepState],
-        outputs: Mapping[str, Any],
-        clock: Clock,
-        visibility: Visibility,
-    ) -> None:
-        self._input = run_input
-        self._graph = graph
-        self._state = state
-        self._steps = steps
-        self._outputs = outputs
-        self._clock = clock
+    def __init__(self, run: RunContext, visibility: Visibility) -> None:
+        self._input = run.input
+        self._graph = run.graph
+        self._state = run.state
+        self._steps = run.steps
+        self._outputs: Mapping[str, Any] = run.outputs
+        self._clock = run.clock
         self._visibility = visibility
         # The nodes waiting for a decision, in the order they began to wait.
         self.waiting: list[str] = []

@@ -75,7 +75,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.node_inputs import NodeInputs
     from workflows.reviews import Reviews
-    from workflows.steps import Clock, NodeFailed, describe_failure, ms
+    from workflows.steps import Clock, NodeFailed, RunContext, describe_failure, ms
     from workflows.visibility import Visibility
 
 RUN_FAILED = "RunFailed"
@@ -118,26 +118,9 @@ class RunWorkflow:
         self._node_inputs = NodeInputs(input, self._graph, self._behaviour, self._outputs)
         self._visibility = Visibility(self._state, self._steps, once_per_task=self._recorded)
         self._attempts = Attempts(self._state, self._steps)
-        self._reviews = Reviews(
-            input,
-            self._graph,
-            self._state,
-            self._steps,
-            self._outputs,
-            self._clock,
-            self._visibility,
-        )
-        self._batches = Batches(
-            input,
-            self._graph,
-            self._state,
-            self._steps,
-            self._outputs,
-            self._node_inputs,
-            self._clock,
-            self._reviews,
-            self._attempts,
-        )
+        run = RunContext(input, self._graph, self._state, self._steps, self._outputs, self._clock)
+        self._reviews = Reviews(run, self._visibility)
+        self._batches = Batches(run, self._node_inputs, self._reviews, self._attempts)
 
     # ----------------------------------------------------------------- entry point
 

@@ -4,14 +4,18 @@ workflow: only workflow APIs, no clock or randomness of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import StepError, StepState, StepStatus
+    from runlane.definition import Graph
+    from workflows.models import RunInput, RunState, StepError, StepState, StepStatus
 
 
 class NodeFailed(Exception):
@@ -73,3 +77,16 @@ class Clock:
         step.completed_at = finished_at or self.now()
         if step.started_at is not None:
             step.duration_ms = ms(step.started_at, step.completed_at)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the parts of the run workflow share: the run's input and graph, its state and
+    steps (updated in place), the outputs so far, and the clock of what is recorded now."""
+
+    input: RunInput
+    graph: Graph
+    state: RunState
+    steps: Mapping[str, StepState]
+    outputs: dict[str, Any]
+    clock: Clock
