@@ -68,6 +68,13 @@ LOADS: dict[str, tuple[str, Callable[[Stack, Peer], Any]]] = {
 }
 
 
+def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` for `seconds` at 200 Hz into `out` (raw collapsed stacks)."""
+    command = [str(PY_SPY), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200"]
+    command += ["-f", "raw", "-o", str(out), "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def summarize(raw: str, top: int = 25) -> str:
     """Collapsed stacks -> own time and inclusive time per function."""
     own: Counter[str] = Counter()
@@ -101,25 +108,7 @@ def main() -> None:
     peer.start()
     try:
         collapsed = stack.workdir / f"{args.process}.collapsed"
-        spy = subprocess.Popen(
-            [
-                str(PY_SPY),
-                "record",
-                "-p",
-                str(stack.pid(args.process)),
-                "-d",
-                str(SECONDS + 2),
-                "-r",
-                "200",
-                "-f",
-                "raw",
-                "-o",
-                str(collapsed),
-                "--nonblocking",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        spy = record(stack.pid(args.process), SECONDS + 2, collapsed)
         time.sleep(1)  # py-spy attaches
         count = asyncio.run(load(stack, peer))
         spy.wait(timeout=60)

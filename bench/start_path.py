@@ -38,14 +38,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.profile import record
 from bench.stack import REPO, Stack, cpu_seconds
 
-PY_SPY = Path(sys.executable).parent / "py-spy"
 OUT = REPO / "bench" / "results" / "profile-start.txt"
 CLIENTS = 32
 TAG_HEADER = "x-bench-tag"
@@ -495,25 +494,7 @@ async def measure(stack: Stack, serial: int, seconds: float) -> dict[str, Any]:
             return len(timings), timings
 
         collapsed = stack.workdir / "api-start.collapsed"
-        spy = subprocess.Popen(
-            [
-                str(PY_SPY),
-                "record",
-                "-p",
-                str(stack.pid("api")),
-                "-d",
-                str(int(seconds) + 1),
-                "-r",
-                "200",
-                "-f",
-                "raw",
-                "-o",
-                str(collapsed),
-                "--nonblocking",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        spy = record(stack.pid("api"), int(seconds) + 1, collapsed)
         time.sleep(0.5)  # py-spy attaches
         cpu_before = cpu_seconds(stack.pid("api"))
         rest_count, rest_timings = await load(lambda: sides.rest("load"))
