@@ -29,7 +29,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from runlane import ids, search_attributes
 from runlane.errors import InvalidInput, NotFound, Unavailable, invalid, not_found
-from runs.listing import NewestFirst, Position
+from runlane.paging import Order
+from runs.listing import CreationOrder, Position
 from workflows.models import RunError, RunInput, RunState, final_state_payloads, initial_state
 from workflows.run_workflow import RunWorkflow
 
@@ -156,7 +157,7 @@ class RunPage:
 class RunReader:
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._listing = NewestFirst(client)
+        self._listing = CreationOrder(client)
 
     async def get(self, org: str, run_id: str) -> RunView:
         """The run, or 404 when it is missing or belongs to another organization."""
@@ -183,14 +184,22 @@ class RunReader:
         return True
 
     async def list_page(
-        self, org: str, run_filter: RunFilter, *, limit: int, cursor: str | None
+        self,
+        org: str,
+        run_filter: RunFilter,
+        *,
+        limit: int,
+        cursor: str | None,
+        order: Order = "desc",
     ) -> RunPage:
-        """Newest first by creation time (runs/listing.py), each run read like `get`."""
+        """By creation time, newest first or oldest first (runs/listing.py), each run read
+        like `get`."""
         _check_filter(run_filter)
         listed = await self._listing.page(
             _query_string(org, run_filter.workflow_id, run_filter.status, run_filter.trigger_type),
             limit=limit,
-            position=Position.decode(cursor) if cursor is not None else None,
+            position=Position.decode(cursor, order) if cursor is not None else None,
+            order=order,
             created_after=run_filter.created_after,
             created_before=run_filter.created_before,
         )

@@ -1,8 +1,10 @@
-"""Newest-first pages from real Temporal visibility (runs/listing.py), with no worker.
+"""Pages in creation order, newest first and oldest first, from real Temporal visibility
+(runs/listing.py), with no worker.
 
 Executions are started on a task queue nobody polls, with chosen creation times, so the order
-a page must have is known exactly: spread over years, a burst within one millisecond, ties at
-one microsecond, and runs from before the creation-time attribute (ordered by start time).
+a page must have is known exactly: spread over years (some after today, so a first page's
+anchor, now, falls inside the population), a burst within one millisecond, ties at one
+microsecond, and runs from before the creation-time attribute (ordered by start time).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from runlane import search_attributes
+from runlane.errors import InvalidInput
+from runlane.paging import Order
 from runs import listing
-from runs.listing import NewestFirst, Position
+from runs.listing import CreationOrder, Position
 from tests.api.helpers import wait_until
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -61,7 +65,9 @@ async def population(client: Client) -> tuple[str, list[str]]:
     return org, expected
 
 
-async def _walk(listed: NewestFirst, org: str, limit: int, **bounds: datetime) -> list[str]:
+async def _walk(
+    listed: CreationOrder, org: str, limit: int, order: Order = "desc", **bounds: datetime
+) -> list[str]:
     seen: list[str] = []
     position: Position | None = None
     for _ in range(100):
@@ -69,6 +75,7 @@ async def _walk(listed: NewestFirst, org: str, limit: int, **bounds: datetime) -
             f"{search_attributes.ORGANIZATION.name} = '{org}'",
             limit=limit,
             position=position,
+            order=order,
             **bounds,
         )
         assert len(page.run_ids) <= limit
@@ -76,8 +83,15 @@ async def _walk(listed: NewestFirst, org: str, limit: int, **bounds: datetime) -
         if page.next_position is None:
             return seen
         assert page.run_ids, "a page with a next cursor holds runs"
-        position = Position.decode(page.next_position.encode())
+        position = Position.decode(page.next_position.encode(), order)
     raise AssertionError("paging did not end")
+
+
+def _small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small windows, so the widening and the narrowing both happen with a few runs.
+    monkeypatch.setattr(listing, "SMALLEST_WINDOW", 1)
+    monkeypatch.setattr(listing, "WINDOW_PAGES", 1)
+    monkeypatch.setattr(listing, "FIRST_SPAN", timedelta(milliseconds=1))
 
 
 @pytest.mark.parametrize("limit", [1, 2, 5, 50])
@@ -88,27 +102,79 @@ async def test_pages_are_newest_first_whatever_the_window(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     org, expected = population
-    # Small windows, so the widening and the narrowing both happen with a few runs.
-    monkeypatch.setattr(listing, "SMALLEST_WINDOW", 1)
-    monkeypatch.setattr(listing, "WINDOW_PAGES", 1)
-    monkeypatch.setattr(listing, "FIRST_SPAN", timedelta(milliseconds=1))
-    assert await _walk(NewestFirst(client), org, limit) == expected
+    _small_windows(monkeypatch)
+    assert await _walk(CreationOrder(client), org, limit) == expected
 
 
+@pytest.mark.parametrize("limit", [1, 2, 5, 50])
+async def test_pages_are_oldest_first_whatever_the_window(
+    client: Client,
+    population: tuple[str, list[str]],
+    limit: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    org, expected = population
+    _small_windows(monkeypatch)
+    assert await _walk(CreationOrder(client), org, limit, "asc") == list(reversed(expected))
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+@pytest.mark.parametrize("days", [-3000, 100, 5000])
+async def test_any_now_gives_the_same_order(
+    client: Client,
+    population: tuple[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    order: Order,
+    days: int,
+) -> None:
+    """A first page starts from now: before every run, inside the burst, after every run."""
+    org, expected = population
+    _small_windows(monkeypatch)
+    now = BASE + timedelta(days=days)
+    listed = CreationOrder(client, now=lambda: now)
+    wanted = expected if order == "desc" else list(reversed(expected))
+    assert await _walk(listed, org, 2, order) == wanted
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
 async def test_the_usual_windows_give_the_same_order(
+    client: Client, population: tuple[str, list[str]], order: Order
+) -> None:
+    org, expected = population
+    wanted = expected if order == "desc" else list(reversed(expected))
+    assert await _walk(CreationOrder(client), org, 3, order) == wanted
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+async def test_creation_bounds_select_dated_runs(
+    client: Client,
+    population: tuple[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    order: Order,
+) -> None:
+    org, expected = population
+    _small_windows(monkeypatch)
+    after, before = BASE + timedelta(days=100, microseconds=5), BASE + timedelta(days=400)
+    walked = await _walk(
+        CreationOrder(client), org, 4, order, created_after=after, created_before=before
+    )
+    # Three ties at day 200, then the burst from its 6th run on (day 100 + 5..11 µs).
+    if order == "asc":
+        walked.reverse()
+    assert walked == expected[expected.index(walked[0]) :][: len(walked)]
+    assert len(walked) == 3 + 7
+
+
+async def test_a_cursor_goes_on_only_in_its_own_order(
     client: Client, population: tuple[str, list[str]]
 ) -> None:
     org, expected = population
-    assert await _walk(NewestFirst(client), org, 3) == expected
-
-
-async def test_creation_bounds_select_dated_runs(
-    client: Client, population: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    org, expected = population
-    monkeypatch.setattr(listing, "SMALLEST_WINDOW", 1)
-    after, before = BASE + timedelta(days=100, microseconds=5), BASE + timedelta(days=400)
-    walked = await _walk(NewestFirst(client), org, 4, created_after=after, created_before=before)
-    # Three ties at day 200, then the burst from its 6th run on (day 100 + 5..11 µs).
-    assert walked == expected[expected.index(walked[0]) :][: len(walked)]
-    assert len(walked) == 3 + 7
+    query = f"{search_attributes.ORGANIZATION.name} = '{org}'"
+    for order, other in (("desc", "asc"), ("asc", "desc")):
+        page = await CreationOrder(client).page(query, limit=2, position=None, order=order)
+        assert page.next_position is not None
+        cursor = page.next_position.encode()
+        assert Position.decode(cursor, order) == page.next_position
+        with pytest.raises(InvalidInput, match=f"order={order}") as raised:
+            Position.decode(cursor, other)
+        assert raised.value.code == "invalid_cursor"
