@@ -11,15 +11,17 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from runlane import ids
+from runlane.paging import Order
 from store.db import Database
 from store.pagination import (
     InvalidCursor,
     Page,
+    after_time_cursor,
     decode_cursor,
     encode_cursor,
     encode_time_cursor,
     make_page,
-    newest_first_after,
+    ordered,
 )
 from store.tables import SnapshotRow, WorkflowRow
 
@@ -116,16 +118,21 @@ class WorkflowRepository:
             workflow_id=found[0], name=found[1], snapshot_id=found[2], version=found[3]
         )
 
-    async def list(self, org: str, *, limit: int, cursor: str | None) -> Page[WorkflowRecord]:
+    async def list(
+        self, org: str, *, limit: int, cursor: str | None, order: Order = "desc"
+    ) -> Page[WorkflowRecord]:
+        """By creation time: newest first (`desc`) or oldest first (`asc`)."""
         query = select(WorkflowRow).where(WorkflowRow.organization_id == org)
         if cursor is not None:
-            query = query.where(newest_first_after(WorkflowRow.created_at, WorkflowRow.id, cursor))
-        query = query.order_by(WorkflowRow.created_at.desc(), WorkflowRow.id.desc()).limit(
-            limit + 1
-        )
+            query = query.where(
+                after_time_cursor(WorkflowRow.created_at, WorkflowRow.id, cursor, order)
+            )
+        query = query.order_by(*ordered(order, WorkflowRow.created_at, WorkflowRow.id))
         async with self._db.session() as session:
-            rows = (await session.scalars(query)).all()
-        return make_page(rows, limit, _workflow, lambda r: encode_time_cursor(r.created_at, r.id))
+            rows = (await session.scalars(query.limit(limit + 1))).all()
+        return make_page(
+            rows, limit, _workflow, lambda r: encode_time_cursor(r.created_at, r.id, order)
+        )
 
     async def replace_draft(
         self, org: str, workflow_id: str, definition: dict[str, Any]
@@ -188,22 +195,25 @@ class WorkflowRepository:
         return _snapshot(row) if row is not None else None
 
     async def list_snapshots(
-        self, org: str, workflow_id: str, *, limit: int, cursor: str | None
+        self, org: str, workflow_id: str, *, limit: int, cursor: str | None, order: Order = "desc"
     ) -> Page[SnapshotRecord]:
-        """Highest version first; the cursor carries the version (unique per workflow)."""
+        """Highest version first (`desc`), or lowest (`asc`): versions follow creation. The
+        cursor carries the version (unique per workflow)."""
         query = select(SnapshotRow).where(
             SnapshotRow.workflow_id == workflow_id, SnapshotRow.organization_id == org
         )
         if cursor is not None:
-            (version,) = decode_cursor(cursor, (int,))
+            (version,) = decode_cursor(cursor, (int,), order)
             # Out of the column's range the database driver itself would fail (a 500).
             if not 1 <= version <= _MAX_VERSION:
                 raise InvalidCursor("cursor does not decode")
-            query = query.where(SnapshotRow.version < version)
-        query = query.order_by(SnapshotRow.version.desc()).limit(limit + 1)
+            query = query.where(
+                SnapshotRow.version > version if order == "asc" else SnapshotRow.version < version
+            )
+        query = query.order_by(*ordered(order, SnapshotRow.version)).limit(limit + 1)
         async with self._db.session() as session:
             rows = (await session.scalars(query)).all()
-        return make_page(rows, limit, _snapshot, lambda r: encode_cursor((r.version,)))
+        return make_page(rows, limit, _snapshot, lambda r: encode_cursor((r.version,), order))
 
 
 def _now() -> datetime:

@@ -8,7 +8,7 @@ from datetime import UTC, timedelta
 import pytest
 
 from store.db import Database
-from store.pagination import InvalidCursor
+from store.pagination import CursorOrderMismatch, InvalidCursor
 from store.workflows import WorkflowRecord, WorkflowRepository
 
 ORG = "org_a"
@@ -105,6 +105,42 @@ async def test_list_pages_newest_first_without_duplicates(workflows: WorkflowRep
 
     assert pages == 3
     assert [w.id for w in seen] == [w.id for w in reversed(created)]
+
+
+async def test_list_pages_oldest_first_with_asc(workflows: WorkflowRepository) -> None:
+    created = [await create(workflows, f"wf {i}") for i in range(7)]
+
+    seen: list[WorkflowRecord] = []
+    cursor: str | None = None
+    while True:
+        page = await workflows.list(ORG, limit=3, cursor=cursor, order="asc")
+        seen.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+        await create(workflows, "newer")  # created meanwhile: listed at the end
+
+    assert [w.id for w in seen][:7] == [w.id for w in created]
+    assert [w.name for w in seen][7:] == ["newer", "newer"]
+
+
+async def test_a_cursor_goes_on_only_in_its_own_order(workflows: WorkflowRepository) -> None:
+    workflow = await create(workflows)
+    await create(workflows, "second")
+    for _ in range(2):
+        await workflows.publish(ORG, workflow.id)
+    for order, other in (("desc", "asc"), ("asc", "desc")):
+        listed = await workflows.list(ORG, limit=1, cursor=None, order=order)
+        snapshots = await workflows.list_snapshots(
+            ORG, workflow.id, limit=1, cursor=None, order=order
+        )
+        assert listed.next_cursor is not None and snapshots.next_cursor is not None
+        with pytest.raises(CursorOrderMismatch, match=f"order={order}"):
+            await workflows.list(ORG, limit=1, cursor=listed.next_cursor, order=other)
+        with pytest.raises(CursorOrderMismatch, match=f"order={order}"):
+            await workflows.list_snapshots(
+                ORG, workflow.id, limit=1, cursor=snapshots.next_cursor, order=other
+            )
 
 
 async def test_list_with_an_exact_multiple_of_the_limit_ends_without_a_cursor(
@@ -254,6 +290,16 @@ async def test_snapshots_page_highest_version_first(workflows: WorkflowRepositor
         cursor = page.next_cursor
 
     assert versions == [5, 4, 3, 2, 1]
+
+    versions = []
+    cursor = None
+    while True:
+        page = await workflows.list_snapshots(ORG, workflow.id, limit=2, cursor=cursor, order="asc")
+        versions.extend(s.version for s in page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert versions == [1, 2, 3, 4, 5]
 
 
 async def test_an_invalid_snapshot_cursor_is_rejected(workflows: WorkflowRepository) -> None:
