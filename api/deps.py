@@ -11,17 +11,19 @@ thread hand-offs were the API's largest own cost after the event loop itself).
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from activities.registry import NodeRegistry, default_registry
 from api.errors import ApiError
 from runlane.blobs import BlobStore
+from runlane.paging import Order
 from runlane.settings import (
     DEV_ORGANIZATION,
     Settings,
@@ -166,3 +168,43 @@ async def require_json(request: Request) -> None:
 
 
 JsonBody = Depends(require_json)
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """What every list endpoint pages by (API.md "Pagination" and "Seed compatibility")."""
+
+    limit: int
+    cursor: str | None
+    order: Order
+
+
+async def page_params(
+    limit: Annotated[int, Query(ge=1, le=200, description="Items per page (1-200)")] = 50,
+    cursor: Annotated[
+        str | None, Query(description="The previous page's `next_cursor`: the next page")
+    ] = None,
+    after: Annotated[
+        str | None,
+        Query(description="Another name for `cursor` (the previous page's `list_metadata.after`)"),
+    ] = None,
+    order: Annotated[
+        Order,
+        Query(description="By creation time: `desc` newest first (default), `asc` oldest first"),
+    ] = "desc",
+    sort_by: Annotated[
+        Literal["created_at"], Query(description="What `order` sorts by: only `created_at`")
+    ] = "created_at",
+) -> PageParams:
+    if cursor is not None and after is not None and cursor != after:
+        message = "after is another name for cursor: give one of them (or the same value)."
+        raise ApiError(
+            422,
+            "invalid_cursor",
+            message,
+            {"errors": [{"loc": ["query", "after"], "message": message}]},
+        )
+    return PageParams(limit=limit, cursor=cursor if cursor is not None else after, order=order)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]

@@ -8,8 +8,9 @@ from urllib.parse import quote
 from api import schemas
 from runlane.settings import Settings
 from runs.inputs import DocumentRequest, RequestedInputs
+from runs.models import last_change
 from runs.reader import RunView
-from workflows.models import RunState
+from workflows.models import RunState, StepState
 
 
 def requested_inputs(
@@ -65,11 +66,13 @@ def run_record(
     temporal_run_id: str | None,
     derived_run_ids: list[str] | None = None,
 ) -> schemas.RunOut:
-    inputs = state.inputs
+    inputs, timing = state.inputs, state.timing
     return schemas.RunOut(
         id=state.run_id,
         organization_id=state.organization_id,
         workflow=schemas.RunWorkflowOut(**state.workflow.model_dump()),
+        workflow_id=state.workflow.workflow_id,
+        workflow_name=state.workflow.name_at_run_time,
         trigger=schemas.TriggerOut(**state.trigger.model_dump()),
         status=state.status,
         lifecycle=lifecycle(state),
@@ -96,8 +99,23 @@ def run_record(
             run_id=temporal_run_id,
             ui_url=ui_url(settings, state.run_id, temporal_run_id),
         ),
+        created_at=timing.created_at,
+        started_at=timing.started_at or timing.created_at,
+        completed_at=timing.completed_at,
+        duration_ms=timing.duration_ms,
+        updated_at=last_change(state),
+        input_documents={
+            node_id: schemas.InputDocumentOut(
+                file_id=ref.file_id, id=ref.file_id, filename=ref.filename, mime_type=ref.mime_type
+            )
+            for node_id, ref in inputs.documents.items()
+        },
     )
 
 
+def step_record(step: StepState) -> schemas.StepOut:
+    return schemas.StepOut.model_validate(step.model_dump())
+
+
 def step_records(state: RunState) -> list[schemas.StepOut]:
-    return [schemas.StepOut.model_validate(step.model_dump()) for step in state.steps]
+    return [step_record(step) for step in state.steps]

@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    computed_field,
     model_validator,
 )
 
@@ -106,9 +107,28 @@ def _unicode_text(value: Any) -> Any:
 UnicodeText = AfterValidator(_unicode_text)
 
 
+class ListMetadata(BaseModel):
+    before: None = Field(
+        default=None, description="Always null: pages are only followed forwards, with `after`"
+    )
+    after: str | None = Field(
+        description="The next page's cursor, the same as `next_cursor`; null on the last page"
+    )
+
+
 class Page(BaseModel, Generic[T]):
     data: list[T]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` (or `after`) for the next page; null on the last page",
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Seed compatibility (Retab): `{before: null, after: next_cursor}`"
+    )
+    @property
+    def list_metadata(self) -> ListMetadata:
+        return ListMetadata(after=self.next_cursor)
 
 
 class DataList(BaseModel, Generic[T]):
@@ -287,10 +307,21 @@ class TemporalOut(BaseModel):
     ui_url: str
 
 
+class InputDocumentOut(BaseModel):
+    file_id: str = Field(description="The stored file (`GET /v1/files/{file_id}`)")
+    id: str = Field(
+        description="The same file id, under the name `inputs.documents` and the Retab SDK use"
+    )
+    filename: str
+    mime_type: str
+
+
 class RunOut(BaseModel):
     id: str
     organization_id: str
     workflow: RunWorkflowOut
+    workflow_id: str = Field(description="Seed compatibility: `workflow.workflow_id`")
+    workflow_name: str = Field(description="Seed compatibility: `workflow.name_at_run_time`")
     trigger: TriggerOut
     status: str
     lifecycle: Lifecycle
@@ -303,6 +334,28 @@ class RunOut(BaseModel):
     attempts: list[AttemptOut]
     derived_run_ids: list[str] = Field(default_factory=list)
     temporal: TemporalOut
+    # Seed compatibility (API.md part 2): the flat fields of the seeds' run record, beside
+    # the nested ones above, so Retab-style clients read Runlane's runs as they are.
+    created_at: datetime = Field(description="Seed compatibility: `timing.created_at`")
+    started_at: datetime = Field(
+        description="Seed compatibility: `timing.started_at`; while the run has not started "
+        "yet (`pending`), its creation time, so it is never null (`timing.started_at` is)"
+    )
+    completed_at: datetime | None = Field(
+        description="Seed compatibility: `timing.completed_at` (null until the run ends)"
+    )
+    duration_ms: int | None = Field(
+        description="Seed compatibility: `timing.duration_ms` (null until the run ends)"
+    )
+    updated_at: datetime = Field(
+        description="When the run's state last changed: the latest moment it records "
+        "(created, started, ended, a step started or ended, a review waited or was decided, "
+        "an attempt started or ended)"
+    )
+    input_documents: dict[str, InputDocumentOut] = Field(
+        description="Seed compatibility: the documents of `inputs.documents` by start node id, "
+        "each `{file_id, id, filename, mime_type}`"
+    )
 
 
 class ReviewOut(BaseModel):
@@ -329,6 +382,22 @@ class StepOut(BaseModel):
     output: Any
     error: StepErrorOut | None
     review: ReviewOut | None
+
+    # Seed compatibility: the names Retab's SDK (0.0.130) reads a step by.
+    @computed_field(description="Seed compatibility (Retab SDK): `node_id`")  # type: ignore[prop-decorator]
+    @property
+    def block_id(self) -> str:
+        return self.node_id
+
+    @computed_field(description="Seed compatibility (Retab SDK): `node_type`")  # type: ignore[prop-decorator]
+    @property
+    def block_type(self) -> str:
+        return self.node_type
+
+    @computed_field(description="Seed compatibility (Retab SDK): `label`")  # type: ignore[prop-decorator]
+    @property
+    def block_label(self) -> str:
+        return self.label
 
 
 class Health(BaseModel):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from runs.inputs import RequestedInputs
 from runs.reader import RunView
 from runs.retry_plan import RetryFrom
-from workflows.models import PendingReview
+from workflows.models import PendingReview, RunState
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,24 @@ class RetrySpec:
 class WaitingReview:
     view: RunView
     review: PendingReview
+
+
+def last_change(state: RunState) -> datetime:
+    """When the run's state last changed: the latest of the moments it records (created,
+    started, ended, each step's start and end, review decisions and waits, attempts). The
+    workflow keeps no such field, and need not: every change it makes stamps one of these."""
+    timing = state.timing
+    moments = [
+        timing.created_at,
+        timing.started_at,
+        timing.completed_at,
+        timing.human_waiting_started_at,
+    ]
+    for step in state.steps:
+        moments += [step.started_at, step.completed_at]
+        if step.review is not None:
+            moments.append(step.review.decided_at)
+    moments += [review.waiting_since for review in state.pending_reviews]
+    for attempt in state.attempts:
+        moments += [attempt.started_at, attempt.ended_at]
+    return max(moment for moment in moments if moment is not None)

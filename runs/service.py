@@ -14,7 +14,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.registry import NodeRegistry
 from runlane import ids
-from runlane.errors import Conflict
+from runlane.errors import Conflict, NotFound
+from runlane.paging import Order
 from runs.commands import Command, CommandLog, Steps
 from runs.inputs import InputResolver, RequestedInputs
 from runs.models import Outcome, RetrySpec, WaitingReview
@@ -32,6 +33,7 @@ from workflows.models import (
     ReviewDecision,
     RunInput,
     RunInputs,
+    StepState,
     Trigger,
     initial_state,
 )
@@ -90,20 +92,38 @@ class RunService:
         return await self._reader.derived_run_ids(org, run_id)
 
     @needs_temporal
+    async def step(self, org: str, run_id: str, node_id: str) -> StepState:
+        """One step of the run; NotFound for the run first (like `get`), then for a node the
+        run does not have."""
+        view = await self._reader.get(org, run_id)
+        for step in view.state.steps:
+            if step.node_id == node_id:
+                return step
+        raise NotFound("step_not_found", f"Run {run_id} has no node {node_id}.")
+
+    @needs_temporal
     async def list_runs(
-        self, org: str, run_filter: RunFilter, *, limit: int, cursor: str | None
+        self,
+        org: str,
+        run_filter: RunFilter,
+        *,
+        limit: int,
+        cursor: str | None,
+        order: Order = "desc",
     ) -> RunPage:
-        """Newest first by creation time, whatever each run's status."""
-        return await self._reader.list_page(org, run_filter, limit=limit, cursor=cursor)
+        """By creation time whatever each run's status: newest first, or oldest first."""
+        return await self._reader.list_page(
+            org, run_filter, limit=limit, cursor=cursor, order=order
+        )
 
     @needs_temporal
     async def pending_reviews(
-        self, org: str, *, limit: int, cursor: str | None
+        self, org: str, *, limit: int, cursor: str | None, order: Order = "desc"
     ) -> tuple[list[WaitingReview], str | None]:
         """The organization's waiting reviews across runs; `limit` counts runs, each of which
         may wait on several nodes."""
         page = await self.list_runs(
-            org, RunFilter(status="waiting_for_human"), limit=limit, cursor=cursor
+            org, RunFilter(status="waiting_for_human"), limit=limit, cursor=cursor, order=order
         )
         reviews = [
             WaitingReview(view, review)

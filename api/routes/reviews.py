@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from api import schemas
-from api.deps import JsonBody, OrgDep, RunsDep, SettingsDep
+from api.deps import JsonBody, OrgDep, PageDep, RunsDep, SettingsDep
 from api.routes.runs import answer
 from workflows.models import ReviewDecision
 
@@ -39,13 +39,14 @@ async def decide_review(
 async def list_reviews(
     org: OrgDep,
     runs: RunsDep,
+    paging: PageDep,
     status: Literal["pending"] = "pending",
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
 ) -> schemas.Page[schemas.PendingReviewOut]:
     """The reviewers' inbox: the organization's pending reviews across runs, newest run first
-    (`limit` counts runs, each of which may wait on several nodes)."""
-    pending, next_cursor = await runs.pending_reviews(org, limit=limit, cursor=cursor)
+    (oldest with `order=asc`; `limit` counts runs, each of which may wait on several nodes)."""
+    pending, next_cursor = await runs.pending_reviews(
+        org, limit=paging.limit, cursor=paging.cursor, order=paging.order
+    )
     items = [
         schemas.PendingReviewOut(
             run_id=item.view.state.run_id,

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from api import run_views, schemas
-from api.deps import JsonBody, OrgDep, RunsDep, SettingsDep
+from api.deps import JsonBody, OrgDep, PageDep, RunsDep, SettingsDep
 from api.errors import error_body, status_of
-from api.run_views import record_of, requested_inputs, step_records
+from api.run_views import record_of, requested_inputs, step_record, step_records
 from runlane.errors import RunlaneError
 from runlane.settings import Settings
 from runs.models import Outcome
@@ -133,6 +133,7 @@ async def list_runs(
     org: OrgDep,
     settings: SettingsDep,
     runs: RunsDep,
+    paging: PageDep,
     workflow_id: str | None = None,
     status: RunStatusFilter | None = None,
     trigger_type: TriggerFilter | None = None,
@@ -142,10 +143,9 @@ async def list_runs(
     created_before: Annotated[
         schemas.Rfc3339 | None, Query(description="RFC 3339; runs created before it")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
 ) -> schemas.Page[schemas.RunOut]:
-    """List runs, newest first by `timing.created_at` whatever their status."""
+    """List runs by `timing.created_at` whatever their status: newest first, or oldest first
+    with `order=asc`."""
     page = await runs.list_runs(
         org,
         RunFilter(
@@ -155,8 +155,9 @@ async def list_runs(
             created_after=created_after,
             created_before=created_before,
         ),
-        limit=limit,
-        cursor=cursor,
+        limit=paging.limit,
+        cursor=paging.cursor,
+        order=paging.order,
     )
     return schemas.Page(
         data=[record_of(view, settings) for view in page.views], next_cursor=page.next_cursor
@@ -177,6 +178,12 @@ async def get_run_steps(
     """A run's steps, one per node, in topological order."""
     view = await runs.get(org, run_id)
     return schemas.DataList(data=step_records(view.state))
+
+
+@router.get("/runs/{run_id}/steps/{node_id}", response_model=schemas.StepOut)
+async def get_run_step(run_id: str, node_id: str, org: OrgDep, runs: RunsDep) -> schemas.StepOut:
+    """One step of a run, by its node id; 404 `step_not_found` when the run has no such node."""
+    return step_record(await runs.step(org, run_id, node_id))
 
 
 @router.get(

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from activities.registry import NodeRegistry
 from api import schemas
-from api.deps import JsonBody, OrgDep, RegistryDep, WorkflowsDep
+from api.deps import JsonBody, OrgDep, PageDep, RegistryDep, WorkflowsDep
 from api.errors import ApiError
 from runlane.definition import Definition, Problem, validate_definition
 from runlane.errors import invalid, not_found
-from store.pagination import InvalidCursor
+from store.pagination import CursorOrderMismatch, InvalidCursor
 from store.workflows import SnapshotRecord, WorkflowRecord
 
 router = APIRouter(
@@ -21,8 +21,6 @@ router = APIRouter(
     dependencies=[JsonBody],
     responses=schemas.ERROR_RESPONSES,
 )
-
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 def workflow_out(record: WorkflowRecord) -> schemas.WorkflowOut:
@@ -68,8 +66,10 @@ def valid_definition(raw: Any, registry: NodeRegistry) -> dict[str, Any]:
     return definition.model_dump(mode="json", exclude_unset=True)
 
 
-def _cursor_error() -> ApiError:
+def _cursor_error(error: InvalidCursor) -> ApiError:
     message = "cursor is not one this API returned."
+    if isinstance(error, CursorOrderMismatch):
+        message = str(error)
     errors = [{"loc": ["query", "cursor"], "message": message}]
     return ApiError(422, "invalid_cursor", message, {"errors": errors})
 
@@ -88,13 +88,13 @@ async def create_workflow(
 
 @router.get("", response_model=schemas.Page[schemas.WorkflowOut])
 async def list_workflows(
-    org: OrgDep, repo: WorkflowsDep, limit: Limit = 50, cursor: str | None = None
+    org: OrgDep, repo: WorkflowsDep, paging: PageDep
 ) -> schemas.Page[schemas.WorkflowOut]:
-    """List workflows, newest first."""
+    """List workflows, newest first (oldest first with `order=asc`)."""
     try:
-        page = await repo.list(org, limit=limit, cursor=cursor)
-    except InvalidCursor:
-        raise _cursor_error() from None
+        page = await repo.list(org, limit=paging.limit, cursor=paging.cursor, order=paging.order)
+    except InvalidCursor as error:
+        raise _cursor_error(error) from None
     return schemas.Page(data=[workflow_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
@@ -157,14 +157,15 @@ async def list_snapshots(
     workflow_id: str,
     org: OrgDep,
     repo: WorkflowsDep,
-    limit: Limit = 50,
-    cursor: str | None = None,
+    paging: PageDep,
 ) -> schemas.Page[schemas.SnapshotOut]:
-    """List a workflow's snapshots, newest version first."""
+    """List a workflow's snapshots, newest version first (oldest first with `order=asc`)."""
     if await repo.get(org, workflow_id) is None:
         raise not_found("workflow", workflow_id)
     try:
-        page = await repo.list_snapshots(org, workflow_id, limit=limit, cursor=cursor)
-    except InvalidCursor:
-        raise _cursor_error() from None
+        page = await repo.list_snapshots(
+            org, workflow_id, limit=paging.limit, cursor=paging.cursor, order=paging.order
+        )
+    except InvalidCursor as error:
+        raise _cursor_error(error) from None
     return schemas.Page(data=[snapshot_out(r) for r in page.items], next_cursor=page.next_cursor)

@@ -11,6 +11,8 @@ import httpx
 
 from tests.api.helpers import create_published, linear_definition
 
+EMPTY_PAGE = {"data": [], "next_cursor": None, "list_metadata": {"before": None, "after": None}}
+
 
 def _broken() -> dict:
     return {
@@ -258,7 +260,7 @@ async def test_create_lists_every_problem_with_its_node_id(api: httpx.AsyncClien
         assert checked.status_code == 200
         assert checked.json() == {"valid": False, "errors": error["details"]["errors"]}
     # Nothing invalid was saved.
-    assert (await api.get("/v1/workflows")).json() == {"data": [], "next_cursor": None}
+    assert (await api.get("/v1/workflows")).json() == EMPTY_PAGE
 
 
 async def test_structurally_wrong_definitions_name_the_node(api: httpx.AsyncClient) -> None:
@@ -397,10 +399,7 @@ async def test_snapshots_are_immutable_and_numbered(api: httpx.AsyncClient) -> N
         await api.post("/v1/workflows", json={"name": "w", "definition": linear_definition()})
     ).json()
     wf = workflow["id"]
-    assert (await api.get(f"/v1/workflows/{wf}/snapshots")).json() == {
-        "data": [],
-        "next_cursor": None,
-    }
+    assert (await api.get(f"/v1/workflows/{wf}/snapshots")).json() == EMPTY_PAGE
     first = await api.post(f"/v1/workflows/{wf}/publish")
     assert first.status_code == 201
     snapshot = first.json()
