@@ -18,8 +18,11 @@ cancelled step, so the plan below is exactly what Temporal then does:
 
 The reset excludes signals, updates and cancel requests received after the reset point from
 being re-applied: a review decided for a node that runs again must be decided again, and a
-retried cancelled run is not cancelled again. The attempt reaches the new execution as the
-`retry` signal right after the reset.
+retried cancelled run is not cancelled again. A cancel request at or before the reset point,
+though, stays in the new execution's history, which then ends cancelled again; so the reset
+point is always a task started before the execution's cancel request (see
+`TaskBoundaries.before_cancel_request`), and steps that ended after that task run again. The
+attempt reaches the new execution as the `retry` signal right after the reset.
 
 Retrying from the start is not a reset: the run's workflow id gets a fresh execution whose
 input carries the attempts so far and the overriding inputs, so nothing can race them.
@@ -67,11 +70,24 @@ class TaskBoundaries:
     is completed by the SDK with nothing in it and goes on as a new task straight away: a
     heartbeat. Temporal cannot reset to such a continuation, and a replay reports the last
     one as the task's length, so every continuation snaps to the task it continues.
+
+    A task that failed or timed out is left out by a replay: the next task takes in everything
+    that arrived since the last one completed, and is reported as where that work started (a
+    reset point of its own, whose reset keeps those events). When the run's cancel request is
+    among them (it arrived while a task heartbeating a held batch was in flight, and that task
+    failed), a reset there would keep the request: see `before_cancel_request`.
+    `cancel_requested` is the execution's first cancel request.
     """
 
-    def __init__(self, started_event_ids: list[int], heads: dict[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        started_event_ids: list[int],
+        heads: dict[int, int] | None = None,
+        cancel_requested: int | None = None,
+    ) -> None:
         self._ids = sorted(started_event_ids)
         self._heads = heads or {}
+        self.cancel_requested = cancel_requested
 
     @classmethod
     def from_events(cls, events: Iterable[HistoryEvent]) -> TaskBoundaries:
@@ -81,8 +97,14 @@ class TaskBoundaries:
         # Since the last task completed: only the next task's scheduling (a heartbeat), or more.
         quiet_since_completed = False
         for_head: int | None = None
+        cancel_requested: int | None = None
         for event in events:
             kind = event.event_type
+            if (
+                kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+                and cancel_requested is None
+            ):
+                cancel_requested = event.event_id
             if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
                 if quiet_since_completed and for_head is not None:
                     heads[event.event_id] = for_head
@@ -94,7 +116,7 @@ class TaskBoundaries:
                 quiet_since_completed = True
             elif kind != EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
                 quiet_since_completed = False
-        return cls(started, heads)
+        return cls(started, heads, cancel_requested)
 
     def snap(self, recorded: int | None) -> int | None:
         if recorded is None:
@@ -103,6 +125,20 @@ class TaskBoundaries:
         if index == len(self._ids):
             return None
         return self._heads.get(self._ids[index], self._ids[index])
+
+    def before_cancel_request(self, reset_event_id: int) -> int | None:
+        """`reset_event_id`, or the last reset point before the cancel request if it is not
+        before it: a reset keeps every event up to its point, a cancel request included, and
+        the new execution would end cancelled again. None when no task started before the
+        request (only a retry from the start can leave it out)."""
+        cancel = self.cancel_requested
+        if cancel is None or reset_event_id < cancel:
+            return reset_event_id
+        index = bisect.bisect_left(self._ids, cancel)
+        if index == 0:
+            return None
+        last = self._ids[index - 1]
+        return self._heads.get(last, last)
 
 
 def _reused(step: StepState, finished: int | None, reset_event_id: int, how: str) -> bool:
@@ -182,9 +218,18 @@ def plan_retry(
                 'from; retry with {"from": "start"} or restart the run.',
             )
         first = min(unfinished, key=lambda s: started[s.node_id] or 0)
-        reset_event_id = started[first.node_id]
+        first_started = started[first.node_id]
+        assert first_started is not None
+        reset_event_id = boundaries.before_cancel_request(first_started)
+        if reset_event_id is None:
+            return RetryPlan(
+                from_=from_,
+                allowed=False,
+                reason="This run was cancelled before any of its workflow tasks started, so "
+                "resetting it would cancel it again; retry it with "
+                '{"from": "start"} or restart it.',
+            )
         resumed_from = (state.error.node_id if state.error else None) or first.node_id
-        assert reset_event_id is not None
         reuse = [
             s.node_id
             for s in steps

@@ -289,6 +289,42 @@ async def test_a_cancelled_run_is_retried_from_the_cancelled_node(
     run.assert_reset_point(plan.reset_event_id)
 
 
+async def test_a_run_cancelled_while_a_held_batch_heartbeats_is_retried_before_the_cancel() -> None:
+    """meta -> big (condition) -> out, the batch held past the task timeout (captured from
+    tests/recovery/test_retry.py, whose timing scripts/record_histories.py cannot force): task
+    3 scheduled the batch and went on as heartbeats 6, 9, 12 and 15; the cancel request (17)
+    arrived while task 15 was in flight, and task 15 failed. A replay leaves the failed task
+    out and runs task 3, its heartbeats and the cancel request as one task, reported as task
+    19: the steps say the batch started there. A reset to 19 would keep the cancel request in
+    the new execution's history and the retry would end cancelled again; the plan resets to
+    the task before the request."""
+    run = await load("cancelled_held_batch_recorded", replay=True)
+    assert run.state.status == "cancelled"
+    [cancel_request] = [
+        e.event_id
+        for e in run.history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+    ]
+    failed = [
+        e.event_id
+        for e in run.history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
+    assert failed and failed[0] < cancel_request
+    meta = {s.node_id: s for s in run.state.steps}["meta"]
+    assert meta.status == "cancelled"
+    assert meta.started_event_id is not None and meta.started_event_id > cancel_request
+
+    plan = run.plan()
+
+    assert plan.allowed
+    assert plan.reset_event_id == run.first_task() < cancel_request
+    run.assert_reset_point(plan.reset_event_id)
+    assert plan.resumed_from_node_id == "meta"
+    assert plan.reuse == []
+    assert plan.rerun == ["meta", "big", "out"]
+
+
 @pytest.mark.parametrize(
     ("name", "replay"),
     [
@@ -620,3 +656,106 @@ async def test_boundaries_of_a_recorded_history() -> None:
     assert run.boundaries.snap(first + 1) == last
     assert run.boundaries.snap(last) == last
     assert run.boundaries.snap(last + 1) is None
+
+
+# The history above, by event: a replay reports task 19 as the batch's (and the run's first).
+CANCELLED_WHILE_A_HEARTBEAT_FAILED = _events(
+    "WORKFLOW_EXECUTION_STARTED",  # 1
+    "WORKFLOW_TASK_SCHEDULED",  # 2
+    "WORKFLOW_TASK_STARTED",  # 3: head, schedules the batch
+    "WORKFLOW_TASK_COMPLETED",  # 4: empty (heartbeat)
+    "WORKFLOW_TASK_SCHEDULED",  # 5
+    "WORKFLOW_TASK_STARTED",  # 6: continues 3
+    "WORKFLOW_TASK_COMPLETED",  # 7
+    "WORKFLOW_TASK_SCHEDULED",  # 8
+    "WORKFLOW_TASK_STARTED",  # 9: continues 3
+    "WORKFLOW_TASK_COMPLETED",  # 10
+    "WORKFLOW_TASK_SCHEDULED",  # 11
+    "WORKFLOW_TASK_STARTED",  # 12: continues 3
+    "WORKFLOW_TASK_COMPLETED",  # 13
+    "WORKFLOW_TASK_SCHEDULED",  # 14
+    "WORKFLOW_TASK_STARTED",  # 15: continues 3
+    "WORKFLOW_TASK_FAILED",  # 16
+    "WORKFLOW_EXECUTION_CANCEL_REQUESTED",  # 17
+    "WORKFLOW_TASK_SCHEDULED",  # 18
+    "WORKFLOW_TASK_STARTED",  # 19: takes in the cancel request
+    "WORKFLOW_TASK_COMPLETED",  # 20
+    "MARKER_RECORDED",  # 21: the batch, cancelled
+    "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",  # 22
+    "WORKFLOW_EXECUTION_CANCELED",  # 23
+)
+
+
+def test_a_reset_point_at_or_after_the_cancel_request_moves_before_it() -> None:
+    boundaries = TaskBoundaries.from_events(CANCELLED_WHILE_A_HEARTBEAT_FAILED)
+    assert boundaries.cancel_requested == 17
+    assert boundaries.snap(19) == 19  # a task of its own: a failed task is no heartbeat
+    # The last task before the request is 15, a continuation: its head.
+    assert boundaries.before_cancel_request(19) == 3
+    assert boundaries.before_cancel_request(3) == 3
+    # No cancel request: any reset point stands.
+    assert TaskBoundaries.from_events(HEARTBEATS).before_cancel_request(16) == 16
+
+
+def _cancelled_run(meta_started: int) -> RunState:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return RunState(
+        run_id="run_cancelled",
+        organization_id="org",
+        workflow=WorkflowRef(
+            workflow_id="wf", snapshot_id=None, version=None, name_at_run_time="cancelled"
+        ),
+        trigger=Trigger(),
+        inputs=RunInputs(),
+        timing=Timing(created_at=at),
+        status="cancelled",
+        first_task_event_id=meta_started,
+        steps=[
+            StepState(
+                node_id="meta",
+                node_type="start_json",
+                status="cancelled",
+                attempt=1,
+                started_at=at,
+                started_event_id=meta_started,
+                finished_event_id=meta_started,
+            ),
+            StepState(node_id="big", node_type="condition"),
+            StepState(node_id="out", node_type="end"),
+        ],
+    )
+
+
+_BATCHES = {"meta": "batch", "big": "batch", "out": "batch"}
+
+
+def test_a_cancelled_run_is_never_reset_to_a_point_that_keeps_its_cancel_request() -> None:
+    boundaries = TaskBoundaries.from_events(CANCELLED_WHILE_A_HEARTBEAT_FAILED)
+
+    plan = plan_retry(_cancelled_run(19), _BATCHES, REGISTRY, "failure_point", boundaries)
+
+    assert plan.allowed
+    assert plan.reset_event_id == 3
+    assert plan.resumed_from_node_id == "meta"
+    assert plan.reuse == [] and plan.rerun == ["meta", "big", "out"]
+
+
+def test_a_run_cancelled_before_its_first_task_can_only_be_retried_from_the_start() -> None:
+    """The cancel request came before any task started: every reset point keeps it."""
+    events = _events(
+        "WORKFLOW_EXECUTION_STARTED",  # 1
+        "WORKFLOW_TASK_SCHEDULED",  # 2
+        "WORKFLOW_EXECUTION_CANCEL_REQUESTED",  # 3
+        "WORKFLOW_TASK_STARTED",  # 4: starts the batch and takes in the cancel
+        "WORKFLOW_TASK_COMPLETED",  # 5
+        "MARKER_RECORDED",  # 6
+        "WORKFLOW_EXECUTION_CANCELED",  # 7
+    )
+    boundaries = TaskBoundaries.from_events(events)
+    state = _cancelled_run(4)
+
+    plan = plan_retry(state, _BATCHES, REGISTRY, "failure_point", boundaries)
+
+    assert not plan.allowed and plan.reset_event_id is None
+    assert plan.reason is not None and '{"from": "start"}' in plan.reason
+    assert plan_retry(state, _BATCHES, REGISTRY, "start", boundaries).allowed
