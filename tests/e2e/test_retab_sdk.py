@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.stack import (
+    REPO_ROOT,
     Ports,
     check_stop,
     free_port,
@@ -265,4 +266,26 @@ def test_the_retab_sdk_drives_runlane(tmp_path: Path) -> None:
         assert seen["failing_created"] in ("pending", "running")
         assert seen["failed_get"] == {"unreadable": ["error"]}
         assert seen["workflows_list"] == {"http_error": 422}
+
+        # The README's snippet, verbatim, against the same stack.
+        readme = (REPO_ROOT / "README.md").read_text()
+        section = readme[readme.index("## Using the Retab SDK") :]
+        snippet = section[section.index("```python\n") + 10 : section.index("```\n", 10)]
+        (tmp_path / "readme").mkdir()
+        (tmp_path / "readme" / "snippet.py").write_text(snippet)
+        shown = subprocess.run(
+            [str(python), "snippet.py"],
+            cwd=tmp_path / "readme",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith(("RETAB_", "RUNLANE_"))},
+                "RETAB_API_KEY": key,
+                "RETAB_API_BASE_URL": base,
+                "WORKFLOW_ID": workflow_id,
+            },
+        )
+        assert shown.returncode == 0, f"{shown.stdout}\n{shown.stderr}"
+        assert shown.stdout.split() == ["completed", "Invoice", "Processing"]
         check_stop(run, ports, marker)
