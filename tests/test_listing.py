@@ -94,28 +94,19 @@ def _small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(listing, "FIRST_SPAN", timedelta(milliseconds=1))
 
 
+@pytest.mark.parametrize("order", ["desc", "asc"])
 @pytest.mark.parametrize("limit", [1, 2, 5, 50])
-async def test_pages_are_newest_first_whatever_the_window(
+async def test_pages_follow_creation_order_whatever_the_window(
     client: Client,
     population: tuple[str, list[str]],
     limit: int,
+    order: Order,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    org, expected = population
+    org, newest_first = population
     _small_windows(monkeypatch)
-    assert await _walk(CreationOrder(client), org, limit) == expected
-
-
-@pytest.mark.parametrize("limit", [1, 2, 5, 50])
-async def test_pages_are_oldest_first_whatever_the_window(
-    client: Client,
-    population: tuple[str, list[str]],
-    limit: int,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    org, expected = population
-    _small_windows(monkeypatch)
-    assert await _walk(CreationOrder(client), org, limit, "asc") == list(reversed(expected))
+    expected = newest_first if order == "desc" else list(reversed(newest_first))
+    assert await _walk(CreationOrder(client), org, limit, order) == expected
 
 
 @pytest.mark.parametrize("order", ["desc", "asc"])
