@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -395,7 +396,10 @@ async def start_throughput(ctx: Context) -> dict[str, Any]:
     from a run it started) on the same server and task queue. Rounds alternate the sides
     (ABBA); each side's runs are drained, untimed, before the next round, so both start on a
     quiet system and a slow spell of the machine weighs on both alike. `round_ratios`: the
-    ratio of each round, to show the noise."""
+    ratio of each round, to show the noise. Each round is measured twice: with the worker
+    running (the runs execute as they start, within the window: the judged `ratio`) and with
+    it paused (`*_worker_paused`: the start paths alone, since a slower side otherwise also
+    pays for more of its runs' execution inside its longer window)."""
     # Eight short rounds rather than four long ones: a slow spell of this shared machine
     # (seconds long) then falls on both sides more evenly.
     clients, per_client, rounds = 32, (2 if ctx.quick else 4), (4 if ctx.quick else 8)
@@ -410,63 +414,84 @@ async def start_throughput(ctx: Context) -> dict[str, Any]:
         "rest": rest,
         "raw": raw_start(ctx.client, ctx.stack.task_queue, *await started_with(ctx.client, first)),
     }
-    latencies: dict[str, list[float]] = {side: [] for side in sides}
-    walls = dict.fromkeys(sides, 0.0)
-    cpus: dict[str, dict[str, float]] = {side: {} for side in sides}
-    round_ratios: list[float] = []
+    modes = ("worker_running", "worker_paused")
+    latencies: dict[str, list[float]] = {f"{side}/{mode}": [] for side in sides for mode in modes}
+    walls = dict.fromkeys(latencies, 0.0)
+    cpus: dict[str, dict[str, float]] = {key: {} for key in latencies}
+    round_ratios: dict[str, list[float]] = {mode: [] for mode in modes}
 
-    async def burst(side: str, count: int, timed: bool) -> tuple[float, dict[str, float]]:
-        """Wall seconds and CPU seconds per process of `count` starts by each client; the
-        runs are drained afterwards, untimed, so the next burst starts on a quiet system."""
+    async def burst(side: str, count: int, mode: str | None) -> tuple[float, dict[str, float]]:
+        """Wall seconds and CPU seconds per process of `count` starts by each client (timed
+        unless `mode` is None); the runs are drained afterwards, untimed, so the next burst
+        starts on a quiet system. `worker_paused`: the worker is stopped (SIGSTOP) while the
+        starts are timed, so no run executes inside the window, on either side."""
         one = sides[side]
         run_ids: list[str] = []
+        key = f"{side}/{mode}"
 
         async def client_loop() -> None:
             for _ in range(count):
                 started = time.perf_counter()
                 run_ids.append(await one())
-                if timed:
-                    latencies[side].append((time.perf_counter() - started) * 1000)
+                if mode is not None:
+                    latencies[key].append((time.perf_counter() - started) * 1000)
 
-        before = cpu_snapshot(ctx)
-        started = time.perf_counter()
-        await asyncio.gather(*(client_loop() for _ in range(clients)))
-        wall = time.perf_counter() - started
-        after = cpu_snapshot(ctx)
+        worker = ctx.stack.pid("worker")
+        if mode == "worker_paused":
+            os.kill(worker, signal.SIGSTOP)
+        try:
+            before = cpu_snapshot(ctx)
+            started = time.perf_counter()
+            await asyncio.gather(*(client_loop() for _ in range(clients)))
+            wall = time.perf_counter() - started
+            after = cpu_snapshot(ctx)
+        finally:
+            if mode == "worker_paused":
+                os.kill(worker, signal.SIGCONT)
         for run_id in run_ids:
             await run_result(ctx, run_id)
         return wall, {name: after[name] - before[name] for name in after}
 
     for side in sides:  # warm-up: 32 open HTTP connections, the API's and server's caches
-        await burst(side, 1, timed=False)
+        await burst(side, 1, None)
     for index in range(rounds):
-        order = list(sides) if index % 2 == 0 else list(reversed(sides))
-        round_walls: dict[str, float] = {}
-        for side in order:
-            round_walls[side], cpu = await burst(side, per_client, timed=True)
-            walls[side] += round_walls[side]
-            for name, seconds in cpu.items():
-                per_start = seconds / (clients * per_client * rounds)
-                cpus[side][name] = cpus[side].get(name, 0.0) + per_start
-        # Wall per start is wall per round (same count on both sides): raw / rest is the ratio.
-        round_ratios.append(round(round_walls["raw"] / round_walls["rest"], 2))
+        for mode in modes:
+            order = list(sides) if index % 2 == 0 else list(reversed(sides))
+            round_walls: dict[str, float] = {}
+            for side in order:
+                round_walls[side], cpu = await burst(side, per_client, mode)
+                walls[f"{side}/{mode}"] += round_walls[side]
+                for name, seconds in cpu.items():
+                    per_start = seconds / (clients * per_client * rounds)
+                    spent = cpus[f"{side}/{mode}"]
+                    spent[name] = spent.get(name, 0.0) + per_start
+            # Wall per start is wall per round (same count on both sides): raw / rest.
+            round_ratios[mode].append(round(round_walls["raw"] / round_walls["rest"], 2))
     starts = clients * per_client * rounds
-    rate = {side: starts / walls[side] for side in sides}
+    rate = {key: starts / wall for key, wall in walls.items()}
+
+    def figures(mode: str, suffix: str) -> dict[str, Any]:
+        rest, raw = f"rest/{mode}", f"raw/{mode}"
+        return {
+            f"rest_starts_per_s{suffix}": round(rate[rest], 1),
+            f"raw_starts_per_s{suffix}": round(rate[raw], 1),
+            f"ratio{suffix}": round(rate[rest] / rate[raw], 2),
+            f"round_ratios{suffix}": round_ratios[mode],
+            f"rest_p50_ms{suffix}": round(percentile(latencies[rest], 50), 1),
+            f"rest_p95_ms{suffix}": round(percentile(latencies[rest], 95), 1),
+            f"raw_p50_ms{suffix}": round(percentile(latencies[raw], 50), 1),
+            f"raw_p95_ms{suffix}": round(percentile(latencies[raw], 95), 1),
+            # CPU while the starts ran (with the worker running it runs the runs as they
+            # start, on both sides; what they need after the last start is drained outside).
+            f"rest_cpu_s_per_start{suffix}": {k: round(v, 4) for k, v in cpus[rest].items()},
+            f"raw_cpu_s_per_start{suffix}": {k: round(v, 4) for k, v in cpus[raw].items()},
+        }
+
     return {
         "clients": clients,
         "starts_per_side": starts,
-        "rest_starts_per_s": round(rate["rest"], 1),
-        "raw_starts_per_s": round(rate["raw"], 1),
-        "ratio": round(rate["rest"] / rate["raw"], 2),
-        "round_ratios": round_ratios,
-        "rest_p50_ms": round(percentile(latencies["rest"], 50), 1),
-        "rest_p95_ms": round(percentile(latencies["rest"], 95), 1),
-        "raw_p50_ms": round(percentile(latencies["raw"], 50), 1),
-        "raw_p95_ms": round(percentile(latencies["raw"], 95), 1),
-        # CPU while the starts ran (the worker runs the runs as they start, on both sides;
-        # what they still need after the last start is drained outside this window).
-        "rest_cpu_s_per_start": {k: round(v, 4) for k, v in cpus["rest"].items()},
-        "raw_cpu_s_per_start": {k: round(v, 4) for k, v in cpus["raw"].items()},
+        **figures("worker_running", ""),
+        **figures("worker_paused", "_worker_paused"),
     }
 
 
