@@ -40,6 +40,7 @@ from workflows.models import (
     RunInput,
     RunInputs,
     RunState,
+    RunStatus,
     StepError,
     StepState,
     StepStatus,
@@ -462,18 +463,11 @@ def test_the_earliest_unfinished_step_sets_the_reset_point() -> None:
         )
 
     error = RunError(stage="execution", node_id="b", type="HttpStatusError", message="500")
-    state = RunState(
-        run_id="run_diamond",
-        organization_id="org",
-        workflow=WorkflowRef(
-            workflow_id="wf", snapshot_id=None, version=None, name_at_run_time="diamond"
-        ),
-        trigger=Trigger(),
-        inputs=RunInputs(),
-        timing=Timing(created_at=at),
-        status="error",
-        error=error,
+    state = _hand_built(
+        "diamond",
+        "error",
         first_task_event_id=3,
+        error=error,
         steps=[
             step("note", "start_text", "completed", 3, 3),
             step("a", "http_request", "cancelled", 3, 17),
@@ -697,18 +691,36 @@ def test_a_reset_point_at_or_after_the_cancel_request_moves_before_it() -> None:
     assert TaskBoundaries.from_events(HEARTBEATS).before_cancel_request(16) == 16
 
 
-def _cancelled_run(meta_started: int) -> RunState:
-    at = datetime(2026, 1, 1, tzinfo=UTC)
+def _hand_built(
+    name: str,
+    status: RunStatus,
+    *,
+    first_task_event_id: int,
+    steps: list[StepState],
+    error: RunError | None = None,
+) -> RunState:
+    """A run's state written out by hand, for event sequences no recorded history holds."""
     return RunState(
-        run_id="run_cancelled",
+        run_id=f"run_{name}",
         organization_id="org",
         workflow=WorkflowRef(
-            workflow_id="wf", snapshot_id=None, version=None, name_at_run_time="cancelled"
+            workflow_id="wf", snapshot_id=None, version=None, name_at_run_time=name
         ),
         trigger=Trigger(),
         inputs=RunInputs(),
-        timing=Timing(created_at=at),
-        status="cancelled",
+        timing=Timing(created_at=datetime(2026, 1, 1, tzinfo=UTC)),
+        status=status,
+        error=error,
+        first_task_event_id=first_task_event_id,
+        steps=steps,
+    )
+
+
+def _cancelled_run(meta_started: int) -> RunState:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return _hand_built(
+        "cancelled",
+        "cancelled",
         first_task_event_id=meta_started,
         steps=[
             StepState(
