@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, UnaryExpression, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from runlane.paging import Order
+from runlane.unicode import has_lone_surrogate
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -88,7 +89,9 @@ def decode_time_cursor(cursor: str, order: Order = "desc") -> tuple[datetime, st
         created_at = datetime.fromisoformat(created)
     except ValueError as exc:
         raise InvalidCursor("cursor does not decode") from exc
-    if created_at.tzinfo is None or "\x00" in row_id:  # NUL: PostgreSQL refuses the query
+    # NUL: PostgreSQL refuses the query; a lone surrogate (JSON's "\\ud800") is no text
+    # either store's driver can send.
+    if created_at.tzinfo is None or "\x00" in row_id or has_lone_surrogate(row_id):
         raise InvalidCursor("cursor does not decode")
     try:
         # An offset can push a representable local time out of datetime's range in UTC.
