@@ -9,6 +9,7 @@ and the workflow sandbox can import it cheaply.
 from __future__ import annotations
 
 import heapq
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ from runlane import templating
 from runlane.unicode import NOT_UNICODE, has_lone_surrogate, replaced, shown
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# A node's config travels in the run's input and in every activity or batch input that runs
+# the node, beside the outputs it reads, all within Temporal's 2 MB payloads; and a template
+# is code, not data. 1 MiB is far beyond any real template (large constants belong in run
+# inputs or documents). Expressions have limits of their own (runlane/expressions.py).
+MAX_NODE_CONFIG_BYTES = 1024 * 1024
 _NODE_ID_RE = re.compile(NODE_ID_PATTERN)
 
 # What the interpreter needs to know about a node type, beyond its config schema.
@@ -197,6 +203,11 @@ class Graph:
         return sorted(cycles, key=lambda cycle: position[cycle[0]])
 
 
+def _json_size(value: Any) -> int:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _loc_node_id(raw: Any, loc: tuple[Any, ...]) -> str | None:
     """Name the node a pydantic error location points into: the node itself, or the source of
     an edge."""
@@ -370,6 +381,13 @@ def _problems(readable: _Readable, node_types: Mapping[str, NodeTypeSpec]) -> It
                 node_id=node.id, message=f"unknown node type '{node_type}' ({known_types})"
             )
             continue
+        size = _json_size(node.config)
+        if size > MAX_NODE_CONFIG_BYTES:
+            yield Problem(
+                node_id=node.id,
+                message=f"config is {size:,} bytes of JSON; a node's config may be at most "
+                f"{MAX_NODE_CONFIG_BYTES:,} (pass large data as run inputs or documents)",
+            )
         try:
             spec.config_model.model_validate(node.config)
         except ValidationError as exc:

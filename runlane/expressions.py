@@ -13,11 +13,22 @@ class ExpressionError(ValueError):
     pass
 
 
-# Deeper expressions exhaust Python's stack while parsing or evaluating (both recurse).
+# Deeper expressions exhaust Python's stack while parsing or evaluating (both recurse): an
+# OR chain of 2,000 terms, or 500 nested parentheses, used to fail the run's workflow task
+# for ever. Real conditions nest a handful of levels.
 MAX_EXPRESSION_DEPTH = 100
+# jmespath's lexer is quadratic in a literal's length (a 1 MB literal took 15 s to parse, in
+# the API and in the run); 16 Ki characters parse in milliseconds and leave room for a long
+# list literal. A condition reads data, it does not carry it.
+MAX_EXPRESSION_CHARS = 16 * 1024
 
 
 def compile_expression(expression: str) -> Any:
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            f"expression is {len(expression):,} characters; the limit is "
+            f"{MAX_EXPRESSION_CHARS:,} (pass large values as inputs and compare with those)"
+        )
     try:
         compiled = jmespath.compile(expression)
     except JMESPathError as exc:
@@ -58,9 +69,14 @@ def field_names(expression: str) -> set[str]:
     """Every identifier the expression mentions: a superset of the node ids it reads.
 
     Used to pass only what a condition needs into its activity (history stays small) and to
-    check that it names no node that is not an ancestor.
+    check that it names no node that is not an ancestor. Inside the run workflow too: an
+    expression the limits refuse (a definition published before them) names nothing here, and
+    its node fails with the reason when it is evaluated, instead of the workflow task.
     """
-    return set(_fields(compile_expression(expression).parsed))
+    try:
+        return set(_fields(compile_expression(expression).parsed))
+    except ExpressionError:
+        return set()
 
 
 def evaluate(expression: str, data: Mapping[str, Any]) -> Any:
