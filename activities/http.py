@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import json
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -52,22 +53,54 @@ def _blocked_address(address: str) -> bool:
     )
 
 
-async def _check_target(host: str, port: int) -> None:
-    """Refuse loopback/private targets (SSRF) unless RUNLANE_HTTP_ALLOW_PRIVATE is set."""
+# How the activity looks up a host name: (host, port) -> addresses, in the order to try them.
+# A seam so tests can answer like a rebinding DNS server does; the default is the system's.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """The addresses getaddrinfo gives for `host`, in its order, without duplicates."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _is_ip_literal(host: str) -> bool:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ApplicationError(
-            f"cannot resolve host '{host}': {exc}", type="HttpTargetError"
-        ) from exc
-    for info in infos:
-        if _blocked_address(str(info[4][0])):
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _checked_addresses(
+    host: str, port: int, resolve: Resolver, *, allow_private: bool
+) -> list[str]:
+    """Resolve `host` once and refuse loopback/private targets (SSRF) unless
+    RUNLANE_HTTP_ALLOW_PRIVATE is set. The caller connects to these addresses and never lets
+    httpx resolve the name again: a second lookup could answer differently (DNS rebinding)."""
+    if _is_ip_literal(host):
+        addresses = [host]
+    else:
+        try:
+            addresses = await resolve(host, port)
+        except OSError as exc:
             raise ApplicationError(
-                f"refusing to call {host} ({info[4][0]}): loopback/private addresses are not "
-                "allowed (set RUNLANE_HTTP_ALLOW_PRIVATE=true to allow them)",
-                type="HttpTargetNotAllowed",
-                non_retryable=True,
+                f"cannot resolve host '{host}': {exc}", type="HttpTargetError"
+            ) from exc
+        if not addresses:
+            raise ApplicationError(
+                f"cannot resolve host '{host}': no addresses", type="HttpTargetError"
             )
+    if not allow_private:
+        for address in addresses:
+            if _blocked_address(address):
+                raise ApplicationError(
+                    f"refusing to call {host} ({address}): loopback/private addresses are not "
+                    "allowed (set RUNLANE_HTTP_ALLOW_PRIVATE=true to allow them)",
+                    type="HttpTargetNotAllowed",
+                    non_retryable=True,
+                )
+    return addresses
 
 
 def _parse_body(response: httpx.Response) -> Any:
@@ -80,9 +113,16 @@ def _parse_body(response: httpx.Response) -> Any:
 
 
 class HttpNodeActivities:
-    def __init__(self, client: httpx.AsyncClient, *, allow_private: bool) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        allow_private: bool,
+        resolve: Resolver = resolve_host,
+    ) -> None:
         self._client = client
         self._allow_private = allow_private
+        self._resolve = resolve
 
     @activity.defn(name="http_request")
     async def http_request(self, task: NodeTaskInput) -> NodeTaskOutput:
@@ -90,26 +130,66 @@ class HttpNodeActivities:
         context = task.template_context()
         url = str(templating.render(config.url, context))
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            target = httpx.URL(url)
+        except httpx.InvalidURL:
+            target = None
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not target
+            or not target.host
+        ):
             raise ApplicationError(
                 f"'{url}' is not an http(s) URL", type="HttpTargetError", non_retryable=True
             )
-        if not self._allow_private:
-            await _check_target(
-                parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-            )
-        headers = {k: str(templating.render(v, context)) for k, v in (config.headers or {}).items()}
+        # The host as httpx reads the URL (IDNA-encoded), so the name checked is the name that
+        # would have been connected to.
+        host = target.raw_host.decode("ascii")
+        addresses = await _checked_addresses(
+            host,
+            target.port or (443 if target.scheme == "https" else 80),
+            self._resolve,
+            allow_private=self._allow_private,
+        )
+        headers = httpx.Headers(
+            {k: str(templating.render(v, context)) for k, v in (config.headers or {}).items()}
+        )
         # The peer can deduplicate retries of this node within this run.
         headers["Idempotency-Key"] = f"{task.run_id}:{task.node.id}"
+        # The URL is rewritten to the checked address: the peer still sees the name it is
+        # called by, and TLS sends it as SNI and verifies the certificate against it.
+        headers.setdefault("Host", target.netloc.decode("ascii"))
+        extensions: dict[str, Any] = {}
+        if target.scheme == "https":
+            extensions["sni_hostname"] = host
+            # The pool keys connections by address, not by name: a kept-alive connection
+            # verified for another name at this address must never carry this request.
+            headers["Connection"] = "close"
         body = templating.render(config.body, context)
-        try:
-            response = await self._client.request(
+
+        async def send(address: str) -> httpx.Response:
+            return await self._client.request(
                 config.method,
-                url,
+                target.copy_with(host=address),
                 headers=headers,
                 json=body if body is not None else None,
                 timeout=config.timeout_s,
+                extensions=extensions,
+                # A redirect would go to an address nobody checked; a 3xx is the answer.
+                follow_redirects=False,
             )
+
+        try:
+            for address in addresses[:-1]:
+                try:
+                    response = await send(address)
+                    break
+                except httpx.ConnectError:
+                    # Nothing was sent: the next checked address (IPv4 after IPv6) is safe.
+                    continue
+            else:
+                response = await send(addresses[-1])
         except httpx.HTTPError as exc:
             raise ApplicationError(
                 f"{config.method} {url} failed: {exc!r}", type="HttpConnectionError"
