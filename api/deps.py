@@ -33,6 +33,7 @@ from runlane.settings import (
 )
 from runs.service import RunService
 from runs.starter import PublishedDefinitions
+from runs.temporal_errors import Reachability
 from store.db import Database
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
@@ -87,6 +88,15 @@ async def get_published_definitions(request: Request) -> PublishedDefinitions:
 PublishedDep = Annotated[PublishedDefinitions, Depends(get_published_definitions)]
 
 
+async def get_temporal_reachability(request: Request) -> Reachability | None:
+    """The lifespan's watch on Temporal; None (calls find out for themselves, slowly) in an
+    app run without its lifespan."""
+    return getattr(request.app.state, "temporal_reachability", None)
+
+
+ReachabilityDep = Annotated[Reachability | None, Depends(get_temporal_reachability)]
+
+
 async def get_run_service(
     client: TemporalDep,
     settings: SettingsDep,
@@ -95,6 +105,7 @@ async def get_run_service(
     files: FilesDep,
     idempotency: IdempotencyDep,
     published: PublishedDep,
+    reachability: ReachabilityDep,
 ) -> RunService:
     return RunService(
         client=client,
@@ -105,6 +116,7 @@ async def get_run_service(
         task_queue=settings.task_queue,
         max_upload_bytes=settings.max_upload_bytes,
         published=published,
+        reachability=reachability,
     )
 
 

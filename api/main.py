@@ -20,6 +20,7 @@ from api.routes import codec, files, node_types, recovery, reviews, runs, web, w
 from runlane.settings import get_settings
 from runlane.temporal import connect
 from runs.starter import PublishedDefinitions
+from runs.temporal_errors import Reachability
 from store.db import Database
 
 log = logging.getLogger("runlane.api")
@@ -37,10 +38,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await database.create_all()
     app.state.database = database
     app.state.temporal_client = await connect(settings, lazy=True)
+    # Answers 503 at once while Temporal is gone, not after the SDK's retries.
+    reachability = Reachability(app.state.temporal_client).start()
+    app.state.temporal_reachability = reachability
     log.info("Runlane API ready; Temporal at %s", settings.temporal_address)
     try:
         yield
     finally:
+        await reachability.stop()
         await database.dispose()
 
 

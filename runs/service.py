@@ -24,7 +24,7 @@ from runs.retries import Retries
 from runs.retry_plan import RetryFrom, RetryPlan
 from runs.reviews import Reviews
 from runs.starter import ConfigSource, PublishedDefinitions, RunStarter, definition_for
-from runs.temporal_errors import needs_temporal
+from runs.temporal_errors import Reachability, needs_temporal
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.workflows import WorkflowRepository
@@ -59,9 +59,12 @@ class RunService:
         task_queue: str,
         max_upload_bytes: int,
         published: PublishedDefinitions | None = None,
+        reachability: Reachability | None = None,
     ) -> None:
-        """`published` caches published definitions; share one per process."""
+        """`published` caches published definitions, `reachability` watches Temporal (runs/
+        temporal_errors.py); share one of each per process."""
         self._client = client
+        self.reachability = reachability
         self._published = published or PublishedDefinitions()
         self._registry = registry
         self._workflows = workflows
