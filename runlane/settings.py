@@ -11,8 +11,10 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runlane.payload_crypto import PayloadKeys, parse_payload_keys
 
 DEV_ORGANIZATION = "org_dev"
 DEV_KEY_FILENAME = "dev-api-key"
@@ -40,6 +42,10 @@ class Settings(BaseSettings):
     # review): the SDK default of 1,000 costs 129 KB of worker memory per waiting run, 250
     # costs 42 KB, and every run still completes after its decision.
     worker_max_cached_workflows: int = Field(default=250, ge=0)
+    # "k2:<base64 32 bytes>,k1:<base64>": the first encrypts every payload written to
+    # Temporal, all decrypt (runlane/payload_crypto.py). Empty: payloads are plain JSON.
+    # Parsed by payload_keys(), not by a validator: pydantic's error would echo the value.
+    payload_key: SecretStr = SecretStr("")
 
     @field_validator("temporal_ui_url")
     @classmethod
@@ -66,6 +72,10 @@ class Settings(BaseSettings):
     @property
     def dev_key_path(self) -> Path:
         return self.data_dir / DEV_KEY_FILENAME
+
+    def payload_keys(self) -> PayloadKeys | None:
+        """RUNLANE_PAYLOAD_KEY parsed (once per value); ValueError names what is malformed."""
+        return parse_payload_keys(self.payload_key.get_secret_value())
 
     def key_to_organization(self) -> dict[str, str]:
         """Parse RUNLANE_API_KEYS; without it, load (or create once) the dev key."""

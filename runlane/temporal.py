@@ -16,11 +16,12 @@ from runlane.settings import Settings
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
-    """`lazy` lets the API start while Temporal is down (its /healthz then says so)."""
+    """`lazy` lets the API start while Temporal is down (its /healthz then says so).
+    A malformed RUNLANE_PAYLOAD_KEY stops the caller here, before anything is written."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=data_converter(),
+        data_converter=data_converter(settings.payload_keys()),
         lazy=lazy,
     )
 

@@ -1,0 +1,173 @@
+"""AES-256-GCM for the payloads Runlane writes to Temporal (`RUNLANE_PAYLOAD_KEY`).
+
+`RUNLANE_PAYLOAD_KEY` holds one or more keys, `"<id>:<base64 of 32 bytes>"` separated by
+commas: the first encrypts, every one decrypts, so a key is rotated by putting a new one first
+and dropping the old one once no history that needs it is kept. An encrypted payload names its
+key id in its metadata (`encryption-key-id`).
+
+What a payload is bound to is in its metadata too, and is the AES-GCM associated data, so it
+cannot be changed without the decryption failing:
+
+- `runlane-workflow-id`: the run (workflow) it belongs to, from the SDK's serialization context.
+  The codec endpoint decodes it only for that run's organization, and a worker decoding in
+  another workflow's context refuses it (a ciphertext copied into another run's history).
+- `runlane-organization`: written by the codec endpoint's encode (what an operator typed in
+  the Temporal UI, which names no workflow): decoded only for that organization.
+- neither: a payload encoded with no workflow context (no Runlane path does so). Workers
+  decode it; the codec endpoint decodes it for nobody.
+
+Decryption never hands back ciphertext as data: an unknown key id, a missing key or tampered
+bytes raise :class:`PayloadDecryptError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import os
+import re
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+
+ENCRYPTED_ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+WORKFLOW_ID = "runlane-workflow-id"
+ORGANIZATION = "runlane-organization"
+_NONCE_BYTES = 12
+_KEY_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+KEY_FORMAT = "'<key id>:<base64 of 32 random bytes>', several separated by commas (first encrypts)"
+
+
+class PayloadDecryptError(ValueError):
+    """An encrypted payload that cannot be decrypted with the keys at hand."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What an encrypted payload belongs to: a run, an organization, or nothing."""
+
+    workflow_id: str | None = None
+    organization: str | None = None
+
+
+@dataclass(frozen=True)
+class PayloadKeys:
+    current_id: str
+    # One AESGCM per key, built once: the codec runs for every payload.
+    ciphers: dict[str, AESGCM]
+
+    def encrypt(self, payload: Payload, binding: Binding) -> Payload:
+        metadata = {"encoding": ENCRYPTED_ENCODING, KEY_ID: self.current_id.encode()}
+        if binding.workflow_id is not None:
+            metadata[WORKFLOW_ID] = binding.workflow_id.encode()
+        if binding.organization is not None:
+            metadata[ORGANIZATION] = binding.organization.encode()
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self.ciphers[self.current_id].encrypt(
+            nonce, payload.SerializeToString(), _associated_data(self.current_id, binding)
+        )
+        return Payload(metadata=metadata, data=nonce + sealed)
+
+    def decrypt(self, payload: Payload) -> Payload:
+        key_id = payload.metadata[KEY_ID].decode(errors="replace")
+        cipher = self.ciphers.get(key_id)
+        if cipher is None:
+            raise PayloadDecryptError(
+                f"the payload is encrypted with key id {key_id!r}, which RUNLANE_PAYLOAD_KEY "
+                f"does not hold (it holds {', '.join(sorted(self.ciphers))})"
+            )
+        data = payload.data
+        try:
+            plain = cipher.decrypt(
+                data[:_NONCE_BYTES],
+                data[_NONCE_BYTES:],
+                _associated_data(key_id, binding_of(payload)),
+            )
+        except InvalidTag:
+            raise PayloadDecryptError(
+                f"the payload does not decrypt with key {key_id!r}: its bytes or its "
+                "metadata (key id, run or organization) were changed"
+            ) from None
+        return Payload.FromString(plain)
+
+
+def is_encrypted(payload: Payload) -> bool:
+    return payload.metadata.get("encoding") == ENCRYPTED_ENCODING
+
+
+def binding_of(payload: Payload) -> Binding:
+    """What an encrypted payload's metadata says it belongs to (authentic once decrypted)."""
+    workflow_id = payload.metadata.get(WORKFLOW_ID)
+    organization = payload.metadata.get(ORGANIZATION)
+    return Binding(
+        workflow_id=workflow_id.decode(errors="replace") if workflow_id is not None else None,
+        organization=organization.decode(errors="replace") if organization is not None else None,
+    )
+
+
+def decrypt(payload: Payload, keys: PayloadKeys | None) -> Payload:
+    """The payload as encrypted; anything not encrypted by us passes through unchanged."""
+    if not is_encrypted(payload):
+        return payload
+    if keys is None:
+        raise PayloadDecryptError(
+            "the payload is encrypted (binary/encrypted) but RUNLANE_PAYLOAD_KEY is not set"
+        )
+    if KEY_ID not in payload.metadata:
+        raise PayloadDecryptError("the encrypted payload names no key id")
+    return keys.decrypt(payload)
+
+
+def _associated_data(key_id: str, binding: Binding) -> bytes:
+    # Length-prefixed fields, so no choice of ids can make two bindings read alike.
+    fields = [b"runlane-payload/1", key_id.encode()]
+    for value in (binding.workflow_id, binding.organization):
+        fields.append(b"-" if value is None else b"+" + value.encode())
+    return b"".join(len(field).to_bytes(4, "big") + field for field in fields)
+
+
+@functools.lru_cache(maxsize=8)
+def parse_payload_keys(raw: str) -> PayloadKeys | None:
+    """RUNLANE_PAYLOAD_KEY parsed; None when it is empty. Messages never echo key material."""
+    ciphers: dict[str, AESGCM] = {}
+    current: str | None = None
+    for position, item in enumerate(raw.split(","), start=1):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, sep, encoded = item.partition(":")
+        key_id = key_id.strip()
+        if not sep or not _KEY_ID_RE.match(key_id):
+            raise ValueError(
+                f"RUNLANE_PAYLOAD_KEY entry {position} has no valid key id (letters, digits, "
+                f"'_', '.', '-'; at most 64); expected {KEY_FORMAT}"
+            )
+        if key_id in ciphers:
+            raise ValueError(f"RUNLANE_PAYLOAD_KEY names key id {key_id!r} twice")
+        # Standard or URL-safe alphabet, padding optional.
+        text = encoded.strip().replace("-", "+").replace("_", "/")
+        try:
+            secret = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(
+                f"RUNLANE_PAYLOAD_KEY key {key_id!r} is not base64; expected {KEY_FORMAT}"
+            ) from None
+        if len(secret) != 32:
+            raise ValueError(
+                f"RUNLANE_PAYLOAD_KEY key {key_id!r} is {len(secret)} bytes; AES-256 needs 32 "
+                "(generate one with `openssl rand -base64 32`)"
+            )
+        ciphers[key_id] = AESGCM(secret)
+        current = current or key_id
+    if current is None:
+        return None
+    return PayloadKeys(current_id=current, ciphers=ciphers)
+
+
+def generate_key() -> str:
+    """A new key's base64, as RUNLANE_PAYLOAD_KEY takes it."""
+    return base64.b64encode(os.urandom(32)).decode()
