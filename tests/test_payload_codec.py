@@ -24,6 +24,7 @@ from runlane.payload_crypto import (
     parse_payload_keys,
 )
 from runlane.settings import Settings
+from runlane.temporal import connect
 
 K1, K2 = generate_key(), generate_key()
 SECRET = "Bearer canary-0123456789"
@@ -165,3 +166,9 @@ def test_a_malformed_key_is_refused_at_startup_without_echoing_it(raw: str, mess
 def test_no_key_means_no_encryption() -> None:
     assert Settings().payload_keys() is None
     assert Settings(payload_key=f" k2:{K2} , k1:{K1} ").payload_keys() is not None
+
+
+async def test_the_api_and_worker_refuse_to_start_with_a_malformed_key() -> None:
+    """Both connect through runlane.temporal.connect: nothing is written with a bad key."""
+    with pytest.raises(ValueError, match="RUNLANE_PAYLOAD_KEY key 'k1' is 16 bytes"):
+        await connect(Settings(payload_key="k1:" + "A" * 22), lazy=True)
