@@ -35,6 +35,7 @@ from runs.service import RunService
 from runs.starter import PublishedDefinitions
 from runs.temporal_errors import Reachability
 from store.db import Database
+from store.decisions import DecisionRepository
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.workflows import WorkflowRepository
@@ -81,6 +82,13 @@ FilesDep = Annotated[FileRepository, Depends(get_file_repository)]
 IdempotencyDep = Annotated[IdempotencyRepository, Depends(get_idempotency_repository)]
 
 
+async def get_decision_repository(db: DatabaseDep) -> DecisionRepository:
+    return DecisionRepository(db)
+
+
+DecisionsDep = Annotated[DecisionRepository, Depends(get_decision_repository)]
+
+
 async def get_published_definitions(request: Request) -> PublishedDefinitions:
     return request.app.state.published_definitions  # type: ignore[no-any-return]
 
@@ -104,6 +112,7 @@ async def get_run_service(
     workflows: WorkflowsDep,
     files: FilesDep,
     idempotency: IdempotencyDep,
+    decisions: DecisionsDep,
     published: PublishedDep,
     reachability: ReachabilityDep,
 ) -> RunService:
@@ -113,6 +122,7 @@ async def get_run_service(
         workflows=workflows,
         files=files,
         idempotency=idempotency,
+        decisions=decisions,
         task_queue=settings.task_queue,
         max_upload_bytes=settings.max_upload_bytes,
         published=published,

@@ -19,9 +19,11 @@ from api.errors import ApiError, error_body, install_error_handlers
 from api.routes import codec, files, node_types, recovery, reviews, runs, web, workflows
 from runlane.settings import get_settings
 from runlane.temporal import connect
+from runs.reviews import DecisionSweep
 from runs.starter import PublishedDefinitions
 from runs.temporal_errors import Reachability
 from store.db import Database
+from store.decisions import DecisionRepository
 
 log = logging.getLogger("runlane.api")
 
@@ -41,10 +43,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Answers 503 at once while Temporal is gone, not after the SDK's retries.
     reachability = Reachability(app.state.temporal_client).start()
     app.state.temporal_reachability = reachability
+    # Delivers reviewers' decisions whose signal had an unknown outcome (runs/reviews.py).
+    sweep = DecisionSweep(app.state.temporal_client, DecisionRepository(database)).start()
     log.info("Runlane API ready; Temporal at %s", settings.temporal_address)
     try:
         yield
     finally:
+        await sweep.stop()
         await reachability.stop()
         await database.dispose()
 

@@ -30,7 +30,7 @@ from store.idempotency import IdempotencyRecord, IdempotencyRepository
 
 Prepared = TypeVar("Prepared")
 
-# How long a replayed retry or decision waits for the first call's effect to show before
+# How long a replayed retry waits for the first call's effect to show before
 # concluding that the first call was lost before it (and applying it itself).
 FIRST_CALL_GRACE_S = 5.0
 
@@ -90,7 +90,8 @@ class CommandLog:
     async def take_slot(self, org: str, *, slot: str, target: str, holder: str) -> bool:
         """At most one holder per slot, even under concurrent requests (a row under a unique
         key); the same holder may take it again (its replay). For effects Temporal cannot
-        deduplicate itself: resets (one per attempt) and decisions (one per waiting node)."""
+        deduplicate itself: resets (one per attempt). (Reviewers' decisions have a record of
+        their own, which also holds them until delivered: store/decisions.py.)"""
         record, created = await self._repo.claim(
             org,
             command_id=f"runlane:{slot}",

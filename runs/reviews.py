@@ -1,29 +1,199 @@
-"""Reviewers' decisions: exactly one per waiting node and attempt, delivered as the `review`
-signal operators can also send from the Temporal UI."""
+"""Reviewers' decisions: exactly one per waiting node and attempt, recorded, then delivered as
+the `review` signal operators can also send from the Temporal UI.
+
+A transactional outbox. A decision is checked whole first (the node waits, the encoded signal
+fits Temporal's payload limit); then its row is claimed (store/decisions.py: the row decides
+between reviewers at once); then it is sent. The signal carries a request id derived from the
+row, and Temporal records a run's signals once per request id, so sending a decision again is
+always safe: the API's own quick retries, the same command's replays, any later decision for
+the node (which finds the row, delivers it and is refused as "already decided"), and the sweep
+that delivers what nobody else did. So the row and the signal succeed together, or neither:
+
+- Temporal refuses the signal outright (the run ended, the payload is invalid) and it never
+  reached the run: the row is deleted, the node takes a decision again;
+- the outcome is unknown (Temporal unreachable, no answer): the row stays and the caller hears
+  503; the decision is delivered by whoever comes next, and by the sweep at the latest.
+
+A decision is sent to the Temporal execution it was taken against (a retry's reset starts a
+new one, with a new attempt), never to a later one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
+from temporalio.api.common.v1 import Payload, WorkflowExecution
+from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
 from temporalio.client import Client
+from temporalio.converter import WorkflowSerializationContext
 from temporalio.service import RPCError, RPCStatusCode
 
-from runlane.errors import Conflict, TooLarge
-from runs.commands import FIRST_CALL_GRACE_S, Command, CommandLog, Steps
+from runlane.errors import Conflict, RunlaneError, TooLarge
+from runs.commands import Command, CommandLog, Steps
 from runs.models import Outcome
 from runs.reader import RunReader
-from runs.temporal_errors import REFUSED, over_payload_limit
-from workflows.models import TERMINAL_STATUSES, ReviewDecision
-from workflows.run_workflow import RunWorkflow
+from runs.temporal_errors import REFUSED, over_payload_limit, unavailable
+from store.decisions import DecisionRecord, DecisionRepository, DecisionSlot
+from workflows.models import ReviewDecision
+
+log = logging.getLogger("runlane.reviews")
+
+# The signal's name is part of the API (API.md "Human review"): operators send it too.
+SIGNAL = "review"
+
+# Temporal refuses a payload over 2 MiB (its blob size limit); the signal's request carries a
+# little more than the decision, so decisions are held to a bit less.
+MAX_DECISION_BYTES = 2 * 1024 * 1024 - 64 * 1024
+
+# The API's own quick retries of a signal whose outcome is unknown, before it answers 503.
+SEND_ATTEMPTS = 3
+SEND_TIMEOUT = timedelta(seconds=2)
+SEND_BACKOFF_S = 0.2
+
+# The sweep: this often, decisions left undelivered for at least SWEEP_AFTER (the calls that
+# recorded them are done with them by then).
+SWEEP_EVERY = timedelta(seconds=2)
+SWEEP_AFTER = timedelta(seconds=5)
+SWEEP_BATCH = 100
+
+# Request ids are UUIDs derived from the decision's row (any run, node, attempt and holder).
+_REQUEST_IDS = uuid.UUID("5d0f4c52-7f1e-4a53-9a43-52c4b1a0d3e1")
+
+
+def request_id(record: DecisionRecord) -> str:
+    slot = record.slot
+    parts = (slot.organization_id, slot.run_id, slot.node_id, str(slot.attempt), record.holder)
+    return str(uuid.uuid5(_REQUEST_IDS, "\x1f".join(parts)))
+
+
+class DecisionDelivery:
+    """Sends recorded decisions as the `review` signal, as often as needed, applied once."""
+
+    def __init__(self, client: Client, decisions: DecisionRepository) -> None:
+        self._client = client
+        self._decisions = decisions
+
+    async def encode(self, run_id: str, decision: ReviewDecision) -> list[Payload]:
+        """The signal's payloads, encoded as the SDK would (the client's codec, with the
+        run's context); TooLarge when Temporal would refuse them."""
+        converter = self._client.data_converter.with_context(
+            WorkflowSerializationContext(namespace=self._client.namespace, workflow_id=run_id)
+        )
+        payloads = await converter.encode([decision])
+        if sum(payload.ByteSize() for payload in payloads) > MAX_DECISION_BYTES:
+            raise TooLarge(
+                "decision_too_large",
+                "The decision (its data, comment and reviewer) is larger than Temporal accepts "
+                f"in one signal (about {MAX_DECISION_BYTES // 1_000_000} MB, compressed). Keep "
+                "large data in a document and put its file id in data.",
+                {"limit_bytes": MAX_DECISION_BYTES},
+            )
+        return payloads
+
+    async def deliver(self, record: DecisionRecord, payloads: list[Payload] | None = None) -> None:
+        """Make sure the decision reached its run (nothing is sent once that is known).
+
+        Raises Conflict (the run ended) or TooLarge when Temporal refused it and it never
+        reached the run: the record is deleted, the node may take a decision again.
+        Raises Unavailable when the outcome is unknown: the record stays, to be sent again.
+        """
+        if record.delivered_at is not None:
+            return
+        run_id = record.slot.run_id
+        if payloads is None:
+            try:
+                payloads = await self.encode(run_id, ReviewDecision.model_validate(record.decision))
+            except TooLarge:  # it never will fit (the codec changed since): nothing to send
+                await self._decisions.release(record)
+                raise
+        request = SignalWorkflowExecutionRequest(
+            namespace=self._client.namespace,
+            workflow_execution=WorkflowExecution(
+                workflow_id=run_id, run_id=record.temporal_run_id or ""
+            ),
+            signal_name=SIGNAL,
+            identity=self._client.identity,
+            request_id=request_id(record),
+        )
+        request.input.payloads.extend(payloads)
+        try:
+            await self._send(request)
+        except RPCError as err:
+            assert err.status in REFUSED
+            if err.status == RPCStatusCode.NOT_FOUND and await self._reached(record):
+                await self._decisions.mark_delivered(record)  # sent earlier, before it ended
+                return
+            await self._decisions.release(record)
+            if err.status == RPCStatusCode.NOT_FOUND:
+                # "workflow execution already completed": the run ended (cancelled, timed out,
+                # retried) since it was read. It exists; the node just no longer waits.
+                raise Conflict(
+                    "review_not_waiting",
+                    f"Node '{record.slot.node_id}' of run {run_id} is not waiting for a "
+                    "review: the run has ended.",
+                ) from None
+            if over_payload_limit(err):
+                raise TooLarge(
+                    "decision_too_large",
+                    "The decision is larger than Temporal accepts in one signal.",
+                ) from None
+            raise
+        await self._decisions.mark_delivered(record)
+
+    async def _send(self, request: SignalWorkflowExecutionRequest) -> None:
+        """Sends, retrying a few times quickly while the outcome is unknown (the request id
+        makes every repeat a no-op once one got through); RPCError for a refusal."""
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                await self._client.workflow_service.signal_workflow_execution(
+                    request, retry=False, timeout=SEND_TIMEOUT
+                )
+                return
+            except RPCError as err:
+                if err.status in REFUSED:
+                    raise
+                if attempt == SEND_ATTEMPTS:
+                    run_id = request.workflow_execution.workflow_id
+                    log.warning("review signal to %s: outcome unknown (%s)", run_id, err.message)
+                    raise unavailable() from err
+            await asyncio.sleep(SEND_BACKOFF_S * attempt)
+
+    async def _reached(self, record: DecisionRecord) -> bool:
+        """After "already completed": whether an earlier send reached the execution before it
+        ended (its history, final now, has a signal with this decision's request id)."""
+        wanted = request_id(record)
+        handle = self._client.get_workflow_handle(record.slot.run_id, run_id=record.temporal_run_id)
+        try:
+            async for event in handle.fetch_history_events():
+                if (
+                    event.HasField("workflow_execution_signaled_event_attributes")
+                    and event.workflow_execution_signaled_event_attributes.request_id == wanted
+                ):
+                    return True
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:  # past retention: nothing to reach
+                return False
+            raise unavailable() from err
+        return False
 
 
 class Reviews:
-    def __init__(self, client: Client, reader: RunReader, commands: CommandLog) -> None:
-        self._client = client
+    def __init__(
+        self,
+        client: Client,
+        reader: RunReader,
+        commands: CommandLog,
+        decisions: DecisionRepository,
+    ) -> None:
         self._reader = reader
         self._commands = commands
+        self._decisions = decisions
+        self._delivery = DecisionDelivery(client, decisions)
 
     async def decide(
         self, org: str, run_id: str, decision: ReviewDecision, *, command_id: str | None = None
@@ -40,85 +210,111 @@ class Reviews:
             decision.model_dump(mode="json", exclude={"node_id"}),
         )
 
-        def slot(attempt: int) -> str:
-            return f"review:{run_id}:{node_id}:{attempt}"
-
         async def took_effect(_: str) -> bool:
-            """A replay (same command_id): whether this command's decision was taken and
-            reached the run. Never decided again on the strength of a stale read: the first
-            call may be in flight (its signal not yet seen), or have lost to another
-            reviewer's decision (then it never took effect, and the replay is refused too)."""
+            """A replay (same command_id): whether this command's decision was recorded, by
+            its first call or a concurrent twin; then it is delivered too, if it was not yet.
+            A decision that lost to another reviewer's was never recorded: its replay is
+            refused like it was."""
             assert command_id is not None
-            current = view
-            deadline = time.monotonic() + FIRST_CALL_GRACE_S
-            while True:
-                attempt = current.state.attempt
-                holder = await self._commands.slot_holder(org, slot=slot(attempt))
-                if holder == command_id and node_id not in current.state.waiting_for_node_ids:
-                    return True
-                if holder is not None and holder != command_id:
-                    return False  # another decision won this attempt's slot
-                if holder is None and current.state.status in TERMINAL_STATUSES:
-                    return False  # nothing was decided, and nothing will be
-                for earlier in range(attempt - 1, 0, -1):  # taken before a retry
-                    if await self._commands.slot_holder(org, slot=slot(earlier)) == command_id:
-                        return True
-                if time.monotonic() > deadline:
-                    return False  # the first call was lost before its signal: decide again
-                await asyncio.sleep(0.1)
-                current = await self._reader.get(org, run_id)
+            record = await self._decisions.held_by(org, run_id, node_id, command_id)
+            if record is None:
+                return False
+            try:
+                await self._delivery.deliver(record)
+            except (Conflict, TooLarge):
+                return False  # refused, so never decided: it is decided again, or refused
+            return True
 
-        async def prepare() -> None:
+        async def prepare() -> list[Payload]:
             if node_id not in view.state.waiting_for_node_ids:
                 raise Conflict(
                     "review_not_waiting",
                     f"Node '{node_id}' of run {run_id} is not waiting for a review (already "
                     "decided, not reached yet, or not a human_review node).",
                 )
+            return await self._delivery.encode(run_id, decision)
 
-        async def perform(_: None, __: str) -> None:
+        async def perform(payloads: list[Payload], _: str) -> None:
             # Exactly one decision per waiting node and attempt, even when several reviewers
             # click at once. (A retry that runs the node again waits under a new attempt, so
-            # it takes a new decision.) A command_id lets its replay take the slot again.
-            taken = slot(view.state.attempt)
+            # it takes a new decision.) A command_id makes its replays the same holder.
             holder = command_id or uuid.uuid4().hex
-            decided = await self._commands.take_slot(
-                org, slot=taken, target=f"{run_id}/{node_id}", holder=holder
+            record, _created = await self._decisions.claim(
+                DecisionSlot(org, run_id, node_id, view.state.attempt),
+                holder=holder,
+                decision=decision.model_dump(mode="json"),
+                temporal_run_id=view.temporal_run_id,
             )
-            if not decided:
+            if record.holder != holder:
+                # The decision that came first may still be on its way: help it there.
+                with contextlib.suppress(RunlaneError, RPCError):
+                    await self._delivery.deliver(record)
                 raise Conflict(
                     "review_not_waiting",
                     f"Node '{node_id}' of run {run_id} is not waiting for a review: it was "
-                    "just decided.",
+                    "already decided.",
                 )
-            # The signal operators can also send from the Temporal UI: ordinary workflow
-            # tasks, so a retry can later reset to any point after the decision.
-            try:
-                await self._client.get_workflow_handle(run_id).signal(RunWorkflow.review, decision)
-            except RPCError as err:
-                if err.status not in REFUSED:
-                    raise  # outcome unknown: the slot stays, for this command's replay
-                # Refused outright, so nothing was decided: the node may take a decision
-                # again (a slot kept here would refuse every later one as "just decided").
-                await self._commands.release_slot(org, slot=taken, holder=holder)
-                if err.status == RPCStatusCode.NOT_FOUND:
-                    # "workflow execution already completed": the run ended (cancelled, timed
-                    # out) since it was read. It exists; the node just no longer waits.
-                    raise Conflict(
-                        "review_not_waiting",
-                        f"Node '{node_id}' of run {run_id} is not waiting for a review: the run "
-                        "has ended.",
-                    ) from None
-                if over_payload_limit(err):
-                    raise TooLarge(
-                        "decision_too_large",
-                        "The decision (its data, comment and reviewer) is larger than Temporal "
-                        "accepts in one signal (about 2 MB, compressed). Keep large data in a "
-                        "document and put its file id in data.",
-                    ) from None
-                raise
+            await self._delivery.deliver(record, payloads)
 
         executed = await self._commands.execute(
             command, Steps(run_id, took_effect, prepare, perform)
         )
         return Outcome(await self._reader.get(org, run_id), executed.replayed)
+
+
+class DecisionSweep:
+    """Delivers the decisions nobody else did (their signal's outcome was unknown, and no
+    replay or later decision came): one per API process, for the process's life. Several
+    processes sweeping at once only send signals Temporal records once."""
+
+    def __init__(
+        self,
+        client: Client,
+        decisions: DecisionRepository,
+        *,
+        every: timedelta = SWEEP_EVERY,
+        after: timedelta = SWEEP_AFTER,
+    ) -> None:
+        self._decisions = decisions
+        self._delivery = DecisionDelivery(client, decisions)
+        self._every = every.total_seconds()
+        self._after = after
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> DecisionSweep:
+        self._task = asyncio.create_task(self._sweep_forever(), name="review-decision-sweep")
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def sweep(self) -> int:
+        """One pass; how many decisions it delivered. Stops at the first whose outcome is
+        unknown: Temporal is out of reach, the others would fare no better."""
+        due = await self._decisions.undelivered(
+            created_before=datetime.now(UTC) - self._after, limit=SWEEP_BATCH
+        )
+        delivered = 0
+        for record in due:
+            where = f"run {record.slot.run_id} node {record.slot.node_id}"
+            try:
+                await self._delivery.deliver(record)
+            except (Conflict, TooLarge) as refused:
+                log.info("kept decision for %s dropped: %s", where, refused.message)
+                continue
+            delivered += 1
+            log.info("kept decision for %s delivered", where)
+        return delivered
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.sweep()
+            except Exception as err:  # noqa: BLE001 - the sweep outlives any one failure
+                log.warning("review decision sweep: %s", err)
+            await asyncio.sleep(max(0.0, self._every - (time.monotonic() - started)))

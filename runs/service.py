@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.registry import NodeRegistry
 from runlane import ids
@@ -19,12 +20,20 @@ from runlane.paging import Order
 from runs.commands import Command, CommandLog, Steps
 from runs.inputs import InputResolver, RequestedInputs
 from runs.models import Outcome, RetrySpec, WaitingReview
-from runs.reader import RunFilter, RunPage, RunReader, RunView
+from runs.reader import (
+    CANCELLED_BY_TERMINATION,
+    RunFilter,
+    RunPage,
+    RunReader,
+    RunView,
+    workflow_task_failing,
+)
 from runs.retries import Retries
 from runs.retry_plan import RetryFrom, RetryPlan
 from runs.reviews import Reviews
 from runs.starter import ConfigSource, PublishedDefinitions, RunStarter, definition_for
 from runs.temporal_errors import Reachability, needs_temporal
+from store.decisions import DecisionRepository
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.workflows import WorkflowRepository
@@ -47,6 +56,16 @@ _ENDED_OTHERWISE = {
 }
 
 
+async def _terminate_as_cancelled(handle: WorkflowHandle[Any, Any]) -> None:
+    """A run whose workflow task keeps failing never processes the cancel request it was
+    sent: it is terminated instead, with the reason the reader reads as cancelled."""
+    try:
+        await handle.terminate(reason=CANCELLED_BY_TERMINATION)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:  # (it closed meanwhile: nothing to end)
+            raise
+
+
 class RunService:
     def __init__(
         self,
@@ -56,6 +75,7 @@ class RunService:
         workflows: WorkflowRepository,
         files: FileRepository,
         idempotency: IdempotencyRepository,
+        decisions: DecisionRepository,
         task_queue: str,
         max_upload_bytes: int,
         published: PublishedDefinitions | None = None,
@@ -72,7 +92,7 @@ class RunService:
         self._starter = RunStarter(client, registry, task_queue)
         self._inputs = InputResolver(files, registry, max_upload_bytes)
         self._commands = CommandLog(idempotency)
-        self._reviews = Reviews(client, self._reader, self._commands)
+        self._reviews = Reviews(client, self._reader, self._commands, decisions)
         self._retries = Retries(
             client=client,
             registry=registry,
@@ -288,11 +308,14 @@ class RunService:
             await handle.cancel()
             # Temporal accepts the cancel of an execution that has already closed, and does
             # nothing: a run that ended otherwise since it was read was too late to cancel.
-            status = (await handle.describe()).status
+            description = await handle.describe()
+            status = description.status
             if status in _ENDED_OTHERWISE:
                 raise Conflict(
                     "run_ended", f"Run {run_id} already ended ({_ENDED_OTHERWISE[status]})."
                 )
+            if workflow_task_failing(description):
+                await _terminate_as_cancelled(handle)
 
         executed = await self._commands.execute(
             command, Steps(run_id, took_effect, prepare, perform)

@@ -102,3 +102,25 @@ class IdempotencyRow(Base):
     body_hash: Mapped[str] = mapped_column(String(128))
     result_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+class ReviewDecisionRow(Base):
+    """A reviewer's decision, recorded before it is sent as the `review` signal (the outbox
+    runs/reviews.py delivers from): one per waiting node and attempt."""
+
+    __tablename__ = "review_decisions"
+
+    # The primary key is the guard: two reviewers deciding at once cannot both insert.
+    organization_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The command_id of the request that decided, or a random id without one.
+    holder: Mapped[str] = mapped_column(Text)
+    decision: Mapped[dict[str, Any]]
+    # The Temporal execution the decision was taken against: it is delivered there or nowhere.
+    temporal_run_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_review_decisions_undelivered", "delivered_at", "created_at"),)
