@@ -38,11 +38,16 @@ from activities.models import (
 )
 from activities.recorded import RecordedOutcomes
 from activities.registry import NodeRegistry
+from runlane import templating
 from runlane.frontier import Frontier, taken_edges
 
 # Temporal refuses a payload over 2 MB: one node's output, and a batch's outcomes together,
 # stay well under it (the payload codec compresses what is over 256 KiB on top).
 MAX_OUTPUT_BYTES = 1024 * 1024
+# However well it compresses, an output is at most this much JSON, like a run's inputs: the
+# API answers a run's steps whole, and 14 doubling transforms of a 1 KB input used to make
+# 16 MB of output and a 49 MB steps response. Templates stop rendering at the same size.
+MAX_OUTPUT_JSON_BYTES = templating.MAX_RENDERED_CHARS
 BATCH_BUDGET_BYTES = 1536 * 1024
 BATCH_BUDGET_SECONDS = 2.0
 _MESSAGE_CHARS = 2000
@@ -62,14 +67,27 @@ def _size(value: Any) -> int:
     return len(_encoded(value))
 
 
-def _too_large(output: Any) -> int | None:
-    """The output's size when it is over the limit even compressed (payloads over 256 KiB
-    travel zlib-compressed: a large but repetitive output is fine)."""
+def _output_too_large(size: int, limit: int, how: str) -> OutcomeError:
+    return OutcomeError(
+        type="OutputTooLarge",
+        message=f"the output is {size:,} bytes of JSON{how}; a node's output may be at most "
+        f"{limit:,} (pass large data as documents)",
+    )
+
+
+def _too_large(output: Any) -> OutcomeError | None:
+    """Why the output is too large to record, or None: over MAX_OUTPUT_JSON_BYTES of JSON, or
+    over MAX_OUTPUT_BYTES even compressed (payloads over 256 KiB travel zlib-compressed: a
+    large but repetitive output is fine up to the first limit)."""
     encoded = _encoded(output)
+    if len(encoded) > MAX_OUTPUT_JSON_BYTES:
+        return _output_too_large(len(encoded), MAX_OUTPUT_JSON_BYTES, "")
     if len(encoded) <= MAX_OUTPUT_BYTES:
         return None
     compressed = len(zlib.compress(encoded, 1))
-    return compressed if compressed > MAX_OUTPUT_BYTES else None
+    if compressed > MAX_OUTPUT_BYTES:
+        return _output_too_large(compressed, MAX_OUTPUT_BYTES, " even compressed")
+    return None
 
 
 def evaluate_batch(
@@ -146,19 +164,24 @@ def _evaluate(
     try:
         evaluate = control.review_payload if spec.kind == "review" else evaluators[node.type]
         output = evaluate(task)
-        size = _too_large(output)
-        if size is not None:
-            output, error = (
-                None,
-                OutcomeError(
-                    type="OutputTooLarge",
-                    message=f"the output is {size:,} bytes of JSON even compressed; a node's "
-                    f"output may be at most {MAX_OUTPUT_BYTES:,} (pass large data as documents)",
-                ),
-            )
+        error = _too_large(output)
+        if error is not None:
+            output = None
     except NodeError as err:
         error = OutcomeError(type=err.type, message=err.message)
+    except templating.RenderedTooLarge as err:
+        output, error = (
+            None,
+            OutcomeError(type="OutputTooLarge", message=f"{err} (pass large data as documents)"),
+        )
+    except RecursionError:
+        output = None
+        error = OutcomeError(
+            type="RecursionError", message="the node nests values too deeply to evaluate"
+        )
     except Exception as err:  # noqa: BLE001 - any evaluator failure is this node's error
+        # (MemoryError included: the output is dropped, the run fails at this node.)
+        output = None
         error = OutcomeError(type=type(err).__name__, message=str(err)[:_MESSAGE_CHARS])
     status = "error" if error else ("waiting_for_human" if spec.kind == "review" else "completed")
     return NodeOutcome(

@@ -168,18 +168,72 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def render(template: Any, context: TemplateContext) -> Any:
-    """Render a template; keys of objects are literal, values are rendered recursively."""
+# What one rendering may produce, in characters of JSON: a node's output is at most 4 MiB of
+# JSON (activities/evaluation.py), like a run's inputs. Counted while rendering, so that a
+# template interpolating a large value thousands of times, or a chain of transforms doubling
+# their input, stops at the limit instead of building gigabytes first.
+MAX_RENDERED_CHARS = 4 * 1024 * 1024
+
+
+class RenderedTooLarge(ValueError):
+    """The rendered template would be larger than the limit it was rendered with."""
+
+
+class _Budget:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        # Sizes of referenced values already measured (one value is often referenced twice).
+        self._sizes: dict[int, int] = {}
+
+    def spend(self, chars: int) -> None:
+        self.used += chars
+        if self.used > self.limit:
+            raise RenderedTooLarge(f"the rendered output is over {self.limit:,} characters of JSON")
+
+    def spend_value(self, value: Any) -> None:
+        if isinstance(value, str):
+            self.spend(len(value) + 2)
+        elif isinstance(value, dict | list):
+            size = self._sizes.get(id(value))
+            if size is None:
+                size = self._sizes[id(value)] = len(_as_text(value))
+            self.spend(size)
+        else:
+            self.spend(8)
+
+
+def render(template: Any, context: TemplateContext, max_chars: int = MAX_RENDERED_CHARS) -> Any:
+    """Render a template; keys of objects are literal, values are rendered recursively.
+    Raises RenderedTooLarge past `max_chars` characters of JSON."""
+    return _render(template, context, _Budget(max_chars))
+
+
+def _render(template: Any, context: TemplateContext, budget: _Budget) -> Any:
     if isinstance(template, str):
         whole = _WHOLE.match(template)
         if whole:
             value = resolve(parse_reference(whole.group(1)), context)
-            return None if value is MISSING else value
-        return _INNER.sub(
-            lambda m: _as_text(resolve(parse_reference(m.group(1)), context)), template
-        )
+            if value is MISSING:
+                return None
+            budget.spend_value(value)
+            return value
+        budget.spend(len(template) + 2)
+
+        def text(match: re.Match[str]) -> str:
+            rendered = _as_text(resolve(parse_reference(match.group(1)), context))
+            budget.spend(len(rendered))
+            return rendered
+
+        return _INNER.sub(text, template)
     if isinstance(template, Mapping):
-        return {key: render(value, context) for key, value in template.items()}
+        rendered = {}
+        for key, value in template.items():
+            budget.spend(len(key) + 4)
+            rendered[key] = _render(value, context, budget)
+        return rendered
     if isinstance(template, list):
-        return [render(item, context) for item in template]
+        budget.spend(len(template) + 2)
+        return [_render(item, context, budget) for item in template]
+    budget.spend(8)
     return template

@@ -31,7 +31,14 @@ from runlane import ids, search_attributes
 from runlane.errors import InvalidInput, NotFound, Unavailable, invalid, not_found
 from runlane.paging import Order
 from runs.listing import CreationOrder, Position
-from workflows.models import RunError, RunInput, RunState, final_state_payloads, initial_state
+from workflows.models import (
+    TERMINAL_STATUSES,
+    RunError,
+    RunInput,
+    RunState,
+    final_state_payloads,
+    initial_state,
+)
 from workflows.run_workflow import RunWorkflow
 
 WORKFLOW_TYPE = "RunWorkflow"
@@ -47,12 +54,46 @@ class RunView:
     temporal_run_id: str | None
 
 
-def _reconcile(state: RunState, status: WorkflowExecutionStatus | None) -> RunState:
-    """Executions ended from outside the workflow (terminated, timed out) never reported it."""
+# The reason RunService.cancel terminates a run with when its workflow task keeps failing (the
+# run can then never process a cancel request): such a run reads as cancelled.
+CANCELLED_BY_TERMINATION = (
+    "cancelled through Runlane: the run's workflow task kept failing, so it was terminated"
+)
+
+
+def workflow_task_failing(execution: WorkflowExecution) -> bool:
+    """The execution's workflow task failed and is being retried: until that changes, no query
+    is answered, no signal or cancel request is processed."""
+    if not isinstance(execution, WorkflowExecutionDescription):
+        return False
+    raw = execution.raw_description
+    return raw.HasField("pending_workflow_task") and raw.pending_workflow_task.attempt > 1
+
+
+def _reconcile(
+    state: RunState, status: WorkflowExecutionStatus | None, termination_reason: str = ""
+) -> RunState:
+    """Executions ended from outside the workflow (terminated, timed out) never reported it;
+    nor did one that failed outside any node."""
     if status in (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW):
         return state
-    if status == WorkflowExecutionStatus.CANCELED and state.status != "cancelled":
+    cancelled_by_termination = (
+        status == WorkflowExecutionStatus.TERMINATED
+        and termination_reason == CANCELLED_BY_TERMINATION
+    )
+    if status == WorkflowExecutionStatus.CANCELED or cancelled_by_termination:
+        if state.status == "cancelled":
+            return state
         return state.model_copy(update={"status": "cancelled", "waiting_for_node_ids": []})
+    if status == WorkflowExecutionStatus.FAILED and state.status not in TERMINAL_STATUSES:
+        error = RunError(
+            stage="execution",
+            type="WorkflowFailed",
+            message="the run's workflow failed outside any node; the Temporal UI shows why",
+        )
+        return state.model_copy(
+            update={"status": "error", "error": error, "waiting_for_node_ids": []}
+        )
     if status in (WorkflowExecutionStatus.TERMINATED, WorkflowExecutionStatus.TIMED_OUT):
         if state.status not in ("completed", "error", "cancelled"):
             kind = "Terminated" if status == WorkflowExecutionStatus.TERMINATED else "TimedOut"
@@ -256,11 +297,26 @@ class RunReader:
             run_input = await self.run_input(execution.id)
             if run_input.retry is None:  # a retry's attempts come from the workflow itself
                 state = initial_state(run_input)
-        if state is None:
+        reason = ""
+        if execution.status == WorkflowExecutionStatus.TERMINATED:
+            reason = await self._termination_reason(handle)
+        # A run whose workflow task keeps failing answers no query (it would time out): what
+        # it has done so far is in its history, what it was doing in visibility.
+        stuck = workflow_task_failing(execution) or reason == CANCELLED_BY_TERMINATION
+        if state is None and not stuck:
             state = await self._queried_state(handle)
         if state is None:
             state = await self._state_from_start(handle, execution.typed_search_attributes)
-        return RunView(state=_reconcile(state, execution.status), temporal_run_id=execution.run_id)
+        return RunView(
+            state=_reconcile(state, execution.status, reason), temporal_run_id=execution.run_id
+        )
+
+    async def _termination_reason(self, handle: WorkflowHandle) -> str:
+        async for event in handle.fetch_history_events(
+            event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+        ):
+            return str(event.workflow_execution_terminated_event_attributes.reason)
+        return ""
 
     async def _queried_state(self, handle: WorkflowHandle) -> RunState | None:
         try:

@@ -42,9 +42,11 @@ of steps (workflows/steps.py).
 from __future__ import annotations
 
 import asyncio
+import json
+import zlib
 from collections import deque
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -67,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewDecision,
         RunError,
         RunInput,
+        RunInputs,
         RunState,
         RunStatus,
         StepError,
@@ -88,6 +91,28 @@ _EVALUATORS = {
 }
 INLINE_NODES_PER_TASK = 1000
 _PAUSE_PATCH = "pause-between-long-pure-stretches"
+_STATE_SIZE_PATCH = "final-state-within-payload-limit"
+
+# Temporal refuses a payload over 2 MiB (and the SDK then fails the workflow task, again at
+# every retry): the final state a run records, compressed as the payload codec does, stays
+# under this, with room for the codec's envelope and the failure around it.
+MAX_STATE_PAYLOAD_BYTES = 1792 * 1024
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+def _payload_size(value: Any) -> int:
+    """The size of `value` as a payload, compressed when the codec would compress it
+    (runlane/converter.py); compressed only when its JSON alone is over the limit."""
+    data = workflow.payload_converter().to_payload(value).SerializeToString()
+    if len(data) <= MAX_STATE_PAYLOAD_BYTES:
+        return len(data)
+    return len(zlib.compress(data, 6))
+
 
 # The stage an error is reported in follows the failing node's role.
 _STAGE_BY_ROLE: dict[str, ErrorStage] = {
@@ -139,26 +164,71 @@ class RunWorkflow:
             raise
         except NodeFailed as failure:
             role = self._input.plans[failure.node_id].role
-            self._state.error = RunError(
+            error = RunError(
                 stage=_STAGE_BY_ROLE.get(role, "execution"),
                 node_id=failure.node_id,
                 type=failure.error.type,
                 message=failure.error.message,
             )
-            await self._attempts.settle()
-            self._finish("error")
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            # Failing the Temporal execution shows operators a failed run in the UI, and the
-            # failed node's events are what "retry from the failure point" resets to.
-            # The final state rides along so the API can read an ended run without a worker.
-            raise ApplicationError(
-                str(failure), self.state(), type=RUN_FAILED, non_retryable=True
-            ) from None
+            await self._end_in_error(error, str(failure))
         self._state.final_outputs = self._final_outputs()
+        # (Patched: a run that completed before the check replays as it completed.)
+        too_large = self._too_large_to_record()
+        if too_large is not None and workflow.patched(_STATE_SIZE_PATCH):
+            await self._end_in_error(too_large, too_large.message)
         await self._attempts.settle()
         self._finish("completed")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
+
+    async def _end_in_error(self, error: RunError, message: str) -> NoReturn:
+        self._state.error = error
+        await self._attempts.settle()
+        self._finish("error")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        # Failing the Temporal execution shows operators a failed run in the UI, and the
+        # failed node's events are what "retry from the failure point" resets to.
+        # The final state rides along so the API can read an ended run without a worker.
+        raise ApplicationError(
+            message, self._recordable(self.state()), type=RUN_FAILED, non_retryable=True
+        ) from None
+
+    # ----------------------------------------------------------------- state size
+
+    def _too_large_to_record(self) -> RunError | None:
+        """The run's final state goes to Temporal as one payload: over the limit, the last
+        workflow task would fail for ever. The node with the largest output is named."""
+        size = _payload_size(self.state())
+        if size <= MAX_STATE_PAYLOAD_BYTES:
+            return None
+        largest = max(self._steps.values(), key=lambda step: len(_json(step.output)), default=None)
+        return RunError(
+            stage="output_storage",
+            node_id=largest.node_id if largest is not None else None,
+            type="RunStateTooLarge",
+            message=f"the run's outputs together are {size:,} bytes compressed, more than "
+            f"Temporal records in one payload ({MAX_STATE_PAYLOAD_BYTES:,}); this node's output "
+            "is the largest (pass large data as documents)",
+        )
+
+    def _recordable(self, state: RunState) -> RunState:
+        """The final state, or when it is too large to record, the state without the outputs,
+        inputs and review payloads (the inputs stay in the run's start event)."""
+        if _payload_size(state) <= MAX_STATE_PAYLOAD_BYTES:
+            return state
+        error = state.error
+        if error is not None:
+            note = " (outputs not recorded: the run's state is too large)"
+            error = error.model_copy(update={"message": error.message + note})
+        return state.model_copy(
+            update={
+                "error": error,
+                "inputs": RunInputs(),
+                "final_outputs": None,
+                "steps": [step.model_copy(update={"output": None}) for step in state.steps],
+                "pending_reviews": [],
+            }
+        )
 
     # ----------------------------------------------------------------- handlers
 
