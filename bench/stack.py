@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -62,6 +63,8 @@ class Stack:
     # The API's command instead of uvicorn's (e.g. the app under span probes,
     # bench/start_path.py); it must serve on RUNLANE_API_PORT.
     api_command: list[str] | None = None
+    # Each process's command line, so that one process can be started again (`respawn`).
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def temporal_address(self) -> str:
@@ -83,8 +86,9 @@ class Stack:
             **self.settings,
         }
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
+    def _spawn(self, name: str, args: list[str], *, append: bool = False) -> None:
+        self.commands[name] = args
+        log = (self.workdir / f"{name}.log").open("ab" if append else "wb")
         self.processes[name] = subprocess.Popen(
             args, cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT
         )
@@ -140,6 +144,22 @@ class Stack:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"API did not come up; see {self.workdir}")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to one process (SIGKILL: no clean shutdown at all) and reap it."""
+        process = self.processes[name]
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def respawn(self, name: str) -> None:
+        """Start one stopped process again with its first command line, appending to its log
+        (`make chaos` kills and restarts processes under load). Returns once it is spawned;
+        callers wait for whatever readiness they need."""
+        self._spawn(name, self.commands[name], append=True)
 
     def api_client(self, timeout: float = 120) -> httpx.AsyncClient:
         """A client of the stack's API. Idle connections are dropped after 2 s: uvicorn
