@@ -302,7 +302,13 @@ class RunReader:
             reason = await self._termination_reason(handle)
         # A run whose workflow task keeps failing answers no query (it would time out): what
         # it has done so far is in its history, what it was doing in visibility.
-        stuck = workflow_task_failing(execution) or reason == CANCELLED_BY_TERMINATION
+        # Nor does one that failed outside any node (its failure carries no state): replaying
+        # it for a query would fail the same way.
+        stuck = (
+            workflow_task_failing(execution)
+            or reason == CANCELLED_BY_TERMINATION
+            or execution.status == WorkflowExecutionStatus.FAILED
+        )
         if state is None and not stuck:
             state = await self._queried_state(handle)
         if state is None:

@@ -155,3 +155,21 @@ async def test_cancel_ends_a_run_whose_workflow_task_keeps_failing(
 
 async def _attempt_over(client: Client, run_id: str, attempt: int) -> bool:
     return await _task_attempt(client, run_id) > attempt
+
+
+async def test_a_recursion_error_in_workflow_code_ends_the_run_in_error(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that raises RecursionError in the workflow (what a 2,000-term OR chain did) fails
+    the run visibly instead of its workflow task for ever."""
+
+    def broken(*args: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(batches.Batches, "apply", broken)
+    run_id = await _run(api, _definition(), json_inputs={"in": {"a": 1}})
+    started = time.monotonic()
+    run = await wait_for_run(api, run_id, timeout=30)
+    assert run["status"] == "error", run
+    assert run["error"]["type"] == "WorkflowFailed"
+    assert time.monotonic() - started < 15

@@ -24,10 +24,14 @@ def create_worker(
     """A worker of the run workflow: the node activities given, plus the activities the
     workflow itself needs (the batches of pure work, which read histories through `client`)."""
     batches = PureBatches(default_registry(), RecordedOutcomes(client))
+    # A RecursionError in workflow code fails again at every retry of the workflow task: the
+    # run would stay open for ever. It fails the run instead (the reader shows it as an error).
+    failure_types = [RecursionError, *options.pop("workflow_failure_exception_types", [])]
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[RunWorkflow],
         activities=[*activities, *workflow_support.ACTIVITIES, batches.evaluate],
+        workflow_failure_exception_types=failure_types,
         **options,
     )
