@@ -18,6 +18,12 @@ cannot be changed without the decryption failing:
 
 Decryption never hands back ciphertext as data: an unknown key id, a missing key or tampered
 bytes raise :class:`PayloadDecryptError`.
+
+The same keys sign codec sessions (:class:`CodecSessions`): the cookie the Temporal UI sends to
+the codec endpoint, since it cannot send an API key. Its HMAC key is derived from a payload key
+with HKDF (never the AES key itself), so every API process with the same RUNLANE_PAYLOAD_KEY
+accepts a session another issued, and rotating the keys ends the sessions signed with a dropped
+one.
 """
 
 from __future__ import annotations
@@ -25,12 +31,17 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
+import hmac
+import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from temporalio.api.common.v1 import Payload
 
 ENCRYPTED_ENCODING = b"binary/encrypted"
@@ -59,6 +70,8 @@ class PayloadKeys:
     current_id: str
     # One AESGCM per key, built once: the codec runs for every payload.
     ciphers: dict[str, AESGCM]
+    # Per key id, the HMAC key of codec sessions (HKDF of the payload key).
+    session_secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def encrypt(self, payload: Payload, binding: Binding) -> Payload:
         metadata = {"encoding": ENCRYPTED_ENCODING, KEY_ID: self.current_id.encode()}
@@ -134,6 +147,7 @@ def _associated_data(key_id: str, binding: Binding) -> bytes:
 def parse_payload_keys(raw: str) -> PayloadKeys | None:
     """RUNLANE_PAYLOAD_KEY parsed; None when it is empty. Messages never echo key material."""
     ciphers: dict[str, AESGCM] = {}
+    session_secrets: dict[str, bytes] = {}
     current: str | None = None
     for position, item in enumerate(raw.split(","), start=1):
         item = item.strip()
@@ -162,12 +176,110 @@ def parse_payload_keys(raw: str) -> PayloadKeys | None:
                 "(generate one with `openssl rand -base64 32`)"
             )
         ciphers[key_id] = AESGCM(secret)
+        session_secrets[key_id] = _derive_session_secret(secret)
         current = current or key_id
     if current is None:
         return None
-    return PayloadKeys(current_id=current, ciphers=ciphers)
+    return PayloadKeys(current_id=current, ciphers=ciphers, session_secrets=session_secrets)
 
 
 def generate_key() -> str:
     """A new key's base64, as RUNLANE_PAYLOAD_KEY takes it."""
     return base64.b64encode(os.urandom(32)).decode()
+
+
+# --- Codec sessions ---------------------------------------------------------------------------
+
+_SESSION_INFO = b"runlane codec session/1"
+_SESSION_VERSION = 1
+# A cookie is at most 4 KiB; anything longer is not ours, and is refused before parsing.
+_MAX_SESSION_TOKEN = 1024
+
+
+def _derive_session_secret(payload_key: bytes) -> bytes:
+    # HKDF with its own `info`: the session key reveals nothing of the AES key, nor the reverse.
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=_SESSION_INFO).derive(payload_key)
+
+
+class CodecSessionError(ValueError):
+    """A codec session token that is malformed, forged, signed with no key at hand, or expired."""
+
+
+@dataclass(frozen=True)
+class CodecSession:
+    """What a valid session token says: whose it is, until when, and which API key opened it."""
+
+    organization: str
+    expires_at: int  # Unix seconds
+    key_id: str  # the payload key whose derived secret signed it
+    api_key_fingerprint: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class CodecSessions:
+    """Issues and checks codec session tokens: `<base64url JSON claims>.<base64url HMAC>`.
+
+    The claims name the organization, the expiry, the key id whose derived secret signed them,
+    and a fingerprint of the API key that opened the session (an HMAC of it, not the key), so a
+    session ends when its API key is removed from RUNLANE_API_KEYS.
+    """
+
+    keys: PayloadKeys
+
+    def fingerprint(self, api_key: str, key_id: str | None = None) -> str:
+        """The API key's fingerprint under payload key `key_id` (default: the current one)."""
+        secret = self.keys.session_secrets[key_id or self.keys.current_id]
+        return _b64(hmac.new(secret, b"api-key\x00" + api_key.encode(), hashlib.sha256).digest())
+
+    def issue(self, organization: str, api_key: str, expires_at: int) -> str:
+        claims = {
+            "v": _SESSION_VERSION,
+            "kid": self.keys.current_id,
+            "org": organization,
+            "exp": expires_at,
+            "akf": self.fingerprint(api_key),
+        }
+        body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+        secret = self.keys.session_secrets[self.keys.current_id]
+        return f"{body}.{_b64(_mac(secret, body))}"
+
+    def verify(self, token: str, now: float) -> CodecSession:
+        if len(token) > _MAX_SESSION_TOKEN or token.count(".") != 1:
+            raise CodecSessionError("not a codec session")
+        body, _, mac = token.partition(".")
+        try:
+            claims = json.loads(_unb64(body))
+            signature = _unb64(mac)
+        except (ValueError, binascii.Error, RecursionError):
+            raise CodecSessionError("not a codec session") from None
+        if not isinstance(claims, dict) or claims.get("v") != _SESSION_VERSION:
+            raise CodecSessionError("not a codec session")
+        key_id = claims.get("kid")
+        secret = self.keys.session_secrets.get(key_id) if isinstance(key_id, str) else None
+        # The claims are read before the signature is checked only to pick the key: nothing
+        # they say is used unless the MAC over them matches.
+        if secret is None or not hmac.compare_digest(_mac(secret, body), signature):
+            raise CodecSessionError("the codec session's signature does not match")
+        organization, expires_at = claims.get("org"), claims.get("exp")
+        fingerprint = claims.get("akf")
+        if not (
+            isinstance(organization, str)
+            and isinstance(expires_at, int)
+            and isinstance(fingerprint, str)
+        ):
+            raise CodecSessionError("not a codec session")
+        if expires_at <= now:
+            raise CodecSessionError("the codec session has expired")
+        return CodecSession(organization, expires_at, str(key_id), fingerprint)
+
+
+def _mac(secret: bytes, body: str) -> bytes:
+    return hmac.new(secret, b"runlane-codec-session\x00" + body.encode(), hashlib.sha256).digest()
