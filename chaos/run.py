@@ -48,9 +48,11 @@ DESCRIPTIONS = {
     "called more than once, and it carried its key when every call had "
     "`Idempotency-Key: <run_id>:call`.",
     "temporal_restart": "Runs waiting on a `human_review` and runs waiting on a `delay` timer; "
-    "the dev server is stopped (SIGTERM) and started again on the same SQLite file; then each "
-    "review is decided over REST (with a `command_id`, retried while the API answers 503) and "
-    "the timers fire. Decisions are counted as `review` signals in each run's history.",
+    "the dev server is stopped (SIGTERM). While it is down every review is decided over REST "
+    "(a reviewer who does not know); once it is started again on the same SQLite file each "
+    "decision is sent again, as a client retries a 503 (retried while the API answers 5xx): "
+    "half of them with a `command_id`, half without. Decisions are counted as `review` "
+    "signals in each run's history.",
     "api_restart": "Clients start runs of a pure workflow, one request at a time each, while "
     "the API is SIGKILLed and started again; a client sends a failed start again (connection "
     "refused or reset, 5xx) until it is answered. Once with a `command_id` per start, once "
@@ -72,29 +74,42 @@ DESCRIPTIONS = {
 # (scenario, figure, comparison, expected, what it means); comparison `reported` is shown,
 # not judged.
 EXPECTATIONS: list[tuple[str, str, str, Any, str]] = [
-    ("worker_kills", "lost", "==", 0, "no run lost through worker SIGKILLs"),
-    ("worker_kills", "error", "==", 0, "… and none ends in error"),
-    ("worker_kills", "kills_missed", "==", 0, "… with every planned kill made"),
-    ("worker_kills", "duplicate_peer_calls", "reported", None, "duplicate peer calls"),
+    ("worker_kills", "lost", "==", 0, "runs lost through worker SIGKILLs"),
+    ("worker_kills", "error", "==", 0, "… runs ending in error"),
+    ("worker_kills", "kills_missed", "==", 0, "… planned kills not made"),
+    (
+        "worker_kills",
+        "duplicate_peer_calls",
+        "reported",
+        None,
+        "duplicate peer calls (a call made again after its worker died)",
+    ),
     (
         "worker_kills",
         "duplicates_without_matching_key",
         "==",
         0,
-        "every duplicate peer call carried the run's Idempotency-Key",
+        "… of them without the run's Idempotency-Key",
     ),
-    ("worker_kills", "calls_without_key", "==", 0, "no peer call without an Idempotency-Key"),
-    ("temporal_restart", "lost", "==", 0, "no run lost through a Temporal restart"),
-    ("temporal_restart", "lost_decisions", "==", 0, "no decision lost through it"),
-    ("temporal_restart", "duplicate_decisions", "==", 0, "no decision delivered twice"),
+    ("worker_kills", "calls_without_key", "==", 0, "peer calls without an Idempotency-Key"),
+    ("temporal_restart", "lost", "==", 0, "runs lost through a Temporal restart"),
+    ("temporal_restart", "lost_decisions", "==", 0, "… decisions lost"),
+    ("temporal_restart", "duplicate_decisions", "==", 0, "… decisions delivered twice"),
+    (
+        "temporal_restart",
+        "slowest_answer_while_down_s",
+        "<=",
+        1.0,
+        "… slowest answer (s) to a decision while Temporal is down",
+    ),
     (
         "api_restart",
         "with_command_id_duplicate_runs",
         "==",
         0,
-        "API restarts, starts with command_id: no duplicate run",
+        "API restarts, starts with command_id: duplicate runs",
     ),
-    ("api_restart", "with_command_id_lost_starts", "==", 0, "… and no start lost"),
+    ("api_restart", "with_command_id_lost_starts", "==", 0, "… starts never answered"),
     (
         "api_restart",
         "without_command_id_duplicate_runs",
@@ -102,7 +117,7 @@ EXPECTATIONS: list[tuple[str, str, str, Any, str]] = [
         None,
         "API restarts, starts without command_id: duplicate runs",
     ),
-    ("api_restart", "without_command_id_lost_starts", "==", 0, "… and no start lost"),
+    ("api_restart", "without_command_id_lost_starts", "==", 0, "… starts never answered"),
     *[
         item
         for kind, effect in [
@@ -119,28 +134,28 @@ EXPECTATIONS: list[tuple[str, str, str, Any, str]] = [
                 f"{kind}_effects",
                 "==",
                 1,
-                f"concurrent replays of one {kind} command_id: 1 of its {effect}",
+                f"concurrent replays of one {kind} command_id: {effect}",
             ),
-            ("concurrent_replays", f"{kind}_distinct_runs", "==", 1, "… every answer one run"),
+            ("concurrent_replays", f"{kind}_distinct_runs", "==", 1, "… distinct runs answered"),
             (
                 "concurrent_replays",
                 f"{kind}_not_2xx",
                 "==",
                 0,
-                "… and 2xx (one 202, the rest 200)",
+                "… answers other than 202 or 200",
             ),
         ]
     ],
-    ("cross_org", "cross_org_reads", "==", 0, "no cross-organization read"),
-    ("cross_org", "cross_org_writes", "==", 0, "no cross-organization write"),
+    ("cross_org", "cross_org_reads", "==", 0, "cross-organization reads"),
+    ("cross_org", "cross_org_writes", "==", 0, "cross-organization writes"),
     (
         "cross_org",
         "answered_unlike_missing",
         "==",
         0,
-        "another organization's object answered exactly like a missing one",
+        "another organization's objects answered unlike missing ones",
     ),
-    ("cross_org", "unprobed", "==", 0, "every operation in the OpenAPI schema probed"),
+    ("cross_org", "unprobed", "==", 0, "operations in the OpenAPI schema not probed"),
 ]
 
 
@@ -191,12 +206,18 @@ def verdicts(results: dict[str, Any], *, partial: bool = False) -> list[dict[str
         if op == "reported":
             rows.append({"expectation": text, "expected": "reported", "value": value, "met": None})
             continue
+        if op == "==":
+            met = value == expected
+        elif not isinstance(value, int | float):
+            met = False  # the scenario failed: `value` is its error
+        else:
+            met = value <= expected if op == "<=" else value >= expected
         rows.append(
             {
                 "expectation": text,
                 "expected": f"{op} {expected}" if op != "==" else expected,
                 "value": value,
-                "met": value == expected,
+                "met": met,
             }
         )
     return rows
