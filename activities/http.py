@@ -21,6 +21,20 @@ from runlane import templating
 
 # Status codes worth retrying: the peer may answer differently next time.
 _RETRYABLE_STATUS = {408, 425, 429}
+# A response body becomes the node's output: a pure node's output may be 1 MiB compressed
+# (activities/evaluation.py), and this bound keeps the activity's result under Temporal's
+# 2 MB payload limit whatever the body compresses to.
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+
+def _render(template: Any, context: templating.TemplateContext) -> Any:
+    """A template of the node's config; one that renders too large is the node's error."""
+    try:
+        return templating.render(template, context)
+    except templating.RenderedTooLarge as err:
+        raise ApplicationError(
+            f"{err} (pass large data as documents)", type="RequestTooLarge", non_retryable=True
+        ) from None
 
 
 class HttpRequestConfig(BaseModel):
@@ -128,7 +142,7 @@ class HttpNodeActivities:
     async def http_request(self, task: NodeTaskInput) -> NodeTaskOutput:
         config = HttpRequestConfig.model_validate(task.node.config)
         context = task.template_context()
-        url = str(templating.render(config.url, context))
+        url = str(_render(config.url, context))
         parts = urlsplit(url)
         try:
             target = httpx.URL(url)
@@ -153,7 +167,7 @@ class HttpNodeActivities:
             allow_private=self._allow_private,
         )
         headers = httpx.Headers(
-            {k: str(templating.render(v, context)) for k, v in (config.headers or {}).items()}
+            {k: str(_render(v, context)) for k, v in (config.headers or {}).items()}
         )
         # The peer can deduplicate retries of this node within this run.
         headers["Idempotency-Key"] = f"{task.run_id}:{task.node.id}"
@@ -166,7 +180,7 @@ class HttpNodeActivities:
             # The pool keys connections by address, not by name: a kept-alive connection
             # verified for another name at this address must never carry this request.
             headers["Connection"] = "close"
-        body = templating.render(config.body, context)
+        body = _render(config.body, context)
 
         async def send(address: str) -> httpx.Response:
             return await self._client.request(
@@ -194,6 +208,15 @@ class HttpNodeActivities:
             raise ApplicationError(
                 f"{config.method} {url} failed: {exc!r}", type="HttpConnectionError"
             ) from exc
+        if len(response.content) > MAX_RESPONSE_BYTES:
+            # Recorded as the node's output it would be more than a run can carry (and more
+            # than Temporal takes as an activity result): the node's error, not retried.
+            raise ApplicationError(
+                f"{config.method} {url} answered {len(response.content):,} bytes; a response "
+                f"may be at most {MAX_RESPONSE_BYTES:,} (pass large data as documents)",
+                type="ResponseTooLarge",
+                non_retryable=True,
+            )
         payload = _parse_body(response)
         if not response.is_success:
             status = response.status_code

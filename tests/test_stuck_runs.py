@@ -13,6 +13,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.peer import Peer
 from workflows import batches
 
 
@@ -104,6 +105,62 @@ async def test_a_run_whose_outputs_together_are_too_large_to_record_ends_in_erro
     assert run["status"] == "error", run
     assert run["error"]["type"] in ("RunStateTooLarge", "OutputTooLarge"), run["error"]
     assert run["error"]["node_id"] in {"in", "copy0", "copy1", "copy2", "copy3"}
+
+
+async def test_a_node_reading_more_than_temporal_takes_ends_in_error(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    """Each output fits; the http_request node reads all of them, an activity input Temporal
+    would refuse (the SDK failed the workflow task scheduling it, at every retry)."""
+    text = secrets.token_urlsafe(450_000)
+    nodes: list[dict[str, Any]] = [{"id": "in", "type": "start_text"}]
+    nodes += [
+        {"id": f"copy{i}", "type": "transform", "config": {"output": {"copy": "{{in.text}}"}}}
+        for i in range(4)
+    ]
+    body = "{{in.text}}" + "".join(f"{{{{copy{i}.copy}}}}" for i in range(4))
+    nodes.append(
+        {
+            "id": "call",
+            "type": "http_request",
+            "config": {"method": "POST", "url": f"{peer.url}/big", "body": body},
+        }
+    )
+    nodes.append({"id": "out", "type": "end", "config": {"outputs": {"done": True}}})
+    run_id = await _run(api, _chain(nodes), text_inputs={"in": text})
+    run = await wait_for_run(api, run_id, timeout=60)
+    assert run["status"] == "error", run
+    assert run["error"]["node_id"] == "call", run["error"]
+    assert run["error"]["type"] == "InputTooLarge", run["error"]
+    assert peer.count("/big") == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "error_type"),
+    [
+        # The peer echoes the body: 1.1 MB back is more than a node's output may be.
+        ("{{in.text}}", "ResponseTooLarge"),
+        # Rendered five times over: more than a template may render to.
+        ("{{in.text}}" * 5, "RequestTooLarge"),
+    ],
+)
+async def test_an_http_request_too_large_either_way_is_the_node_error(
+    api: httpx.AsyncClient, peer: Peer, body: str, error_type: str
+) -> None:
+    nodes: list[dict[str, Any]] = [
+        {"id": "in", "type": "start_text"},
+        {
+            "id": "call",
+            "type": "http_request",
+            "config": {"method": "POST", "url": f"{peer.url}/echo", "body": body},
+        },
+        {"id": "out", "type": "end", "config": {"outputs": {"done": True}}},
+    ]
+    run_id = await _run(api, _chain(nodes), text_inputs={"in": secrets.token_urlsafe(825_000)})
+    run = await wait_for_run(api, run_id, timeout=60)
+    assert run["status"] == "error", run
+    assert (run["error"]["node_id"], run["error"]["type"]) == ("call", error_type), run["error"]
+    assert "documents" in run["error"]["message"]
 
 
 @pytest.fixture

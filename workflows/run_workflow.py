@@ -92,6 +92,7 @@ _EVALUATORS = {
 INLINE_NODES_PER_TASK = 1000
 _PAUSE_PATCH = "pause-between-long-pure-stretches"
 _STATE_SIZE_PATCH = "final-state-within-payload-limit"
+_INPUT_SIZE_PATCH = "activity-input-within-payload-limit"
 
 # Temporal refuses a payload over 2 MiB (and the SDK then fails the workflow task, again at
 # every retry): the final state a run records, compressed as the payload codec does, stays
@@ -422,6 +423,21 @@ class RunWorkflow:
 
     async def _activity_node(self, node: Node, plan: NodePlan) -> NodeTaskOutput:
         task = self._node_inputs.task(node, plan)
+        # A node reading more than Temporal takes in one payload could never be scheduled:
+        # the SDK would fail this workflow task at every retry. It is the node's error instead.
+        # The patch marker is written only for such a node (which no earlier code could
+        # schedule), so every other run replays exactly as before.
+        size = _payload_size(task)
+        if size > MAX_STATE_PAYLOAD_BYTES and workflow.patched(_INPUT_SIZE_PATCH):
+            raise NodeFailed(
+                node.id,
+                StepError(
+                    type="InputTooLarge",
+                    message=f"the node's input (the outputs it reads) is {size:,} bytes "
+                    f"compressed, more than Temporal takes in one payload "
+                    f"({MAX_STATE_PAYLOAD_BYTES:,}); pass large data as documents",
+                ),
+            )
         retry = node.retry or RetryConfig()
         policy = RetryPolicy(
             initial_interval=timedelta(seconds=retry.initial_interval_s),
