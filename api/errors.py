@@ -109,10 +109,36 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return _response(status_of(exc), exc.code, exc.message, exc.details)
 
 
+# FastAPI and Starlette answer 400 for a body they cannot parse: JSON that Python's parser
+# refuses although the JSON grammar allows it (nesting past the recursion limit, an integer of
+# more than 4,300 digits) or that is not UTF-8, a multipart body that does not parse. Each is a
+# body the API cannot read: 422 like every other unreadable body (the status the OpenAPI
+# document gives every operation), with the reason.
+
+
+def _unreadable_body(exc: StarletteHTTPException) -> JSONResponse:
+    cause = exc.__cause__
+    if isinstance(cause, RecursionError):
+        code, message = "invalid_json", "The body is not JSON this API can read: it nests too deep."
+    elif isinstance(cause, UnicodeDecodeError):
+        code, message = "invalid_json", "The body is not JSON this API can read: it is not UTF-8."
+    elif isinstance(cause, ValueError):  # the only other one json.loads raises
+        code = "invalid_json"
+        message = (
+            "The body is not JSON this API can read: a number in it has more digits than "
+            "this API reads (4300)."
+        )
+    else:
+        detail = exc.detail if isinstance(exc.detail, str) else "it does not parse"
+        code, message = "invalid_body", f"The body cannot be read: {detail.rstrip('.')}."
+    return _response(422, code, message, {"errors": [{"loc": ["body"], "message": message}]})
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        return _unreadable_body(exc)
     codes = {
-        400: "malformed_request",  # e.g. a multipart body that does not parse
         401: "unauthenticated",
         404: "route_not_found",
         405: "method_not_allowed",
@@ -135,7 +161,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for error in exc.errors()
     ]
     summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['message']}" for e in errors[:5])
-    return _response(422, "validation_failed", f"Invalid request: {summary}", {"errors": errors})
+    # A body that is not JSON at all is named like one JSON cannot read (_unreadable_body).
+    not_json = all(error.get("type") == "json_invalid" for error in exc.errors())
+    code = "invalid_json" if exc.errors() and not_json else "validation_failed"
+    return _response(422, code, f"Invalid request: {summary}", {"errors": errors})
 
 
 async def _temporal_error(_: Request, exc: Exception) -> JSONResponse:

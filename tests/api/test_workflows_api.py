@@ -790,21 +790,26 @@ async def test_hostile_definitions_are_422_naming_the_problems(api: httpx.AsyncC
     assert (await api.get("/v1/workflows")).json()["data"] == []
 
 
-async def test_bodies_json_cannot_parse_into_python_are_400_not_500(
+async def test_bodies_json_cannot_parse_into_python_are_422_not_500(
     api: httpx.AsyncClient,
 ) -> None:
-    """Valid JSON that Python's parser refuses (limits on digits and nesting) is a malformed
-    body, like any other the parser refuses."""
+    """Valid JSON that Python's parser refuses (limits on digits and nesting), and a body that
+    is not UTF-8, are unreadable JSON: 422 `invalid_json` (the status the OpenAPI document
+    gives every operation), like any other body the parser refuses."""
     as_json = {"content-type": "application/json"}
     body = json.dumps({"name": "w", "definition": linear_definition() | {"vars": {"v": 0}}})
     for raw in (
         body.replace('"v": 0', '"v": ' + "9" * 5_000),  # more digits than int() takes
         body.replace('"v": 0', '"v": ' + "[" * 100_000 + "]" * 100_000),
+        body.encode().replace(b'"w"', b'"\xff\xfe"'),
+        "{not json",
     ):
         response = await api.post("/v1/workflows", content=raw, headers=as_json)
-        assert response.status_code == 400, response.text[:300]
-        assert response.json()["error"]["type"] == "invalid_request"
-        assert response.json()["error"]["code"] == "malformed_request"
+        assert response.status_code == 422, response.text[:300]
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request"
+        assert error["code"] == "invalid_json", error
+        assert error["details"]["errors"][0]["loc"][0] == "body", error
 
 
 async def test_text_json_can_carry_but_utf_8_cannot_is_422_not_500(api: httpx.AsyncClient) -> None:
