@@ -201,14 +201,27 @@ class PageParams:
     order: Order
 
 
+# What every cursor this API writes looks like (base64url, well under 1 KiB). Documented, not
+# enforced here: a cursor the API did not write is refused as `invalid_cursor` by its lister,
+# whatever it looks like.
+CURSOR_SHAPE = {"pattern": "^[A-Za-z0-9_-]{1,1024}$"}
+
+
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Items per page (1-200)")] = 50,
     cursor: Annotated[
-        str | None, Query(description="The previous page's `next_cursor`: the next page")
+        str | None,
+        Query(
+            description="The previous page's `next_cursor`: the next page",
+            json_schema_extra=CURSOR_SHAPE,
+        ),
     ] = None,
     after: Annotated[
         str | None,
-        Query(description="Another name for `cursor` (the previous page's `list_metadata.after`)"),
+        Query(
+            description="Another name for `cursor` (the previous page's `list_metadata.after`)",
+            json_schema_extra=CURSOR_SHAPE,
+        ),
     ] = None,
     order: Annotated[
         Order,

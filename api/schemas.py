@@ -14,9 +14,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     computed_field,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from runlane.unicode import NOT_UNICODE, has_lone_surrogate
 
@@ -30,7 +34,22 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
-StoredText = AfterValidator(_no_nul)
+class _StoredText:
+    """Text without NUL: checked by `_no_nul`, and said in the JSON schema (a pattern), so that
+    what the schema allows the API accepts."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_no_nul, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), "pattern": "^[^\\x00]*$"}
+
+
+StoredText = _StoredText()
 
 # RFC 3339's date-time: a date, a time and an offset. Pydantic alone would also read a bare
 # date, a time without offset (then compared with aware ones: a 500) and numbers as Unix times.
@@ -207,10 +226,28 @@ class FileOut(BaseModel):
 # ------------------------------------------------------------------ runs
 
 
+def _given(*names: str) -> dict[str, Any]:
+    return {"required": list(names), "properties": {n: {"type": "string"} for n in names}}
+
+
+def _absent(*names: str) -> dict[str, Any]:
+    return {"properties": {n: {"type": "null"} for n in names}}
+
+
 class DocumentInput(BaseModel):
     """Inline (filename, mime_type, base64 content) or a reference to an uploaded file."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The OpenAPI document says what `_one_form` checks, so that clients (and schema
+    # fuzzers) see the same two forms the API accepts.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"allOf": [_given("file_id"), _absent("filename", "mime_type", "content")]},
+                {"allOf": [_given("filename", "mime_type", "content"), _absent("file_id")]},
+            ]
+        },
+    )
 
     filename: FileName | None = None
     mime_type: MimeType | None = None
@@ -416,7 +453,17 @@ class RestartBody(BaseModel):
 
 
 class RetryBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # As `_overrides_need_start` checks: inputs are given only with "from": "start".
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["from"], "properties": {"from": {"const": "start"}}},
+                _absent("documents", "json_inputs", "text_inputs"),
+            ]
+        },
+    )
 
     command_id: CommandId = None
     from_: Literal["failure_point", "start"] = Field(default="failure_point", alias="from")

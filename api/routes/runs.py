@@ -134,7 +134,14 @@ async def list_runs(
     settings: SettingsDep,
     runs: RunsDep,
     paging: PageDep,
-    workflow_id: str | None = None,
+    workflow_id: Annotated[
+        str | None,
+        # Documented, checked by the run service (`invalid_filter`).
+        Query(
+            description="Only runs of this workflow",
+            json_schema_extra={"pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+        ),
+    ] = None,
     status: RunStatusFilter | None = None,
     trigger_type: TriggerFilter | None = None,
     created_after: Annotated[
