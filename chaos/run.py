@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
+import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +26,7 @@ from bench.stack import REPO, Stack
 from chaos import scenarios
 from chaos.peer import CountingPeer
 from runlane.converter import data_converter
+from runlane.payload_crypto import parse_payload_keys
 
 RESULTS = REPO / "chaos" / "results" / "latest.json"
 ONLY_RESULTS = REPO / "chaos" / "results" / "only.json"
@@ -68,7 +71,9 @@ DESCRIPTIONS = {
     "and again on ids of the same shape that name nothing. Org A's objects must be answered "
     "exactly as missing ones, and no answer may carry org A's ids or a canary string from "
     "org A's data (base64 in codec answers decoded). The codec endpoints get the payloads of "
-    "org A's run start event.",
+    "org A's run start event (payloads are encrypted: the stack runs with "
+    "`RUNLANE_PAYLOAD_KEY`). Positive controls: org A reading its own run and decoding its own "
+    "payloads must show the canary to the same detector.",
 }
 
 # (scenario, figure, comparison, expected, what it means); comparison `reported` is shown,
@@ -156,14 +161,24 @@ EXPECTATIONS: list[tuple[str, str, str, Any, str]] = [
         "another organization's objects answered unlike missing ones",
     ),
     ("cross_org", "unprobed", "==", 0, "operations in the OpenAPI schema not probed"),
+    (
+        "cross_org",
+        "detector_controls_seen",
+        "==",
+        2,
+        "… the detector sees org A's canary in org A's own run and decoded payloads",
+    ),
 ]
 
 
 async def run_all(quick: bool, only: set[str] | None = None) -> tuple[dict[str, Any], list[str]]:
+    # Payloads encrypted, as a deployment holding other organizations' data runs: the codec
+    # endpoints are then probed for what encryption hides.
+    payload_key = f"chaos:{base64.b64encode(secrets.token_bytes(32)).decode()}"
     stack = Stack(
         task_queue="runlane-chaos",
         api_key=scenarios.ORG_A_KEY,
-        settings={"RUNLANE_API_KEYS": scenarios.API_KEYS},
+        settings={"RUNLANE_API_KEYS": scenarios.API_KEYS, "RUNLANE_PAYLOAD_KEY": payload_key},
     )
     stack.start()
     peer = CountingPeer(delay_s=0.3)
@@ -171,7 +186,10 @@ async def run_all(quick: bool, only: set[str] | None = None) -> tuple[dict[str, 
     results: dict[str, Any] = {}
     faults: list[str] = []
     try:
-        client = await Client.connect(stack.temporal_address, data_converter=data_converter())
+        client = await Client.connect(
+            stack.temporal_address,
+            data_converter=data_converter(parse_payload_keys(payload_key)),
+        )
         async with stack.api_client() as api:
             ctx = scenarios.Context(stack, client, api, peer, quick, faults)
             for name, scenario in SCENARIOS.items():

@@ -724,10 +724,15 @@ class Probe:
 
 
 async def probe(
-    api: httpx.AsyncClient, method: str, path: str, params: dict[str, str], body: Any
+    api: httpx.AsyncClient,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    body: Any,
+    key: str = ORG_B_KEY,
 ) -> Probe:
     """One request with org B's key; the SSE endpoint is read only as far as its status."""
-    kwargs: dict[str, Any] = {"params": params, "headers": {"Api-Key": ORG_B_KEY}, "timeout": 30}
+    kwargs: dict[str, Any] = {"params": params, "headers": {"Api-Key": key}, "timeout": 30}
     if isinstance(body, dict) and "__files__" in body:
         kwargs["files"] = body["__files__"]
     elif body is not None:
@@ -894,6 +899,14 @@ async def cross_org(ctx: Context) -> dict[str, Any]:
                     "verdict": "; ".join(problems) or "ok",
                 }
             )
+    # Positive controls: the same detector on org A's own reads must see org A's canary, or a
+    # zero above would prove nothing.
+    controls = [
+        await probe(
+            ctx.api, "GET", f"/v1/workflows/runs/{objects['waiting_run_id']}", {}, None, ORG_A_KEY
+        ),
+        await probe(ctx.api, "POST", "/codec/decode", {}, codec, ORG_A_KEY),
+    ]
     reads = sum(
         1
         for row in matrix
@@ -913,5 +926,8 @@ async def cross_org(ctx: Context) -> dict[str, Any]:
         ),
         "answered_unlike_missing": sum("unlike" in row["verdict"] for row in matrix),
         "answers": dict(sorted(Counter(str(row["with_org_a_ids"]) for row in matrix).items())),
+        "payloads_encrypted": objects["canary"] not in revealed_text(codec),
+        # Org A reading its run and decoding its payloads: the detector sees the canary.
+        "detector_controls_seen": sum(objects["canary"] in c.text for c in controls),
         "matrix": matrix,
     }
