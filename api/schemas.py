@@ -573,3 +573,48 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 REPLAY_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": RunOut, "description": "Replay of an earlier command_id: the first result"}
 }
+
+
+# ------------------------------------------------------------------ codec
+
+# Temporal's codec-server protocol (api/routes/codec.py reads it by hand, as proto3 JSON):
+# bytes are base64, standard alphabet and padded as Temporal writes them. The API also reads
+# what proto3 JSON allows beyond this (URL-safe or unpadded base64, `externalPayloads`).
+_BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+Base64Bytes = Annotated[
+    str, Field(pattern=_BASE64, json_schema_extra={"contentEncoding": "base64"})
+]
+
+
+class CodecPayload(BaseModel):
+    """One Temporal payload (`temporal.api.common.v1.Payload`) in proto3 JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Base64Bytes] = Field(
+        default_factory=dict,
+        description="Metadata values base64: `encoding` says how `data` is encoded, "
+        "e.g. `json/plain`, `binary/zlib`, `binary/encrypted`",
+    )
+    data: Base64Bytes = Field(default="", description="The payload's bytes, base64")
+
+
+class CodecPayloads(BaseModel):
+    """`temporal.api.common.v1.Payloads` in proto3 JSON: what the codec server reads and answers
+    (`payloads` absent is none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payloads: list[CodecPayload] = Field(default_factory=list)
+
+
+class CodecSignIn(BaseModel):
+    """`POST /codec/session`'s body, as JSON or as an HTML form's fields."""
+
+    api_key: str = Field(description="An API key of the organization whose runs to read")
+
+
+class CodecSessionOut(BaseModel):
+    organization: str
+    expires_at: datetime = Field(description="When the session cookie expires (12 hours on)")
+    codec_endpoint: str = Field(description="The URL to set as the Temporal UI's codec endpoint")

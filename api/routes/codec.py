@@ -60,7 +60,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalDep, current_organization
 from api.errors import ApiError, error_body
-from api.schemas import ERROR_RESPONSES
+from api.schemas import (
+    ERROR_RESPONSES,
+    CodecPayloads,
+    CodecSessionOut,
+    CodecSignIn,
+    ErrorBody,
+)
 from runlane import ids, search_attributes
 from runlane.converter import InflatesTooLarge, compress, decompress
 from runlane.payload_crypto import (
@@ -75,12 +81,60 @@ from runlane.payload_crypto import (
 )
 from runlane.settings import Settings
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **{status: ERROR_RESPONSES[status] for status in (401, 413, 422, 503)},
-    400: {**ERROR_RESPONSES[422], "description": "Not a payloads body"},
-    403: {**ERROR_RESPONSES[403], "description": "A payload of no run of the key's organization"},
+# The bodies are read by hand (proto3 JSON, or a form), so the OpenAPI document is told here what
+# they are and every status each route answers, with its error codes.
+ResponsesDoc = dict[int | str, dict[str, Any]]
+
+
+def _error(status: int, description: str) -> dict[str, Any]:
+    return {**ERROR_RESPONSES.get(status, {"model": ErrorBody}), "description": description}
+
+
+def _json_body(schema: dict[str, Any], *, form: bool = False) -> dict[str, Any]:
+    media = (
+        ("application/json", "application/x-www-form-urlencoded") if form else ("application/json",)
+    )
+    return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media}}}
+
+
+_PAYLOADS_REF = {"$ref": "#/components/schemas/CodecPayloads"}
+_PAYLOADS_BODY = _json_body(_PAYLOADS_REF)
+_MALFORMED = _error(400, 'Not a payloads body (`malformed_request`): {"payloads": [...]} expected')
+_UNAUTHENTICATED = _error(
+    401,
+    "With RUNLANE_PAYLOAD_KEY set: no API key nor codec session (`missing_api_key`), an unknown "
+    "key (`invalid_api_key`), or an expired or revoked session (`invalid_codec_session`)",
+)
+_BODY_TOO_LARGE = (
+    "The body over 16 MiB (`body_too_large`) or the request limit (`request_too_large`)"
+)
+_DECODE_RESPONSES: ResponsesDoc = {
+    200: {"model": CodecPayloads, "description": "The payloads as the SDK wrote them, in order"},
+    400: _MALFORMED,
+    401: _UNAUTHENTICATED,
+    403: _error(
+        403,
+        "An encrypted payload of no run of the caller's organization (`payload_not_readable`); "
+        "nothing was decoded",
+    ),
+    413: _error(
+        413, f"{_BODY_TOO_LARGE}, or a payload inflating over 64 MiB (`payload_too_large`)"
+    ),
+    422: _error(
+        422,
+        "A payload marked `binary/zlib` or `binary/encrypted` that does not decode or decrypt "
+        "(`invalid_payload`)",
+    ),
+    503: _error(503, "Temporal cannot be reached to find a payload's run (`temporal_unavailable`)"),
 }
-router = APIRouter(prefix="/codec", tags=["codec"], responses=_RESPONSES)
+_ENCODE_RESPONSES: ResponsesDoc = {
+    200: {"model": CodecPayloads, "description": "The payloads as Temporal stores them, in order"},
+    400: _MALFORMED,
+    401: _UNAUTHENTICATED,
+    413: _error(413, _BODY_TOO_LARGE),
+}
+
+router = APIRouter(prefix="/codec", tags=["codec"])
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 # Temporal accepts 2 MB per payload compressed; a 10,000-node definition inflates to 2.2 MB.
@@ -284,13 +338,13 @@ def _encoder(keys: PayloadKeys | None, organization: str | None) -> Converter:
     return encode_all
 
 
-@router.post("/decode")
+@router.post("/decode", responses=_DECODE_RESPONSES, openapi_extra=_PAYLOADS_BODY)
 async def decode(request: Request, settings: SettingsDep, client: TemporalDep) -> Response:
     """Payloads as stored in Temporal -> as the SDK wrote them (inflated, decrypted)."""
     return await _apply(request, settings, _decoder(client))
 
 
-@router.post("/encode")
+@router.post("/encode", responses=_ENCODE_RESPONSES, openapi_extra=_PAYLOADS_BODY)
 async def encode(request: Request, settings: SettingsDep) -> Response:
     """Payloads from the UI or CLI -> as Temporal stores them (compressed, encrypted)."""
     return await _apply(request, settings, _encoder)
@@ -414,7 +468,42 @@ async def session_page(settings: SettingsDep) -> HTMLResponse:
     return HTMLResponse(_page("codec_session.html"), headers={"Cache-Control": "no-store"})
 
 
-@router.post("/session")
+_SESSION_COOKIE_HEADER = {
+    "Set-Cookie": {
+        "description": f"`{SESSION_COOKIE}`: HttpOnly, SameSite=Strict, path /codec",
+        "schema": {"type": "string"},
+    }
+}
+_SIGN_IN_RESPONSES: ResponsesDoc = {
+    200: {
+        "model": CodecSessionOut,
+        "description": "Signed in: the session cookie is set. JSON for a JSON body; for the "
+        "sign-in page's form, an HTML page saying how to set up the Temporal UI",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+        "headers": _SESSION_COOKIE_HEADER,
+    },
+    400: _error(400, 'A JSON body that is not an object (`malformed_request`): {"api_key": ...}'),
+    401: _error(
+        401, "No `api_key` given (`missing_api_key`), or an unknown one (`invalid_api_key`)"
+    ),
+    403: _error(403, "Posted from a page of another origin (`cross_origin_sign_in`)"),
+    404: _error(
+        404,
+        "RUNLANE_PAYLOAD_KEY is not set: no sessions, no credential needed "
+        "(`codec_session_unavailable`)",
+    ),
+    413: _error(
+        413, "The body over 16 KiB (`body_too_large`) or the request limit (`request_too_large`)"
+    ),
+    415: _error(415, "Neither JSON nor a form (`unsupported_media_type`)"),
+}
+
+
+@router.post(
+    "/session",
+    responses=_SIGN_IN_RESPONSES,
+    openapi_extra=_json_body(CodecSignIn.model_json_schema(), form=True),
+)
 async def sign_in(request: Request, settings: SettingsDep) -> Response:
     """Exchange an API key (form field or JSON `api_key`) for the codec session cookie."""
     keys = _session_keys(settings)
@@ -449,7 +538,11 @@ async def sign_in(request: Request, settings: SettingsDep) -> Response:
     return response
 
 
-@router.delete("/session", status_code=204)
+@router.delete(
+    "/session",
+    status_code=204,
+    responses={204: {"description": "Signed out", "headers": _SESSION_COOKIE_HEADER}},
+)
 async def sign_out(request: Request) -> Response:
     """End the codec session: the cookie is cleared."""
     response = Response(status_code=204)
