@@ -155,7 +155,8 @@ async def current_organization(
         raise ApiError(401, "missing_api_key", "Send your API key as 'Api-Key: <key>'.")
     organization = None
     for known, org in _key_map(settings.api_keys, settings.dev_key_path).items():
-        if hmac.compare_digest(known.encode(), key.encode()):
+        # surrogatepass: a key posted as JSON may hold a lone surrogate; it matches no key.
+        if hmac.compare_digest(known.encode(), key.encode("utf-8", "surrogatepass")):
             organization = org
     if organization is None:
         raise ApiError(401, "invalid_api_key", "Unknown API key.")

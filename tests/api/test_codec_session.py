@@ -222,6 +222,14 @@ async def test_sign_in_refuses_a_bad_key_and_other_origins(browser: httpx.AsyncC
     assert bad.json()["error"]["code"] == "invalid_api_key"
     assert "set-cookie" not in bad.headers
 
+    # A lone surrogate survives JSON decoding but no UTF-8 encoding: still just a wrong key.
+    surrogate = await browser.post(
+        "/codec/session",
+        content='{"api_key": "\\ud800"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert (surrogate.status_code, surrogate.json()["error"]["code"]) == (401, "invalid_api_key")
+
     empty = await browser.post("/codec/session", data={"api_key": ""})
     assert (empty.status_code, empty.json()["error"]["code"]) == (401, "missing_api_key")
 
