@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.core.errors import UnsupportedSchema
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     positive_data_acceptance,
@@ -104,7 +105,15 @@ async def test_operation_answers_as_its_schema_says(
     mode: GenerationMode,
     data: st.DataObject,
 ) -> None:
-    case = data.draw(operation.as_strategy(generation_mode=mode))
+    try:
+        case = data.draw(operation.as_strategy(generation_mode=mode))
+    except UnsupportedSchema:
+        # Negative cases are drawn by mutating the schema; now and then a mutation yields a
+        # `not` that schemathesis 4.32 cannot generate from (seen once in a full run, for the
+        # run endpoint). That draw has no case to send; the other examples still run.
+        if mode.is_positive:
+            raise
+        reject()
     if mode.is_positive and case.query:
         # A cursor is valid only as a page returned it, which no schema can say: a made-up
         # one is refused (422 invalid_cursor, tests/api/test_cursors.py). Pages go on without.
