@@ -16,7 +16,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import schemas
 from api.deps import TemporalDep
 from api.errors import ApiError, error_body, install_error_handlers
-from api.routes import codec, files, node_types, recovery, reviews, runs, web, workflows
+from api.routes import (
+    codec,
+    codec_session,
+    files,
+    node_types,
+    recovery,
+    reviews,
+    runs,
+    web,
+    workflows,
+)
 from runlane.settings import get_settings
 from runlane.temporal import connect
 from runs.reviews import DecisionSweep
@@ -160,6 +170,7 @@ def create_app() -> FastAPI:
     app.include_router(node_types.router)
     app.include_router(web.router)
     app.include_router(codec.router)
+    app.include_router(codec_session.router)
     app.add_api_route(
         "/healthz",
         healthz,

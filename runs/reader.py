@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +33,7 @@ from runlane import ids, search_attributes
 from runlane.errors import InvalidInput, NotFound, Unavailable, invalid, not_found
 from runlane.paging import Order
 from runs.listing import CreationOrder, Position
+from runs.temporal_errors import unavailable
 from workflows.models import (
     TERMINAL_STATUSES,
     RunError,
@@ -189,6 +192,37 @@ def _check_filter(run_filter: RunFilter) -> None:
         )
 
 
+class _RecentOrganizations:
+    """Runs' organizations recently read, for `RunReader.organization_of`.
+
+    A run's organization never changes, so a cached answer stays right; the cache only spares
+    the codec endpoint's bursts (the Temporal UI posts one decode request per event it shows)
+    a describe each. Positive answers only: a run started a moment ago must not be refused for
+    the cache's lifetime. One per process (a module global): a RunReader lives for one request.
+    """
+
+    def __init__(self, seconds: float = 300.0, size: int = 4096) -> None:
+        self._seconds = seconds
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
+
+    def get(self, namespace: str, run_id: str) -> str | None:
+        cached = self._entries.get((namespace, run_id))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
+    def put(self, namespace: str, run_id: str, organization: str) -> None:
+        key = (namespace, run_id)
+        self._entries[key] = (time.monotonic() + self._seconds, organization)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+_recent_organizations = _RecentOrganizations()
+
+
 @dataclass(frozen=True)
 class RunPage:
     views: list[RunView]
@@ -223,6 +257,32 @@ class RunReader:
         except NotFound:
             return False
         return True
+
+    async def organization_of(self, run_id: str) -> str | None:
+        """The organization run `run_id` belongs to (the search attribute `get` checks), or
+        None when there is no such run; recent answers are cached (`_RecentOrganizations`)."""
+        if not ids.is_valid(ids.RUN, run_id):
+            return None
+        namespace = self._client.namespace
+        cached = _recent_organizations.get(namespace, run_id)
+        if cached is not None:
+            return cached
+        try:
+            desc = await self._client.get_workflow_handle(run_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            # Whatever else describe fails with, the answer cannot be given now: the codec
+            # endpoint that asks must answer 503, never a 500.
+            raise unavailable() from err
+        except RuntimeError as err:  # a lazy client that cannot connect (runs/temporal_errors.py)
+            raise unavailable() from err
+        if desc.workflow_type != WORKFLOW_TYPE:
+            return None
+        organization = desc.typed_search_attributes.get(search_attributes.ORGANIZATION)
+        if organization is not None:
+            _recent_organizations.put(namespace, run_id, organization)
+        return organization
 
     async def list_page(
         self,

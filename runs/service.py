@@ -115,6 +115,12 @@ class RunService:
         return await self._reader.derived_run_ids(org, run_id)
 
     @needs_temporal
+    async def organization_of(self, run_id: str) -> str | None:
+        """The organization run `run_id` belongs to, or None when there is no such run. For
+        callers that hold no organization yet (the codec endpoint checks a payload's run)."""
+        return await self._reader.organization_of(run_id)
+
+    @needs_temporal
     async def step(self, org: str, run_id: str, node_id: str) -> StepState:
         """One step of the run; NotFound for the run first (like `get`), then for a node the
         run does not have."""
