@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import SchemaError
+from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 from temporalio import activity
 
 from activities.models import NodeTaskInput, NodeTaskOutput
@@ -48,6 +50,25 @@ def mime_accepted(mime_type: str, accept: list[str] | None) -> bool:
         return True
     major = mime_type.split("/", 1)[0]
     return any(pattern in (mime_type, f"{major}/*", "*/*") for pattern in accept)
+
+
+def schema_problems(schema: dict[str, Any] | None, value: Any) -> list[str]:
+    """Where a start_json input fails its node's schema (none when it has no schema)."""
+    if schema is None:
+        return []
+    # An empty registry: a `$ref` outside the schema is never fetched (the API would otherwise
+    # make requests wherever a definition points), it is the definition's problem.
+    validator = validator_for(schema, default=Draft202012Validator)(schema, registry=Registry())
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    except Unresolvable as err:
+        return [
+            f"the node's schema refers to '{err}' which cannot be resolved: "
+            "only references inside the schema are followed"
+        ]
+    return [
+        f"{'/'.join(str(p) for p in error.path) or '(root)'}: {error.message}" for error in errors
+    ]
 
 
 def evaluate_start(task: NodeTaskInput) -> Any:

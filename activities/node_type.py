@@ -47,6 +47,9 @@ class NodeBehaviour(BaseModel):
     # A config field holding a JMESPath expression over ancestors' outputs: the ancestors it
     # names are sent to the node, with those its templates reference.
     expression_field: str | None = None
+    # Runs as a child run of another workflow (workflows/children.py), its definition frozen
+    # into the run's input when the run started.
+    child_run: bool = False
 
     @model_serializer(mode="wrap")
     def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from runlane.settings import (
 )
 from runs.service import RunService
 from runs.starter import PublishedDefinitions
+from runs.subworkflows import SubworkflowTargets
 from runs.temporal_errors import Reachability
 from store.db import Database
 from store.decisions import DecisionRepository
@@ -131,6 +132,15 @@ async def get_run_service(
 
 
 RunsDep = Annotated[RunService, Depends(get_run_service)]
+
+
+async def get_subworkflow_targets(
+    workflows: WorkflowsDep, registry: RegistryDep, published: PublishedDep
+) -> SubworkflowTargets:
+    return SubworkflowTargets(workflows, registry, published)
+
+
+SubworkflowsDep = Annotated[SubworkflowTargets, Depends(get_subworkflow_targets)]
 
 
 @lru_cache

@@ -291,6 +291,9 @@ class RunWorkflowOut(BaseModel):
 class TriggerOut(BaseModel):
     type: str
     source_run_id: str | None = None
+    parent_run_id: str | None = Field(
+        default=None, description='The run that started this one (`type` "parent")'
+    )
 
 
 class RunErrorOut(BaseModel):
@@ -419,6 +422,10 @@ class StepOut(BaseModel):
     output: Any
     error: StepErrorOut | None
     review: ReviewOut | None
+    child_run_id: str | None = Field(
+        default=None,
+        description="A subworkflow node: the child run it started (its latest, after a retry)",
+    )
 
     # Seed compatibility: the names Retab's SDK (0.0.130) reads a step by.
     @computed_field(description="Seed compatibility (Retab SDK): `node_id`")  # type: ignore[prop-decorator]

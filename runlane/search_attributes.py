@@ -16,6 +16,8 @@ WORKFLOW_ID = SearchAttributeKey.for_keyword("RunlaneWorkflowId")
 TRIGGER_TYPE = SearchAttributeKey.for_keyword("RunlaneTriggerType")
 # Restarted and rerun runs name their source: the source's record lists them from visibility.
 SOURCE_RUN_ID = SearchAttributeKey.for_keyword("RunlaneSourceRunId")
+# Child runs (subworkflow nodes) name the run that started them: `?parent_run_id=` lists them.
+PARENT_RUN_ID = SearchAttributeKey.for_keyword("RunlaneParentRunId")
 # Node ids of human_review nodes waiting right now (the reviewers' inbox lists by it).
 WAITING_NODES = SearchAttributeKey.for_keyword_list("RunlaneWaitingNodes")
 # The run's creation time (API.md `timing.created_at`) in microseconds since the epoch, set at
@@ -30,6 +32,7 @@ ALL: tuple[SearchAttributeKey, ...] = (
     TRIGGER_TYPE,
     SOURCE_RUN_ID,
     WAITING_NODES,
+    PARENT_RUN_ID,
     CREATED_AT_US,
 )
 

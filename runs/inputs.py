@@ -13,12 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.validators import validator_for
-from referencing import Registry
-from referencing.exceptions import Unresolvable
-
-from activities.inputs import StartConfig, StartJsonConfig, mime_accepted
+from activities.inputs import StartConfig, StartJsonConfig, mime_accepted, schema_problems
 from activities.node_type import RunInputKind
 from activities.registry import NodeRegistry
 from runlane.definition import Definition, Node
@@ -212,22 +207,7 @@ def _json_text(value: Any) -> bytes:
 
 
 def _schema_problems(node: Node, value: Any) -> list[str]:
-    schema = StartJsonConfig.model_validate(node.config).json_schema
-    if schema is None:
-        return []
-    # An empty registry: a `$ref` outside the schema is never fetched (the API would otherwise
-    # make requests wherever a definition points), it is the definition's problem.
-    validator = validator_for(schema, default=Draft202012Validator)(schema, registry=Registry())
-    try:
-        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
-    except Unresolvable as err:
-        return [
-            f"the node's schema refers to '{err}' which cannot be resolved: "
-            "only references inside the schema are followed"
-        ]
-    return [
-        f"{'/'.join(str(p) for p in error.path) or '(root)'}: {error.message}" for error in errors
-    ]
+    return schema_problems(StartJsonConfig.model_validate(node.config).json_schema, value)
 
 
 def _summary(errors: list[dict[str, Any]]) -> str:

@@ -142,7 +142,11 @@ def _status_clause(status: str) -> str:
 
 
 def _query_string(
-    org: str, workflow_id: str | None, status: str | None, trigger_type: str | None
+    org: str,
+    workflow_id: str | None,
+    status: str | None,
+    trigger_type: str | None,
+    parent_run_id: str | None = None,
 ) -> str:
     clauses = [
         f"WorkflowType = '{WORKFLOW_TYPE}'",
@@ -151,6 +155,7 @@ def _query_string(
     for key, value in (
         (search_attributes.WORKFLOW_ID, workflow_id),
         (search_attributes.TRIGGER_TYPE, trigger_type),
+        (search_attributes.PARENT_RUN_ID, parent_run_id),
     ):
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")
@@ -166,6 +171,8 @@ class RunFilter:
     trigger_type: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    # Child runs of this run (its subworkflow nodes').
+    parent_run_id: str | None = None
 
 
 def _filter_problem(field: str, message: str) -> InvalidInput:
@@ -176,6 +183,10 @@ def _check_filter(run_filter: RunFilter) -> None:
     if run_filter.workflow_id is not None and not _SAFE_VALUE.match(run_filter.workflow_id):
         raise _filter_problem(
             "workflow_id", f"workflow_id '{run_filter.workflow_id}' is not a valid id."
+        )
+    if run_filter.parent_run_id is not None and not _SAFE_VALUE.match(run_filter.parent_run_id):
+        raise _filter_problem(
+            "parent_run_id", f"parent_run_id '{run_filter.parent_run_id}' is not a valid id."
         )
     bounds = {
         "created_after": run_filter.created_after,
@@ -297,7 +308,13 @@ class RunReader:
         like `get`."""
         _check_filter(run_filter)
         listed = await self._listing.page(
-            _query_string(org, run_filter.workflow_id, run_filter.status, run_filter.trigger_type),
+            _query_string(
+                org,
+                run_filter.workflow_id,
+                run_filter.status,
+                run_filter.trigger_type,
+                run_filter.parent_run_id,
+            ),
             limit=limit,
             position=Position.decode(cursor, order) if cursor is not None else None,
             order=order,

@@ -260,12 +260,38 @@ def plan_retry(
     return RetryPlan(
         from_=from_,
         allowed=True,
+        reason=_child_runs_reason(steps, rerun, registry),
         reuse=reuse,
         rerun=rerun,
         repeated_side_effects=repeated,
         reset_event_id=reset_event_id,
         resumed_from_node_id=resumed_from,
     )
+
+
+def _child_runs_reason(
+    steps: list[StepState], rerun: list[str], registry: NodeRegistry
+) -> str | None:
+    """Subworkflow nodes run again as new child runs: say so, naming the failure inside the
+    child when that is where the run failed."""
+    again = set(rerun)
+    notes: list[str] = []
+    for step in steps:
+        spec = registry.get(step.node_type)
+        if step.node_id not in again or spec is None or not spec.behaviour.child_run:
+            continue
+        if step.status == "error" and step.child_run_id and step.error is not None:
+            notes.append(
+                f"Node '{step.node_id}' failed inside its child run {step.child_run_id} "
+                f"({step.error.type}: {step.error.message}); the retry runs '{step.node_id}' "
+                "again as a new child run, which executes the child workflow from its start."
+            )
+        elif step.child_run_id:
+            notes.append(
+                f"Node '{step.node_id}' runs again as a new child run (its child run "
+                f"{step.child_run_id} is not resumed)."
+            )
+    return " ".join(notes) or None
 
 
 def retry_request(state: RunState, plan: RetryPlan, request_id: str) -> RetryRequest:

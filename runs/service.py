@@ -32,6 +32,7 @@ from runs.retries import Retries
 from runs.retry_plan import RetryFrom, RetryPlan
 from runs.reviews import Reviews
 from runs.starter import ConfigSource, PublishedDefinitions, RunStarter, definition_for
+from runs.subworkflows import SubworkflowTargets
 from runs.temporal_errors import Reachability, needs_temporal
 from store.decisions import DecisionRepository
 from store.files import FileRepository
@@ -91,6 +92,7 @@ class RunService:
         self._reader = RunReader(client)
         self._starter = RunStarter(client, registry, task_queue)
         self._inputs = InputResolver(files, registry, max_upload_bytes)
+        self._subworkflows = SubworkflowTargets(workflows, registry, self._published)
         self._commands = CommandLog(idempotency)
         self._reviews = Reviews(client, self._reader, self._commands, decisions)
         self._retries = Retries(
@@ -183,6 +185,7 @@ class RunService:
             definition, ref = await definition_for(
                 org, workflow_id, config_source, self._workflows, self._registry, self._published
             )
+            subworkflows = await self._subworkflows.resolve(org, ref.workflow_id, definition)
             inputs = await self._inputs.resolve(org, definition, requested)
             return self._starter.run_input(
                 run_id=run_id,
@@ -191,6 +194,7 @@ class RunService:
                 definition=definition,
                 inputs=inputs,
                 trigger=trigger or Trigger(),
+                subworkflows=subworkflows,
             )
 
         return await self._launch(command, prepare)
@@ -229,8 +233,10 @@ class RunService:
                 )
             source_input = await self._reader.run_input(run_id)
             if config_source is None:
+                # The same snapshot, and the same subworkflow targets it ran with.
                 definition, ref = source_input.definition, source_input.workflow
                 inputs: RunInputs = source.state.inputs
+                subworkflows = source_input.subworkflows
             else:
                 definition, ref = await definition_for(
                     org,
@@ -240,6 +246,7 @@ class RunService:
                     self._registry,
                     self._published,
                 )
+                subworkflows = await self._subworkflows.resolve(org, ref.workflow_id, definition)
                 # The current definition may name other start nodes: checked like a start.
                 inputs = await self._inputs.resolve(
                     org, definition, RequestedInputs.of_run(source.state.inputs)
@@ -251,6 +258,7 @@ class RunService:
                 definition=definition,
                 inputs=inputs,
                 trigger=Trigger(type=kind, source_run_id=run_id),
+                subworkflows=subworkflows,
             )
 
         return await self._launch(command, prepare)

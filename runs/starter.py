@@ -19,7 +19,7 @@ from runlane import search_attributes
 from runlane.definition import Definition, validate_definition
 from runlane.errors import Conflict, not_found
 from store.workflows import WorkflowRepository
-from workflows.models import RunInput, RunInputs, Trigger, WorkflowRef
+from workflows.models import FrozenWorkflow, RunInput, RunInputs, Trigger, WorkflowRef
 from workflows.run_workflow import RunWorkflow
 
 ConfigSource = Literal["published", "draft"]
@@ -116,6 +116,7 @@ class RunStarter:
         definition: Definition,
         inputs: RunInputs,
         trigger: Trigger,
+        subworkflows: dict[str, FrozenWorkflow] | None = None,
     ) -> RunInput:
         return RunInput(
             run_id=run_id,
@@ -126,6 +127,7 @@ class RunStarter:
             inputs=inputs,
             trigger=trigger,
             created_at=datetime.now(UTC),
+            subworkflows=subworkflows or {},
         )
 
     async def start(

@@ -25,7 +25,7 @@ RunStatus = Literal["pending", "running", "waiting_for_human", "completed", "err
 StepStatus = Literal[
     "pending", "running", "completed", "error", "skipped", "waiting_for_human", "cancelled"
 ]
-TriggerType = Literal["api", "restart", "rerun", "schedule", "webhook"]
+TriggerType = Literal["api", "restart", "rerun", "schedule", "webhook", "parent"]
 ErrorStage = Literal["input_collection", "execution", "routing", "output_storage"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "error", "cancelled"})
 
@@ -56,6 +56,8 @@ class WorkflowRef(BaseModel):
 class Trigger(BaseModel):
     type: TriggerType = "api"
     source_run_id: str | None = None
+    # A child run (a parent's subworkflow node): the run that started it.
+    parent_run_id: str | None = None
 
 
 # What the workflow did, by node type name, before plans carried each node type's behaviour.
@@ -76,6 +78,15 @@ def node_behaviour(plan: NodePlan, node_type: str) -> NodeBehaviour:
     return _BEHAVIOUR_BEFORE_PLANS.get(node_type, NodeBehaviour())
 
 
+class FrozenWorkflow(BaseModel):
+    """A subworkflow node's target, resolved when the run (or its top parent) started: the
+    child runs it exactly, as the parent runs its own frozen definition and plans."""
+
+    workflow: WorkflowRef
+    definition: Definition
+    plans: dict[str, NodePlan]
+
+
 class RunInput(BaseModel):
     run_id: str
     organization_id: str
@@ -87,6 +98,9 @@ class RunInput(BaseModel):
     created_at: datetime
     # Set when this execution retries the run from the start (same run id, new execution).
     retry: RetryRequest | None = None
+    # Targets of the subworkflow nodes of this run and of its children, recursively, by
+    # `activities.subworkflow.target_key`.
+    subworkflows: dict[str, FrozenWorkflow] = Field(default_factory=dict)
 
 
 class StepError(BaseModel):
@@ -113,6 +127,8 @@ class StepState(BaseModel):
     output: Any = None
     error: StepError | None = None
     review: ReviewRecord | None = None
+    # A subworkflow node: the child run it started.
+    child_run_id: str | None = None
     # History length (= id of the WorkflowTaskStarted event) of the workflow task in which
     # the step started and reached its final status: the reset points of "retry" and what it
     # reuses follow from them. Not part of the public step.

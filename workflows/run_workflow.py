@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from runlane.frontier import Frontier, taken_edges
     from workflows.attempts import Attempts
     from workflows.batches import Batches, is_batch
+    from workflows.children import Children
     from workflows.models import (
         ErrorStage,
         NodePlan,
@@ -147,6 +148,7 @@ class RunWorkflow:
         run = RunContext(input, self._graph, self._state, self._steps, self._outputs, self._clock)
         self._reviews = Reviews(run, self._visibility)
         self._batches = Batches(run, self._node_inputs, self._reviews, self._attempts)
+        self._children = Children(input, self._node_inputs)
 
     # ----------------------------------------------------------------- entry point
 
@@ -398,6 +400,8 @@ class RunWorkflow:
                     config = DelayConfig.model_validate(node.config)
                     await workflow.sleep(config.seconds, summary=node.label or node.id)
                     output = {}
+                elif self._behaviour[node_id].child_run:
+                    output = await self._children.run(node, plan, step)
                 else:
                     result = await self._activity_node(node, plan)
                     output, finished_at = result.output, result.finished_at

@@ -31,7 +31,7 @@ router = APIRouter(
 RunStatusFilter = Literal[
     "pending", "running", "waiting_for_human", "completed", "error", "cancelled"
 ]
-TriggerFilter = Literal["api", "restart", "rerun", "schedule", "webhook"]
+TriggerFilter = Literal["api", "restart", "rerun", "schedule", "webhook", "parent"]
 OptionalCommand = Annotated[schemas.CommandBody | None, Body()]
 
 
@@ -150,6 +150,14 @@ async def list_runs(
     created_before: Annotated[
         schemas.Rfc3339 | None, Query(description="RFC 3339; runs created before it")
     ] = None,
+    parent_run_id: Annotated[
+        str | None,
+        # Documented, checked by the run service (`invalid_filter`).
+        Query(
+            description="Only the child runs this run's subworkflow nodes started",
+            json_schema_extra={"pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+        ),
+    ] = None,
 ) -> schemas.Page[schemas.RunOut]:
     """List runs by `timing.created_at` whatever their status: newest first, or oldest first
     with `order=asc`."""
@@ -161,6 +169,7 @@ async def list_runs(
             trigger_type=trigger_type,
             created_after=created_after,
             created_before=created_before,
+            parent_run_id=parent_run_id,
         ),
         limit=paging.limit,
         cursor=paging.cursor,

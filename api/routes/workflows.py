@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 
 from activities.registry import NodeRegistry
 from api import schemas
-from api.deps import JsonBody, OrgDep, PageDep, RegistryDep, WorkflowsDep
+from api.deps import JsonBody, OrgDep, PageDep, RegistryDep, SubworkflowsDep, WorkflowsDep
 from api.errors import ApiError
 from runlane.definition import Definition, Problem, validate_definition
 from runlane.errors import invalid, not_found
@@ -143,9 +143,20 @@ async def replace_draft(
     response_model=schemas.SnapshotOut,
 )
 async def publish_workflow(
-    workflow_id: str, org: OrgDep, repo: WorkflowsDep
+    workflow_id: str,
+    org: OrgDep,
+    repo: WorkflowsDep,
+    registry: RegistryDep,
+    subworkflows: SubworkflowsDep,
 ) -> schemas.SnapshotOut:
-    """Freeze the draft as the next numbered snapshot and make it the published one."""
+    """Freeze the draft as the next numbered snapshot and make it the published one; 422 when
+    a subworkflow node's target is missing, unpublished or leads back to this workflow."""
+    record = await repo.get(org, workflow_id)
+    if record is None:
+        raise not_found("workflow", workflow_id)
+    definition, _ = check_definition(record.draft_definition, registry)
+    if definition is not None:  # (an invalid draft is refused when a run starts, as before)
+        await subworkflows.resolve(org, workflow_id, definition)
     snapshot = await repo.publish(org, workflow_id)
     if snapshot is None:
         raise not_found("workflow", workflow_id)
