@@ -291,8 +291,12 @@ class RunWorkflowOut(BaseModel):
 class TriggerOut(BaseModel):
     type: str
     source_run_id: str | None = None
+    # Shown only when `type` is "parent": part 1's trigger shape stays as it was otherwise.
     parent_run_id: str | None = Field(
-        default=None, description='The run that started this one (`type` "parent")'
+        default=None,
+        description="The run whose subworkflow node started this one (only when `type` is "
+        '"parent")',
+        exclude_if=lambda value: value is None,
     )
 
 
