@@ -6,11 +6,14 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
+from runlane.converter import data_converter
 from tests.api.helpers import create_published, review_definition, wait_for_run, wait_until
 from tests.conftest import ORG_B_KEY
 from tests.peer import Peer
 from tests.recovery.support import chain, http_node, wait_for_attempt, wait_for_step
+from workflows.run_workflow import RunWorkflow
 
 
 def child_definition(peer: Peer | None = None) -> dict[str, Any]:
@@ -70,6 +73,15 @@ async def step(api: httpx.AsyncClient, run_id: str, node_id: str) -> dict[str, A
     return body
 
 
+async def assert_replays(client: Client, *run_ids: str) -> None:
+    """The runs' histories replay with the current code (no nondeterminism)."""
+    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
+    for run_id in run_ids:
+        history = await client.get_workflow_handle(run_id).fetch_history()
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, (run_id, result.replay_failure)
+
+
 async def children_of(api: httpx.AsyncClient, run_id: str, expected: int) -> list[dict]:
     async def listed() -> list[dict] | None:
         page = await api.get("/v1/workflows/runs", params={"parent_run_id": run_id})
@@ -109,6 +121,7 @@ async def test_child_run_completes_and_its_final_outputs_are_the_nodes_output(
     # Operators see it as a child workflow of the parent in the Temporal UI.
     description = await client.get_workflow_handle(child_run_id).describe()
     assert description.parent_id == run_id
+    await assert_replays(client, run_id, child_run_id)
 
 
 async def test_a_failed_child_fails_the_node_with_the_childs_error(
@@ -142,7 +155,9 @@ async def test_bad_child_inputs_fail_the_node_naming_the_problem(api: httpx.Asyn
     assert "json_inputs.meta" in run["error"]["message"]
 
 
-async def test_cancelling_the_parent_cancels_the_child(api: httpx.AsyncClient) -> None:
+async def test_cancelling_the_parent_cancels_the_child(
+    api: httpx.AsyncClient, client: Client
+) -> None:
     child_id = await create_published(api, review_definition(), name="child")
     definition = parent_definition(child_id)
     definition["nodes"][1]["config"] = {
@@ -165,6 +180,7 @@ async def test_cancelling_the_parent_cancels_the_child(api: httpx.AsyncClient) -
     assert (await wait_for_run(api, run_id))["status"] == "cancelled"
     assert (await wait_for_run(api, child_run_id))["status"] == "cancelled"
     assert (await step(api, run_id, "sub"))["status"] == "cancelled"
+    await assert_replays(client, run_id)
 
 
 async def test_publish_refuses_targets_of_another_org_unpublished_or_cyclic(
@@ -210,7 +226,7 @@ async def test_publish_refuses_targets_of_another_org_unpublished_or_cyclic(
 
 
 async def test_retry_after_a_child_failure_runs_the_node_again_as_a_new_child(
-    api: httpx.AsyncClient, peer: Peer
+    api: httpx.AsyncClient, peer: Peer, client: Client
 ) -> None:
     child_id = await create_published(api, child_definition(peer), name="child")
     parent_id = await create_published(api, parent_definition(child_id), name="parent")
@@ -238,3 +254,69 @@ async def test_retry_after_a_child_failure_runs_the_node_again_as_a_new_child(
     children = await children_of(api, run_id, 2)
     assert {c["id"] for c in children} == {first_child, sub["child_run_id"]}
     await wait_for_step(api, run_id, "out", "completed")
+    # The reset execution replays: the first child stays recorded before the reset point.
+    await assert_replays(client, run_id)
+
+
+async def test_children_nest_and_a_draft_that_leads_back_is_refused_at_run_start(
+    api: httpx.AsyncClient,
+) -> None:
+    grandchild = await create_published(api, child_definition(), name="grandchild")
+    middle = parent_definition(grandchild)
+    middle["nodes"][0] = {"id": "order", "type": "start_json"}
+    child_id = await create_published(api, middle, name="middle")
+    top = parent_definition(child_id)
+    top["nodes"][1]["config"] = {
+        "workflow_id": child_id,
+        "json_inputs": {"order": {"n": "{{order.n}}"}},
+    }
+    parent_id = await create_published(api, top, name="top")
+    run_id = await start(api, parent_id, json_inputs={"order": {"n": 7}})
+    run = await wait_for_run(api, run_id)
+    assert run["status"] == "completed", run
+    assert run["final_outputs"]["child"]["child"]["doubled"] == "77"
+    [middle_run] = await children_of(api, run_id, 1)
+    [grandchild_run] = await children_of(api, middle_run["id"], 1)
+    assert grandchild_run["workflow"]["workflow_id"] == grandchild
+
+    # A draft target is resolved when the run starts: one that leads back is refused then.
+    draft_target = await api.post(
+        "/v1/workflows", json={"name": "d", "definition": child_definition()}
+    )
+    target_id = draft_target.json()["id"]
+    caller = parent_definition(target_id)
+    caller["nodes"][1]["config"]["config_source"] = "draft"
+    caller_id = await create_published(api, caller, name="caller")
+    await api.put(
+        f"/v1/workflows/{target_id}/draft", json={"definition": parent_definition(caller_id)}
+    )
+    refused = await api.post(
+        f"/v1/workflows/{caller_id}/run", json={"json_inputs": {"order": {"n": 1}}}
+    )
+    assert refused.status_code == 422, refused.text
+    [problem] = refused.json()["error"]["details"]["errors"]
+    assert problem["node_id"] == "sub" and "leads back" in problem["message"]
+
+
+async def test_a_child_cancelled_on_its_own_fails_the_parents_node(api: httpx.AsyncClient) -> None:
+    child_id = await create_published(api, review_definition(), name="child")
+    definition = parent_definition(child_id)
+    definition["nodes"][1]["config"] = {
+        "workflow_id": child_id,
+        "json_inputs": {"meta": {"amount": "{{order.n}}"}},
+    }
+    parent_id = await create_published(api, definition, name="parent")
+    run_id = await start(api, parent_id, json_inputs={"order": {"n": 5}})
+
+    async def child_waiting() -> str | None:
+        child_run_id = (await step(api, run_id, "sub"))["child_run_id"]
+        if child_run_id is None:
+            return None
+        child = (await api.get(f"/v1/workflows/runs/{child_run_id}")).json()
+        return child_run_id if child.get("status") == "waiting_for_human" else None
+
+    child_run_id = await wait_until(child_waiting, timeout=30)
+    assert (await api.post(f"/v1/workflows/runs/{child_run_id}/cancel")).status_code == 202
+    run = await wait_for_run(api, run_id)
+    assert run["status"] == "error", run
+    assert run["error"]["node_id"] == "sub" and run["error"]["type"] == "ChildCancelled"
