@@ -97,10 +97,14 @@ class Children:
         self._input = run_input
         self._node_inputs = node_inputs
 
+    def target(self, config: SubworkflowConfig) -> FrozenWorkflow | None:
+        """The target frozen into this run's input for a node naming `config`'s workflow."""
+        return self._input.subworkflows.get(target_key(config))
+
     async def run(self, node: Node, plan: NodePlan, step: StepState) -> Any:
         """Run the node's child to its end: its final outputs, or NodeFailed with its error."""
         config = SubworkflowConfig.model_validate(node.config)
-        target = self._input.subworkflows.get(target_key(config))
+        target = self.target(config)
         if target is None:  # (the run service resolves every target before the run starts)
             raise NodeFailed(
                 node.id,
@@ -127,6 +131,21 @@ class Children:
                 raise asyncio.CancelledError() from err
             raise NodeFailed(node.id, describe_failure(err)) from None
         step.child_run_id = prepared.run_id
+        return await self.execute(node.id, target, prepared, timeout_s=node.timeout_s)
+
+    async def execute(
+        self,
+        node_id: str,
+        target: FrozenWorkflow,
+        prepared: PreparedChild,
+        *,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Start a child run of `target` with the prepared id and inputs (recorded by an
+        activity before: never picked in workflow code), and wait for its end: its final
+        outputs, NodeFailed naming `node_id` with the child's error, or CancelledError when
+        this run is cancelled (the child is cancelled with it). Other nodes that run child
+        runs (a map over a workflow) call this too."""
         child_input = RunInput(
             run_id=prepared.run_id,
             organization_id=self._input.organization_id,
@@ -147,17 +166,17 @@ class Children:
                 result_type=dict,
                 cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                execution_timeout=timedelta(seconds=node.timeout_s) if node.timeout_s else None,
+                execution_timeout=timedelta(seconds=timeout_s) if timeout_s else None,
                 search_attributes=TypedSearchAttributes(_search_attributes(child_input)),
                 static_summary=f"{target.workflow.name_at_run_time} "
                 f"({'v' + str(version) if version else 'draft'}, child of {self._input.run_id} "
-                f"node {node.id})",
+                f"node {node_id})",
             )
         except ChildWorkflowError as err:
-            raise self._failure(node, prepared.run_id, err) from None
+            raise self._failure(node_id, prepared.run_id, err) from None
         return state.get("final_outputs")
 
-    def _failure(self, node: Node, child_run_id: str, err: ChildWorkflowError) -> BaseException:
+    def _failure(self, node_id: str, child_run_id: str, err: ChildWorkflowError) -> BaseException:
         cause = err.cause
         if isinstance(cause, CancelledError):
             task = asyncio.current_task()
@@ -179,7 +198,7 @@ class Children:
                 type=type(cause).__name__ if cause else "ChildFailed",
                 message=f"child run {child_run_id} ended: {cause or err}",
             )
-        return NodeFailed(node.id, error)
+        return NodeFailed(node_id, error)
 
 
 def _child_error(child_run_id: str, cause: ApplicationError) -> StepError:

@@ -9,7 +9,8 @@ time it is produced, and a replay (cache eviction, worker restart, reset) reads 
 than computing it again with the code installed at replay time.
 
 * I/O nodes are regular activities named after the node type, with the node's label as the
-  summary; delays are durable timers; human reviews wait for the `review` signal.
+  summary; delays are durable timers; human reviews wait for the `review` signal; subworkflow
+  nodes are child workflows (child runs).
 * Everything else that is decided without I/O goes in batches: the pure nodes ready together
   (inputs, transforms, conditions, ends), the nodes that follow from them without I/O, the
   ready nodes to skip, and the payloads of reviews about to wait are handed to one local
@@ -35,8 +36,9 @@ This module is the scheduler: it dispatches ready nodes, waits, routes by what t
 and finishes the run. It composes the parts beside it: the batches of pure work
 (workflows/batches.py), human review (workflows/reviews.py), retry bookkeeping
 (workflows/attempts.py), what operators see in visibility and the Temporal UI
-(workflows/visibility.py), what a node is given (workflows/node_inputs.py) and the recording
-of steps (workflows/steps.py).
+(workflows/visibility.py), what a node is given (workflows/node_inputs.py), the recording
+of steps (workflows/steps.py) and child runs (workflows/children.py: nodes whose plan says
+`child_run`, run as Temporal child workflows).
 """
 
 from __future__ import annotations
