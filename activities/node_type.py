@@ -47,6 +47,8 @@ class NodeBehaviour(BaseModel):
     # A config field holding a JMESPath expression over ancestors' outputs: the ancestors it
     # names are sent to the node, with those its templates reference.
     expression_field: str | None = None
+    # A map: runs its inline node once per item in a child workflow (workflows/maps.py).
+    map: bool = False
 
     @model_serializer(mode="wrap")
     def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -99,3 +101,6 @@ class NodeType:
     side_effecting: bool = False
     # Frozen into each node's plan.
     behaviour: NodeBehaviour = NodeBehaviour()
+    # A config field holding an inline node ({type, config, retry?, timeout_s?}) that the
+    # validator checks against its own type (a map's `node`); its templates may use $item.
+    inline_node_field: str | None = None

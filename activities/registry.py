@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from activities import control, http, inputs, pure
+from activities import control, http, inputs, maps, pure
 
 # `activities.registry.NodeType` is the name plugins are documented to use (README).
 from activities.node_type import ActivityDeps, NodePlan, NodeType
@@ -64,7 +64,8 @@ class NodeRegistry(Mapping[str, NodeType]):
 
 def build_registry(extra: Iterable[NodeType] = ()) -> NodeRegistry:
     types: dict[str, NodeType] = {}
-    for node_type in (*inputs.NODE_TYPES, *pure.NODE_TYPES, *http.NODE_TYPES, *control.NODE_TYPES):
+    core = (*inputs.NODE_TYPES, *pure.NODE_TYPES, *http.NODE_TYPES, *control.NODE_TYPES)
+    for node_type in (*core, *maps.NODE_TYPES):
         types[node_type.name] = node_type
     for node_type in extra:
         if node_type.name in types:

@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from runlane.frontier import Frontier, taken_edges
     from workflows.attempts import Attempts
     from workflows.batches import Batches, is_batch
+    from workflows.maps import Maps
     from workflows.models import (
         ErrorStage,
         NodePlan,
@@ -147,6 +148,7 @@ class RunWorkflow:
         run = RunContext(input, self._graph, self._state, self._steps, self._outputs, self._clock)
         self._reviews = Reviews(run, self._visibility)
         self._batches = Batches(run, self._node_inputs, self._reviews, self._attempts)
+        self._maps = Maps(self._node_inputs)
 
     # ----------------------------------------------------------------- entry point
 
@@ -394,7 +396,9 @@ class RunWorkflow:
             if plan.role == "review":
                 output, edges = await self._reviews.decision(node)
             else:
-                if self._behaviour[node_id].timer:
+                if self._behaviour[node_id].map:
+                    output = await self._maps.run(node, plan, step, self._input.run_id)
+                elif self._behaviour[node_id].timer:
                     config = DelayConfig.model_validate(node.config)
                     await workflow.sleep(config.seconds, summary=node.label or node.id)
                     output = {}

@@ -1,0 +1,308 @@
+"""`map` nodes (issue #14, point 1): an inline node per item of a rendered list, in a child
+workflow that continues as new every few items; results in item order, errors, progress, the
+paged items endpoint, cancel, and a retry that runs only the items that did not complete."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from runlane.settings import Settings
+from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.peer import Peer
+
+# Small, so that a few hundred items continue as new a dozen times.
+ITEMS_PER_EXECUTION = 25
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"map_items_per_execution": ITEMS_PER_EXECUTION})
+
+
+def _definition(map_config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {"id": "in", "type": "start_json"},
+            {"id": "fan", "type": "map", "label": "Fan out", "config": map_config},
+            {"id": "out", "type": "end", "config": {"outputs": "{{fan}}"}},
+        ],
+        "edges": [{"source": "in", "target": "fan"}, {"source": "fan", "target": "out"}],
+    }
+
+
+def _http_item(url: str, **config: Any) -> dict[str, Any]:
+    return {
+        "items": "{{in.values}}",
+        "node": {
+            "type": "http_request",
+            "config": {"method": "POST", "url": url, "body": {"value": "{{$item}}"}},
+            "retry": {"max_attempts": 1},
+        },
+        **config,
+    }
+
+
+async def _start(api: httpx.AsyncClient, definition: dict[str, Any], values: list[Any]) -> str:
+    workflow_id = await create_published(api, definition)
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"in": {"values": values}}}
+    )
+    assert started.status_code == 202, started.text
+    return str(started.json()["id"])
+
+
+async def _step(api: httpx.AsyncClient, run_id: str, node_id: str = "fan") -> dict[str, Any]:
+    response = await api.get(f"/v1/workflows/runs/{run_id}/steps/{node_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def _all_items(api: httpx.AsyncClient, run_id: str, limit: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        page = await api.get(f"/v1/workflows/runs/{run_id}/steps/fan/items", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["data"]) <= limit
+        items += body["data"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+async def test_an_http_map_calls_the_peer_per_item_and_keeps_item_order(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    values = ["a", "b", "c", "d", "e"]
+    definition = _definition(_http_item(f"{peer.url}/item/{{{{$index}}}}", concurrency=2))
+    run_id = await _start(api, definition, values)
+    run = await wait_for_run(api, run_id)
+    assert run["status"] == "completed", run
+    outputs = run["final_outputs"]
+    assert [item["body"]["received"]["value"] for item in outputs["items"]] == values
+    assert [item["body"]["path"] for item in outputs["items"]] == [f"/item/{i}" for i in range(5)]
+    assert outputs["errors"] == []
+    for index in range(5):
+        [call] = peer.calls_to(f"/item/{index}")
+        assert call.headers["Idempotency-Key"] == f"{run_id}:fan[{index}]"
+    step = await _step(api, run_id)
+    assert step["status"] == "completed"
+    assert step["progress"] == {"total": 5, "completed": 5, "failed": 0, "running": 0}
+    items = await _all_items(api, run_id, limit=2)
+    assert [(i["index"], i["status"], i["attempt"]) for i in items] == [
+        (i, "completed", 1) for i in range(5)
+    ]
+    assert items[3]["output"]["body"]["received"] == {"value": "d"}
+
+
+async def test_continue_records_item_errors_and_nulls(api: httpx.AsyncClient, peer: Peer) -> None:
+    peer.fail("/item/2", 1, status=400)
+    definition = _definition(
+        _http_item(f"{peer.url}/item/{{{{$index}}}}", on_item_error="continue")
+    )
+    run_id = await _start(api, definition, [10, 11, 12, 13, 14])
+    run = await wait_for_run(api, run_id)
+    assert run["status"] == "completed", run
+    outputs = run["final_outputs"]
+    assert outputs["items"][2] is None
+    assert [
+        item["body"]["received"]["value"] for i, item in enumerate(outputs["items"]) if i != 2
+    ] == [
+        10,
+        11,
+        13,
+        14,
+    ]
+    [error] = outputs["errors"]
+    assert error["index"] == 2 and error["type"] == "HttpStatusError"
+    assert "400" in error["message"]
+    step = await _step(api, run_id)
+    assert step["progress"] == {"total": 5, "completed": 4, "failed": 1, "running": 0}
+    items = await _all_items(api, run_id, limit=2)
+    assert [i["status"] for i in items] == [
+        "completed",
+        "completed",
+        "error",
+        "completed",
+        "completed",
+    ]
+    assert items[2]["error"]["type"] == "HttpStatusError" and items[2]["output"] is None
+
+
+async def test_fail_mode_fails_the_node_and_a_retry_runs_only_the_items_not_completed(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    """Item 1 fails for good: no further item starts, the run ends in error at the map. A retry
+    calls the peer again for item 1 and for the items never started, never for item 0."""
+    peer.fail("/item/1", 1, status=400)
+    definition = _definition(_http_item(f"{peer.url}/item/{{{{$index}}}}", concurrency=1))
+    run_id = await _start(api, definition, ["a", "b", "c", "d"])
+    run = await wait_for_run(api, run_id)
+    assert run["status"] == "error", run
+    assert run["error"]["node_id"] == "fan"
+    assert run["error"]["type"] == "HttpStatusError"
+    assert run["error"]["message"].startswith("item 1:")
+    assert [peer.count(f"/item/{i}") for i in range(4)] == [1, 1, 0, 0]
+    step = await _step(api, run_id)
+    assert step["status"] == "error"
+    assert step["progress"] == {"total": 4, "completed": 1, "failed": 1, "running": 0}
+    items = await _all_items(api, run_id, limit=50)
+    assert [i["status"] for i in items] == ["completed", "error", "pending", "pending"]
+
+    plan = (await api.get(f"/v1/workflows/runs/{run_id}/retry-plan")).json()
+    assert plan["allowed"] and "fan" in plan["rerun"] and "in" in plan["reuse"], plan
+    retried = await api.post(f"/v1/workflows/runs/{run_id}/retry")
+    assert retried.status_code == 202, retried.text
+    run = await wait_for_run(api, run_id, timeout=60)
+    while run["attempt"] < 2 or run["status"] not in ("completed", "error"):
+        run = await wait_for_run(api, run_id, timeout=60)
+    assert run["status"] == "completed", run
+    assert [peer.count(f"/item/{i}") for i in range(4)] == [1, 2, 1, 1]
+    assert [item["body"]["received"]["value"] for item in run["final_outputs"]["items"]] == [
+        "a",
+        "b",
+        "c",
+        "d",
+    ]
+    items = await _all_items(api, run_id, limit=3)
+    assert [(i["status"], i["attempt"]) for i in items] == [
+        ("completed", 1),
+        ("completed", 2),
+        ("completed", 2),
+        ("completed", 2),
+    ]
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[str]:
+    """Accepts connections and never answers: requests to it run until cancelled."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+async def test_cancelling_the_run_cancels_running_items(
+    api: httpx.AsyncClient, silent_server: str
+) -> None:
+    definition = _definition(_http_item(f"{silent_server}/slow/{{{{$index}}}}", concurrency=2))
+    run_id = await _start(api, definition, [1, 2, 3, 4])
+
+    async def two_running() -> bool:
+        step = await _step(api, run_id)
+        return bool(step["progress"] and step["progress"]["running"] == 2)
+
+    await wait_until(two_running, timeout=30)
+    cancelled = await api.post(f"/v1/workflows/runs/{run_id}/cancel")
+    assert cancelled.status_code == 202, cancelled.text
+    run = await wait_for_run(api, run_id)
+    assert run["status"] == "cancelled", run
+    step = await _step(api, run_id)
+    assert step["status"] == "cancelled"
+    items = await _all_items(api, run_id, limit=50)
+    assert [i["status"] for i in items] == ["cancelled", "cancelled", "pending", "pending"]
+
+
+async def test_hundreds_of_pure_items_continue_as_new_and_complete_in_order(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    count = 300
+    definition = _definition(
+        {
+            "items": "{{in.values}}",
+            "node": {
+                "type": "transform",
+                "config": {
+                    "output": {"n": "{{$item.n}}", "at": "{{$index}}", "tag": "#{{$index}}"}
+                },
+            },
+        }
+    )
+    run_id = await _start(api, definition, [{"n": i * 2} for i in range(count)])
+    run = await wait_for_run(api, run_id, timeout=120)
+    assert run["status"] == "completed", run
+    items = run["final_outputs"]["items"]
+    assert items == [{"n": i * 2, "at": i, "tag": f"#{i}"} for i in range(count)]
+    step = await _step(api, run_id)
+    assert step["progress"] == {"total": count, "completed": count, "failed": 0, "running": 0}
+    paged = await _all_items(api, run_id, limit=200)
+    assert [i["index"] for i in paged] == list(range(count))
+    assert all(i["status"] == "completed" for i in paged)
+
+    # The child continued as new (one execution per 25 items): each history stays small.
+    parent = client.get_workflow_handle(run_id)
+    child_ids = [
+        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        async for event in parent.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+    [child_id] = child_ids
+    events = [event async for event in client.get_workflow_handle(child_id).fetch_history_events()]
+    started = events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id, "the last execution continued an earlier one"
+    assert len(events) < 40, len(events)
+
+
+async def test_map_definitions_are_validated(api: httpx.AsyncClient) -> None:
+    async def problems(map_config: dict[str, Any]) -> list[str]:
+        response = await api.post(
+            "/v1/workflows/validate", json={"definition": _definition(map_config)}
+        )
+        assert response.status_code == 200, response.text
+        return [p["message"] for p in response.json()["errors"]]
+
+    node = {"type": "transform", "config": {"output": "{{$item}}"}}
+    assert await problems({"items": "{{in.values}}", "node": node}) == []
+    assert await problems({"items": "{{in.values}}", "node": node, "concurrency": 1001})
+    assert await problems({"items": "{{$item}}", "node": node})
+    unknown = await problems({"items": "{{in.values}}", "node": {"type": "nope"}})
+    assert any("unknown node type 'nope'" in p for p in unknown), unknown
+    bad = await problems(
+        {"items": "{{in.values}}", "node": {"type": "http_request", "config": {"url": "ftp://x"}}}
+    )
+    assert any(p.startswith("config.node.config.url") for p in bad), bad
+    delay = await problems({"items": "[]", "node": {"type": "delay", "config": {"seconds": 1}}})
+    assert any("cannot run per item" in p for p in delay), delay
+    outside = {
+        "nodes": [
+            {"id": "in", "type": "start_json"},
+            {"id": "out", "type": "end", "config": {"outputs": "{{$index}}"}},
+        ],
+        "edges": [{"source": "in", "target": "out"}],
+    }
+    response = await api.post("/v1/workflows/validate", json={"definition": outside})
+    assert not response.json()["valid"]
+
+
+async def test_items_of_a_node_that_is_no_map_are_not_found(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    run_id = await _start(api, _definition(_http_item(f"{peer.url}/x")), [1])
+    await wait_for_run(api, run_id)
+    response = await api.get(f"/v1/workflows/runs/{run_id}/steps/out/items")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "map_not_found"
+    response = await api.get(
+        f"/v1/workflows/runs/{run_id}/steps/fan/items", params={"cursor": "bogus"}
+    )
+    assert response.status_code == 422
