@@ -14,6 +14,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -21,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.maps import ItemOutcome, MapItemsQuery
 from activities.registry import NodeRegistry
 from runlane import ids
-from runlane.errors import Conflict, NotFound, invalid
+from runlane.errors import Conflict, NotFound, Unavailable, invalid
 from runlane.paging import Order
 from runs.commands import Command, CommandLog, Steps
 from runs.inputs import InputResolver, RequestedInputs
@@ -176,11 +177,25 @@ class RunService:
         if step.map_workflow_id is None:  # the map has not started
             return [], None
         handle = self._client.get_workflow_handle(step.map_workflow_id)
-        items = await handle.query(
-            MapWorkflow.items,
-            MapItemsQuery(offset=offset, limit=limit + 1),
-            rpc_timeout=QUERY_TIMEOUT,
-        )
+        try:
+            items = await handle.query(
+                MapWorkflow.items,
+                MapItemsQuery(offset=offset, limit=limit + 1),
+                rpc_timeout=QUERY_TIMEOUT,
+            )
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            raise Unavailable(
+                "map_items_unavailable",
+                f"The items of map {node_id} cannot be read right now ({err}); try again.",
+            ) from err
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise
+            raise Unavailable(
+                "map_items_unavailable",
+                f"The items of map {node_id} cannot be read right now (no worker answered); "
+                "try again.",
+            ) from err
         if len(items) > limit:
             return items[:limit], f"i{offset + limit}"
         return items, None

@@ -106,6 +106,20 @@ async def test_an_http_map_calls_the_peer_per_item_and_keeps_item_order(
     assert items[3]["output"]["body"]["received"] == {"value": "d"}
 
 
+async def test_an_http_map_longer_than_one_execution_continues_as_new(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    """60 items at 25 per execution: three executions of the child, each item called once."""
+    count = 60
+    definition = _definition(_http_item(f"{peer.url}/many/{{{{$index}}}}", concurrency=10))
+    run_id = await _start(api, definition, list(range(count)))
+    run = await wait_for_run(api, run_id, timeout=60)
+    assert run["status"] == "completed", run
+    received = [item["body"]["received"]["value"] for item in run["final_outputs"]["items"]]
+    assert received == list(range(count))
+    assert [peer.count(f"/many/{i}") for i in range(count)] == [1] * count
+
+
 async def test_continue_records_item_errors_and_nulls(api: httpx.AsyncClient, peer: Peer) -> None:
     peer.fail("/item/2", 1, status=400)
     definition = _definition(
