@@ -23,8 +23,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.models import NodeError, NodeTaskInput, OutcomeError
+from activities.models import NodeError, NodeTaskInput, NodeTaskOutput, OutcomeError
 from activities.node_type import NodeBehaviour, NodeType
+from activities.recorded import LOCAL_ACTIVITY_MARKER
 from runlane import templating
 from runlane.definition import RetryConfig
 
@@ -233,8 +234,9 @@ class MapActivities:
 
     async def _previous(self, child_workflow_id: str, total: int) -> MapResult:
         """What the last execution of this map recorded (none on a first run): its result or
-        failure when it ended so, or the items its last run was started with when it was
-        cancelled or terminated. Only when it mapped the same number of items."""
+        failure's details when it ended so; when it was cancelled or terminated, the outcomes
+        its last run started with plus the items that run completed (activity results and
+        chunks of pure items in its history). Only when it mapped as many items."""
         handle = self._client.get_workflow_handle(child_workflow_id)
         try:
             description = await handle.describe()
@@ -245,29 +247,62 @@ class MapActivities:
         if description.status == WorkflowExecutionStatus.RUNNING:
             return MapResult(total=0)
         last = self._client.get_workflow_handle(child_workflow_id, run_id=description.run_id)
+        decode = self._client.data_converter.decode
         result: MapResult | None = None
+        outcomes: dict[int, ItemOutcome] = {}
+        scheduled: dict[int, str] = {}  # ActivityTaskScheduled event id -> activity id
+        execution = 1
         async for event in last.fetch_history_events():
-            payloads = None
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
                 payloads = event.workflow_execution_started_event_attributes.input.payloads
-                [started] = await self._client.data_converter.decode(payloads, [MapInput])
-                if isinstance(started, MapInput):
-                    result = MapResult(
-                        total=len(started.items), outcomes=started.done, execution=started.execution
-                    )
-            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-                payloads = event.workflow_execution_completed_event_attributes.result.payloads
-            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-                failure = event.workflow_execution_failed_event_attributes.failure
-                payloads = failure.application_failure_info.details.payloads
-            else:
-                continue
-            if payloads and event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-                [ended] = await self._client.data_converter.decode(payloads, [MapResult])
-                if isinstance(ended, MapResult):
-                    result = ended
+                [started] = await decode(payloads, [MapInput])
+                if not isinstance(started, MapInput):
+                    return MapResult(total=0)
+                execution = started.execution
+                outcomes = {outcome.index: outcome for outcome in started.done}
+                result = MapResult(total=len(started.items), execution=execution)
+            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                scheduled[event.event_id] = (
+                    event.activity_task_scheduled_event_attributes.activity_id
+                )
+            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                completed = event.activity_task_completed_event_attributes
+                activity_id = scheduled.get(completed.scheduled_event_id, "")
+                if activity_id.startswith("item-") and activity_id[5:].isdigit():
+                    [output] = await decode(completed.result.payloads, [NodeTaskOutput])
+                    if isinstance(output, NodeTaskOutput):
+                        index = int(activity_id[5:])
+                        outcomes[index] = ItemOutcome(
+                            index=index, status="completed", attempt=execution, output=output.output
+                        )
+            elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+                marker = event.marker_recorded_event_attributes
+                if marker.marker_name != LOCAL_ACTIVITY_MARKER or "result" not in marker.details:
+                    continue
+                [data] = marker.details["data"].payloads
+                if json.loads(data.data).get("activity_type") != MAP_EVALUATE:
+                    continue
+                [chunk] = await decode(marker.details["result"].payloads, [MapEvaluateResult])
+                if isinstance(chunk, MapEvaluateResult):
+                    outcomes.update((outcome.index, outcome) for outcome in chunk.outcomes)
+            elif kind in (
+                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+            ):
+                if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+                    closed = event.workflow_execution_completed_event_attributes
+                    payloads = closed.result.payloads
+                else:
+                    failure = event.workflow_execution_failed_event_attributes.failure
+                    payloads = failure.application_failure_info.details.payloads
+                if payloads:
+                    [ended] = await decode(payloads, [MapResult])
+                    if isinstance(ended, MapResult):
+                        return ended if ended.total == total else MapResult(total=0)
         if result is None or result.total != total:
             return MapResult(total=0)
+        result.outcomes = [outcomes[index] for index in sorted(outcomes)]
         return result
 
     @activity.defn(name=MAP_EVALUATE)

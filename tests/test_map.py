@@ -14,7 +14,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from runlane.settings import Settings
-from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.api.helpers import TERMINAL, create_published, wait_for_run, wait_until
 from tests.peer import Peer
 
 # Small, so that a few hundred items continue as new a dozen times.
@@ -56,6 +56,16 @@ async def _start(api: httpx.AsyncClient, definition: dict[str, Any], values: lis
     )
     assert started.status_code == 202, started.text
     return str(started.json()["id"])
+
+
+async def _wait_retried(api: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    """The run once its second attempt ended."""
+
+    async def ended() -> dict[str, Any] | None:
+        run = (await api.get(f"/v1/workflows/runs/{run_id}")).json()
+        return run if run["attempt"] == 2 and run["status"] in TERMINAL else None
+
+    return dict(await wait_until(ended, timeout=60))
 
 
 async def _step(api: httpx.AsyncClient, run_id: str, node_id: str = "fan") -> dict[str, Any]:
@@ -178,9 +188,7 @@ async def test_fail_mode_fails_the_node_and_a_retry_runs_only_the_items_not_comp
     assert plan["allowed"] and "fan" in plan["rerun"] and "in" in plan["reuse"], plan
     retried = await api.post(f"/v1/workflows/runs/{run_id}/retry")
     assert retried.status_code == 202, retried.text
-    run = await wait_for_run(api, run_id, timeout=60)
-    while run["attempt"] < 2 or run["status"] not in ("completed", "error"):
-        run = await wait_for_run(api, run_id, timeout=60)
+    run = await _wait_retried(api, run_id)
     assert run["status"] == "completed", run
     assert [peer.count(f"/item/{i}") for i in range(4)] == [1, 2, 1, 1]
     assert [item["body"]["received"]["value"] for item in run["final_outputs"]["items"]] == [
@@ -235,6 +243,51 @@ async def test_cancelling_the_run_cancels_running_items(
     assert step["status"] == "cancelled"
     items = await _all_items(api, run_id, limit=50)
     assert [i["status"] for i in items] == ["cancelled", "cancelled", "pending", "pending"]
+
+
+async def test_a_retry_of_a_cancelled_map_keeps_the_items_completed_before_the_cancel(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    """Items 0 and 1 completed, item 2 hung on a server that never answers when the run was
+    cancelled: the retry calls the peer for item 3 only (item 2's server is gone by then, so
+    it fails and is recorded, on_item_error "continue")."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    silent = await asyncio.start_server(accept, "127.0.0.1", 0)
+    host, port = silent.sockets[0].getsockname()[:2]
+    urls = [f"{peer.url}/c/0", f"{peer.url}/c/1", f"http://{host}:{port}/c/2", f"{peer.url}/c/3"]
+    config = _http_item("{{$item.url}}", concurrency=1, on_item_error="continue")
+    run_id = await _start(api, _definition(config), [{"url": url} for url in urls])
+
+    async def third_running() -> bool:
+        progress = (await _step(api, run_id))["progress"]
+        return bool(progress and progress["completed"] == 2 and progress["running"] == 1)
+
+    await wait_until(third_running, timeout=30)
+    assert (await api.post(f"/v1/workflows/runs/{run_id}/cancel")).status_code == 202
+    run = await wait_for_run(api, run_id)
+    assert run["status"] == "cancelled", run
+    for writer in held:
+        writer.close()
+    silent.close()
+    await silent.wait_closed()
+
+    retried = await api.post(f"/v1/workflows/runs/{run_id}/retry")
+    assert retried.status_code == 202, retried.text
+    run = await _wait_retried(api, run_id)
+    assert run["status"] == "completed", run
+    assert [peer.count(f"/c/{i}") for i in (0, 1, 3)] == [1, 1, 1]
+    items = await _all_items(api, run_id, limit=50)
+    assert [(i["status"], i["attempt"]) for i in items] == [
+        ("completed", 1),
+        ("completed", 1),
+        ("error", 2),
+        ("completed", 2),
+    ]
+    assert [e["index"] for e in run["final_outputs"]["errors"]] == [2]
 
 
 async def test_hundreds_of_pure_items_continue_as_new_and_complete_in_order(
