@@ -68,6 +68,11 @@ class MapConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> MapConfig:
+        whole_reference = isinstance(self.items, str) and templating.is_whole_reference(self.items)
+        if not (isinstance(self.items, list) or whole_reference):
+            raise ValueError(
+                'items must be a list or one {{reference}} to a list (e.g. "{{node.values}}")'
+            )
         if self.node is None and self.workflow_id is None:
             raise ValueError("give either node or workflow_id")
         if self.node is not None and self.workflow_id is not None:

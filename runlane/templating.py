@@ -60,6 +60,11 @@ def parse_reference(raw: str) -> Reference:
     return Reference(raw=raw, root=root, path=path)
 
 
+def is_whole_reference(template: str) -> bool:
+    """A string that is exactly one `{{ref}}`: it renders to the referenced value itself."""
+    return _WHOLE.match(template) is not None
+
+
 def references(template: Any) -> Iterator[Reference]:
     """Every reference in a template (any JSON value), in document order."""
     if isinstance(template, str):

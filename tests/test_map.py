@@ -207,6 +207,57 @@ async def test_fail_mode_fails_the_node_and_a_retry_runs_only_the_items_not_comp
 
 
 @pytest.fixture
+async def slow_server() -> AsyncIterator[str]:
+    """Answers every request `200 {}` after a second."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
+        await reader.readexactly(length)
+        await asyncio.sleep(1.0)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n"
+            b'connection: close\r\n\r\n{"slow": 1}'
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.close()
+
+
+async def test_fail_mode_lets_running_items_settle_and_starts_no_more(
+    api: httpx.AsyncClient, peer: Peer, slow_server: str
+) -> None:
+    """Item 1 fails at once while item 0 takes a second: the node fails only once item 0
+    completed (its output kept), and items 2 and 3 never start."""
+    peer.fail("/f/1", 1, status=400)
+    urls = [f"{slow_server}/f/0", f"{peer.url}/f/1", f"{peer.url}/f/2", f"{peer.url}/f/3"]
+    config = _http_item("{{$item.url}}", concurrency=2)
+    run_id = await _start(api, _definition(config), [{"url": url} for url in urls])
+    run = await wait_for_run(api, run_id)
+    assert run["status"] == "error" and run["error"]["node_id"] == "fan", run
+    assert [peer.count(f"/f/{i}") for i in (1, 2, 3)] == [1, 0, 0]
+    items = await _all_items(api, run_id, limit=50)
+    assert [i["status"] for i in items] == ["completed", "error", "pending", "pending"]
+    assert items[0]["output"]["body"] == {"slow": 1}
+    step = await _step(api, run_id)
+    assert step["output"]["items"][0]["body"] == {"slow": 1}
+    assert step["output"]["errors"][0]["index"] == 1
+
+
+@pytest.fixture
 async def silent_server() -> AsyncIterator[str]:
     """Accepts connections and never answers: requests to it run until cancelled."""
     held: list[asyncio.StreamWriter] = []
@@ -348,7 +399,9 @@ async def test_map_definitions_are_validated(api: httpx.AsyncClient) -> None:
         {"items": "{{in.values}}", "node": {"type": "http_request", "config": {"url": "ftp://x"}}}
     )
     assert any(p.startswith("config.node.config.url") for p in bad), bad
-    delay = await problems({"items": "[]", "node": {"type": "delay", "config": {"seconds": 1}}})
+    text = await problems({"items": "a {{in.values}}", "node": node})
+    assert any("items must be a list" in p for p in text), text
+    delay = await problems({"items": [], "node": {"type": "delay", "config": {"seconds": 1}}})
     assert any("cannot run per item" in p for p in delay), delay
     outside = {
         "nodes": [
