@@ -186,6 +186,7 @@ async def test_fail_mode_fails_the_node_and_a_retry_runs_only_the_items_not_comp
 
     plan = (await api.get(f"/v1/workflows/runs/{run_id}/retry-plan")).json()
     assert plan["allowed"] and "fan" in plan["rerun"] and "in" in plan["reuse"], plan
+    assert plan["repeated_side_effects"] == ["fan"], plan  # items of http_request run again
     retried = await api.post(f"/v1/workflows/runs/{run_id}/retry")
     assert retried.status_code == 202, retried.text
     run = await _wait_retried(api, run_id)
