@@ -25,7 +25,13 @@ from temporalio.common import (
 from temporalio.converter import decode_typed_search_attributes
 
 from activities.models import PureBatchResult
-from bench.raw import RawChainWorkflow, RawFanoutWorkflow, RawLongChainWorkflow, RawReviewWorkflow
+from bench.raw import (
+    RawChainWorkflow,
+    RawFanoutWorkflow,
+    RawLongChainWorkflow,
+    RawMapWorkflow,
+    RawReviewWorkflow,
+)
 from bench.stack import Stack, cpu_seconds, rss_bytes
 from runlane import ids
 from tests.peer import Peer
@@ -558,6 +564,55 @@ async def big_run(ctx: Context, nodes: int, shape: str = "chain") -> dict[str, A
         "wall_s": round(wall, 2),
         "history_events": events,
         "history_bytes": size,
+    }
+
+
+async def map_io(ctx: Context) -> dict[str, Any]:
+    """A map of 1,000 http_request items at concurrency 50 against raw Temporal running the
+    same 1,000 activities from one workflow (a semaphore of 50), alternately, twice each."""
+    count, concurrency = (200 if ctx.quick else 1000), 50
+    item = {
+        "type": "http_request",
+        "config": {"method": "POST", "url": f"{ctx.peer.url}/map", "body": {"v": "{{$item}}"}},
+    }
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_json"},
+            {
+                "id": "fan",
+                "type": "map",
+                "config": {"items": "{{in.values}}", "node": item, "concurrency": concurrency},
+            },
+            {"id": "out", "type": "end", "config": {"outputs": {"errors": "{{fan.errors}}"}}},
+        ],
+        "edges": [{"source": "in", "target": "fan"}, {"source": "fan", "target": "out"}],
+    }
+    workflow_id = await publish(ctx, definition)
+    body = {"json_inputs": {"in": {"values": list(range(count))}}}
+    walls: dict[str, list[float]] = {"runlane": [], "raw": []}
+    status = None
+    for _ in range(2):
+        started = time.perf_counter()
+        run_id = await start_run(ctx, workflow_id, body)
+        await run_result(ctx, run_id)
+        walls["runlane"].append(time.perf_counter() - started)
+        status = (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json().get("status")
+        started = time.perf_counter()
+        await ctx.client.execute_workflow(
+            RawMapWorkflow.run,
+            args=[count, concurrency],
+            id=f"raw-{uuid.uuid4().hex}",
+            task_queue=ctx.raw_queue,
+        )
+        walls["raw"].append(time.perf_counter() - started)
+    runlane_wall, raw_wall = min(walls["runlane"]), min(walls["raw"])
+    return {
+        "items": count,
+        "concurrency": concurrency,
+        "status": status,
+        "runlane_items_per_s": round(count / runlane_wall, 1),
+        "raw_items_per_s": round(count / raw_wall, 1),
+        "ratio": round(raw_wall / runlane_wall, 2),
     }
 
 
