@@ -5,6 +5,7 @@ paged items endpoint, cancel, and a retry that runs only the items that did not 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -92,7 +93,7 @@ async def _all_items(api: httpx.AsyncClient, run_id: str, limit: int) -> list[di
 
 
 async def test_an_http_map_calls_the_peer_per_item_and_keeps_item_order(
-    api: httpx.AsyncClient, peer: Peer
+    api: httpx.AsyncClient, peer: Peer, client: Client
 ) -> None:
     values = ["a", "b", "c", "d", "e"]
     definition = _definition(_http_item(f"{peer.url}/item/{{{{$index}}}}", concurrency=2))
@@ -103,6 +104,20 @@ async def test_an_http_map_calls_the_peer_per_item_and_keeps_item_order(
     assert [item["body"]["received"]["value"] for item in outputs["items"]] == values
     assert [item["body"]["path"] for item in outputs["items"]] == [f"/item/{i}" for i in range(5)]
     assert outputs["errors"] == []
+    # Each item's activity reads only what its node's config references, not the item list.
+    parent = client.get_workflow_handle(run_id)
+    [child_id] = [
+        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        async for event in parent.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+    child = client.get_workflow_handle(child_id)
+    [first_input] = [
+        event.activity_task_scheduled_event_attributes.input.payloads[0]
+        async for event in child.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ][:1]
+    assert json.loads(first_input.data)["outputs"] == {}
     for index in range(5):
         [call] = peer.calls_to(f"/item/{index}")
         assert call.headers["Idempotency-Key"] == f"{run_id}:fan[{index}]"

@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         progress_of,
     )
     from activities.models import NodeTaskOutput, OutcomeError
+    from runlane import templating
     from runlane.definition import Node, RetryConfig
     from workflows.models import NodePlan, StepError, StepState
     from workflows.node_inputs import NodeInputs
@@ -275,13 +276,21 @@ class Maps:
             retry=inline.retry,
             timeout_s=inline.timeout_s,
         )
+        item_reads = {ref.node_id for ref in templating.references(inline.config) if ref.node_id}
         step.map_workflow_id = child_id
         step.progress = MapProgress(total=len(prepared.items), completed=len(prepared.previous))
         child_input = MapInput(
             run_id=run_id,
             node_id=node.id,
             label=node.label,
-            task=task.model_copy(update={"node": item_node}),
+            # Only the outputs the inline node reads: every item's activity input carries
+            # them, and the list the items come from is usually the largest of all.
+            task=task.model_copy(
+                update={
+                    "node": item_node,
+                    "outputs": {k: v for k, v in task.outputs.items() if k in item_reads},
+                }
+            ),
             item_execution=prepared.item_execution,
             item_timeout_s=prepared.item_timeout_s,
             items=prepared.items,
