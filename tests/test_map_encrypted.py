@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from google.protobuf import json_format
 from pydantic import SecretStr
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -13,6 +17,7 @@ from runlane.converter import data_converter
 from runlane.payload_crypto import generate_key
 from runlane.settings import Settings
 from tests.api.helpers import TERMINAL, create_published, wait_for_run, wait_until
+from tests.conftest import ORG_A_KEY, ORG_B_KEY
 from tests.peer import Peer
 
 PAYLOAD_KEY = f"k1:{generate_key()}"
@@ -34,7 +39,7 @@ def client(temporal_env: WorkflowEnvironment, settings: Settings) -> Client:
 
 
 async def test_an_encrypted_map_fails_and_a_retry_reuses_completed_items(
-    api: httpx.AsyncClient, peer: Peer
+    api: httpx.AsyncClient, peer: Peer, client: Client, app: FastAPI
 ) -> None:
     peer.fail("/e/1", 1, status=400)
     node = {
@@ -73,3 +78,24 @@ async def test_an_encrypted_map_fails_and_a_retry_reuses_completed_items(
     assert [peer.count(f"/e/{i}") for i in range(3)] == [1, 2, 1]
     items = (await api.get(f"/v1/workflows/runs/{run_id}/steps/fan/items")).json()["data"]
     assert [i["attempt"] for i in items] == [1, 2, 2]
+
+    # The map child's payloads belong to the run: its organization reads them through the
+    # codec endpoint (the Temporal UI), another organization does not.
+    parent = client.get_workflow_handle(run_id)
+    [child_id] = {
+        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        async for event in parent.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    }
+    child = await client.get_workflow_handle(child_id).fetch_history()
+    [child_input] = child.events[0].workflow_execution_started_event_attributes.input.payloads
+    assert child_input.metadata["runlane-workflow-id"] == child_id.encode()
+    content = json_format.MessageToJson(Payloads(payloads=[child_input]))
+    for key, status in ((ORG_A_KEY, 200), (ORG_B_KEY, 403)):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://runlane.test",
+            headers={"Authorization": f"Bearer {key}"},
+        ) as http:
+            decoded = await http.post("/codec/decode", content=content)
+            assert decoded.status_code == status, decoded.text

@@ -65,11 +65,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import NodeFailed, describe_failure
 
 MAP_ITEM_FAILED = "MapItemFailed"
+# In a map child's workflow id, between the run id and the node id (run ids have no "~").
+MAP_CHILD_MARK = "~map~"
 _LOCAL_TIMEOUT = timedelta(seconds=60)
 
 
 def child_workflow_id(run_id: str, node_id: str) -> str:
-    return f"{run_id}~map~{node_id}~{workflow.info().first_execution_run_id[:8]}"
+    return f"{run_id}{MAP_CHILD_MARK}{node_id}~{workflow.info().first_execution_run_id[:8]}"
 
 
 @workflow.defn
