@@ -39,6 +39,7 @@ async def main() -> None:
             task_queue=settings.task_queue,
             activities=default_registry().activities(deps),
             max_cached_workflows=settings.worker_max_cached_workflows,
+            map_items_per_execution=settings.map_items_per_execution,
         )
         async with worker:
             log.info(

@@ -21,12 +21,16 @@ class NodeTaskInput(BaseModel):
     vars: dict[str, Any] = Field(default_factory=dict)
     # For start nodes: the run input given for this node.
     input: Any = None
+    # For one item of a map's inline node: the element and its position ($item, $index).
+    item: Any = None
+    index: int | None = None
 
     def template_context(self) -> TemplateContext:
         return TemplateContext(
             outputs=self.outputs,
             run={"id": self.run_id, "workflow_id": self.workflow_id},
             vars=self.vars,
+            item={} if self.index is None else {"$item": self.item, "$index": self.index},
         )
 
 

@@ -50,6 +50,8 @@ class NodeBehaviour(BaseModel):
     # Runs as a child run of another workflow (workflows/children.py), its definition frozen
     # into the run's input when the run started.
     child_run: bool = False
+    # A map: runs its inline node once per item in a child workflow (workflows/maps.py).
+    map: bool = False
 
     @model_serializer(mode="wrap")
     def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -102,3 +104,6 @@ class NodeType:
     side_effecting: bool = False
     # Frozen into each node's plan.
     behaviour: NodeBehaviour = NodeBehaviour()
+    # A config field holding an inline node ({type, config, retry?, timeout_s?}) that the
+    # validator checks against its own type (a map's `node`); its templates may use $item.
+    inline_node_field: str | None = None

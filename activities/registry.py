@@ -13,11 +13,11 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from activities import control, http, inputs, pure, subworkflow
+from activities import control, http, inputs, maps, pure, subworkflow
 
 # `activities.registry.NodeType` is the name plugins are documented to use (README).
 from activities.node_type import ActivityDeps, NodePlan, NodeType
-from runlane.definition import Definition
+from runlane.definition import Definition, Node
 
 __all__ = ["ActivityDeps", "NodeRegistry", "NodeType", "build_registry", "default_registry"]
 
@@ -43,6 +43,16 @@ class NodeRegistry(Mapping[str, NodeType]):
     def activities(self, deps: ActivityDeps) -> list[Callable[..., Any]]:
         return [t.make_activity(deps) for t in self._types.values() if t.make_activity]
 
+    def repeats_effects_per_item(self, node: Node) -> bool:
+        """A node whose inline node (a map's) is of a side-effecting type: running it again
+        calls that node again for the items that run again."""
+        spec = self._types.get(node.type)
+        field = spec.inline_node_field if spec is not None else None
+        inline = node.config.get(field) if field else None
+        inner_type = inline.get("type") if isinstance(inline, dict) else None
+        inner = self._types.get(inner_type) if isinstance(inner_type, str) else None
+        return inner is not None and inner.side_effecting
+
     def plans(self, definition: Definition) -> dict[str, NodePlan]:
         """How each node of a valid definition executes, frozen into the run's input."""
         plans: dict[str, NodePlan] = {}
@@ -64,13 +74,8 @@ class NodeRegistry(Mapping[str, NodeType]):
 
 def build_registry(extra: Iterable[NodeType] = ()) -> NodeRegistry:
     types: dict[str, NodeType] = {}
-    for node_type in (
-        *inputs.NODE_TYPES,
-        *pure.NODE_TYPES,
-        *http.NODE_TYPES,
-        *control.NODE_TYPES,
-        *subworkflow.NODE_TYPES,
-    ):
+    core = (*inputs.NODE_TYPES, *pure.NODE_TYPES, *http.NODE_TYPES, *control.NODE_TYPES)
+    for node_type in (*core, *subworkflow.NODE_TYPES, *maps.NODE_TYPES):
         types[node_type.name] = node_type
     for node_type in extra:
         if node_type.name in types:

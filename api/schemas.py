@@ -414,6 +414,21 @@ class StepErrorOut(BaseModel):
     message: str
 
 
+class MapProgressOut(BaseModel):
+    total: int
+    completed: int
+    failed: int
+    running: int
+
+
+class MapItemOut(BaseModel):
+    index: int
+    status: Literal["pending", "running", "completed", "error", "cancelled"]
+    attempt: int = Field(description="The map execution that produced it (one more per retry)")
+    output: Any
+    error: StepErrorOut | None
+
+
 class StepOut(BaseModel):
     node_id: str
     node_type: str
@@ -429,6 +444,9 @@ class StepOut(BaseModel):
     child_run_id: str | None = Field(
         default=None,
         description="A subworkflow node: the child run it started (its latest, after a retry)",
+    )
+    progress: MapProgressOut | None = Field(
+        default=None, description="map nodes: items total, completed, failed and running"
     )
 
     # Seed compatibility: the names Retab's SDK (0.0.130) reads a step by.

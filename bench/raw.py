@@ -78,4 +78,28 @@ class RawLongChainWorkflow:
         )
 
 
-WORKFLOWS = [RawChainWorkflow, RawFanoutWorkflow, RawReviewWorkflow, RawLongChainWorkflow]
+@workflow.defn
+class RawMapWorkflow:
+    """`count` regular activities calling the peer, at most `concurrency` at once."""
+
+    @workflow.run
+    async def run(self, count: int, concurrency: int) -> int:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def item(value: int) -> int:
+            async with gate:
+                result: int = await workflow.execute_activity(
+                    "raw_http", value, start_to_close_timeout=TIMEOUT
+                )
+                return result
+
+        return sum(await asyncio.gather(*(item(i) for i in range(count))))
+
+
+WORKFLOWS = [
+    RawChainWorkflow,
+    RawFanoutWorkflow,
+    RawReviewWorkflow,
+    RawLongChainWorkflow,
+    RawMapWorkflow,
+]

@@ -25,7 +25,13 @@ from temporalio.common import (
 from temporalio.converter import decode_typed_search_attributes
 
 from activities.models import PureBatchResult
-from bench.raw import RawChainWorkflow, RawFanoutWorkflow, RawLongChainWorkflow, RawReviewWorkflow
+from bench.raw import (
+    RawChainWorkflow,
+    RawFanoutWorkflow,
+    RawLongChainWorkflow,
+    RawMapWorkflow,
+    RawReviewWorkflow,
+)
 from bench.stack import Stack, cpu_seconds, rss_bytes
 from runlane import ids
 from tests.peer import Peer
@@ -558,6 +564,113 @@ async def big_run(ctx: Context, nodes: int, shape: str = "chain") -> dict[str, A
         "wall_s": round(wall, 2),
         "history_events": events,
         "history_bytes": size,
+    }
+
+
+async def map_io(ctx: Context) -> dict[str, Any]:
+    """A map of 1,000 http_request items at concurrency 50 against raw Temporal running the
+    same 1,000 activities from one workflow (a semaphore of 50), alternately, twice each."""
+    count, concurrency = (200 if ctx.quick else 1000), 50
+    item = {
+        "type": "http_request",
+        "config": {"method": "POST", "url": f"{ctx.peer.url}/map", "body": {"v": "{{$item}}"}},
+    }
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_json"},
+            {
+                "id": "fan",
+                "type": "map",
+                "config": {"items": "{{in.values}}", "node": item, "concurrency": concurrency},
+            },
+            {"id": "out", "type": "end", "config": {"outputs": {"errors": "{{fan.errors}}"}}},
+        ],
+        "edges": [{"source": "in", "target": "fan"}, {"source": "fan", "target": "out"}],
+    }
+    workflow_id = await publish(ctx, definition)
+    body = {"json_inputs": {"in": {"values": list(range(count))}}}
+    walls: dict[str, list[float]] = {"runlane": [], "raw": []}
+    status = None
+    for _ in range(2):
+        started = time.perf_counter()
+        run_id = await start_run(ctx, workflow_id, body)
+        await run_result(ctx, run_id)
+        walls["runlane"].append(time.perf_counter() - started)
+        status = (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json().get("status")
+        started = time.perf_counter()
+        await ctx.client.execute_workflow(
+            RawMapWorkflow.run,
+            args=[count, concurrency],
+            id=f"raw-{uuid.uuid4().hex}",
+            task_queue=ctx.raw_queue,
+        )
+        walls["raw"].append(time.perf_counter() - started)
+    runlane_wall, raw_wall = min(walls["runlane"]), min(walls["raw"])
+    return {
+        "items": count,
+        "concurrency": concurrency,
+        "status": status,
+        "runlane_items_per_s": round(count / runlane_wall, 1),
+        "raw_items_per_s": round(count / raw_wall, 1),
+        "ratio": round(raw_wall / runlane_wall, 2),
+    }
+
+
+async def map_pure(ctx: Context, count: int = 10_000) -> dict[str, Any]:
+    """One run whose map evaluates `count` pure items (a transform per item): wall time, the
+    run's history, the map child's executions and events (it continues as new every
+    RUNLANE_MAP_ITEMS_PER_EXECUTION items), and the worker's peak memory meanwhile."""
+    count = min(count, 1000) if ctx.quick else count
+    item = {"type": "transform", "config": {"output": {"n": "{{$item}}", "at": "{{$index}}"}}}
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_json"},
+            {"id": "fan", "type": "map", "config": {"items": "{{in.values}}", "node": item}},
+            {"id": "out", "type": "end", "config": {"outputs": {"errors": "{{fan.errors}}"}}},
+        ],
+        "edges": [{"source": "in", "target": "fan"}, {"source": "fan", "target": "out"}],
+    }
+    workflow_id = await publish(ctx, definition)
+    worker = ctx.stack.pid("worker")
+    peak = rss_bytes(worker)
+    started = time.perf_counter()
+    run_id = await start_run(
+        ctx, workflow_id, {"json_inputs": {"in": {"values": list(range(count))}}}
+    )
+    result = asyncio.ensure_future(run_result(ctx, run_id))
+    while not result.done():
+        peak = max(peak, rss_bytes(worker))
+        await asyncio.sleep(0.2)
+    wall = time.perf_counter() - started
+    status = (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json().get("status")
+    events, size = await history_size(ctx.client, run_id)
+    child_ids = [
+        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        async for event in ctx.client.get_workflow_handle(run_id).fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+    executions, child_events, largest = 0, 0, 0
+    run: str | None = None
+    while child_ids:
+        history = await ctx.client.get_workflow_handle(child_ids[0], run_id=run).fetch_history()
+        executions += 1
+        child_events += len(history.events)
+        largest = max(largest, len(history.events))
+        started_attributes = history.events[0].workflow_execution_started_event_attributes
+        run = started_attributes.continued_execution_run_id or None
+        if run is None:
+            break
+    return {
+        "items": count,
+        "status": status,
+        "wall_s": round(wall, 2),
+        "items_per_s": round(count / wall, 1),
+        "run_history_events": events,
+        "run_history_bytes": size,
+        "map_executions": executions,
+        "map_history_events": child_events,
+        "map_largest_history_events": largest,
+        "worker_peak_rss_mb": round(peak / 1024 / 1024, 1),
     }
 
 

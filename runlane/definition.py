@@ -394,7 +394,12 @@ def _problems(readable: _Readable, node_types: Mapping[str, NodeTypeSpec]) -> It
             for error in exc.errors():
                 where = _format_loc(("config", *error["loc"]))
                 yield Problem(node_id=node.id, message=f"{where}: {_error_message(error)}")
-        for ref in templating.references(node.config):
+        inline_field = getattr(spec, "inline_node_field", None)
+        outer = node.config
+        if inline_field is not None:
+            outer = {k: v for k, v in node.config.items() if k != inline_field}
+            yield from _inline_node_problems(node.id, node.config.get(inline_field), node_types)
+        for ref in templating.references(outer):
             problem = templating.reference_problem(ref)
             if problem:
                 yield Problem(node_id=node.id, message=problem)
@@ -503,3 +508,44 @@ def _problems(readable: _Readable, node_types: Mapping[str, NodeTypeSpec]) -> It
             else:
                 continue
             yield Problem(node_id=node.id, message=message)
+
+
+def _inline_node_problems(
+    node_id: str, inline: Any, node_types: Mapping[str, NodeTypeSpec]
+) -> Iterable[Problem]:
+    """A node inside another's config (a map's `node`): a known node type that runs as an
+    activity, with a config valid for that type; its templates may use $item and $index. Its
+    shape ({type, config, retry?, timeout_s?}) is the outer config model's business."""
+    if not isinstance(inline, Mapping) or not isinstance(inline.get("type"), str):
+        return
+    node_type, config = inline["type"], inline.get("config", {})
+    spec = node_types.get(node_type)
+    if spec is None:
+        known = ", ".join(sorted(node_types))
+        yield Problem(
+            node_id=node_id, message=f"node.type: unknown node type '{node_type}' ({known})"
+        )
+        return
+    if (
+        spec.role != "task"
+        or getattr(spec, "execution", None) == "workflow"
+        or getattr(spec, "inline_node_field", None) is not None
+    ):
+        yield Problem(
+            node_id=node_id,
+            message=f"node.type: a '{node_type}' node cannot run per item (use a node type "
+            "that runs as an activity, such as http_request or transform)",
+        )
+        return
+    if not isinstance(config, dict):
+        return
+    try:
+        spec.config_model.model_validate(config)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = _format_loc(("config", "node", "config", *error["loc"]))
+            yield Problem(node_id=node_id, message=f"{where}: {_error_message(error)}")
+    for ref in templating.references(config):
+        problem = templating.reference_problem(ref, item_scope=True)
+        if problem:
+            yield Problem(node_id=node_id, message=problem)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # review): the SDK default of 1,000 costs 129 KB of worker memory per waiting run, 250
     # costs 42 KB, and every run still completes after its decision.
     worker_max_cached_workflows: int = Field(default=250, ge=0)
+    # Items a map's child workflow runs before it continues as new (worker side; each run
+    # records it, so runs in flight keep theirs): bounds the events of one history.
+    map_items_per_execution: int = Field(default=1000, ge=1, le=5000)
     # "k2:<base64 32 bytes>,k1:<base64>": the first encrypts every payload written to
     # Temporal, all decrypt (runlane/payload_crypto.py). Empty: payloads are plain JSON.
     # Parsed by payload_keys(), not by a validator: pydantic's error would echo the value.

@@ -2,7 +2,8 @@
 
 A string that is exactly one `{{ref}}` keeps the referenced value's JSON type; a reference
 inside a longer string is interpolated as text. `ref` is `node_id[.path]` (the first dot ends
-the node id; list items by index), `$run.id`, `$run.workflow_id` or `$vars.name[.path]`.
+the node id; list items by index), `$run.id`, `$run.workflow_id` or `$vars.name[.path]`; inside
+a `map` node's `node` config also `$item[.path]` and `$index` (ITEM_ROOTS).
 Pure functions only: the workflow sandbox imports this module.
 """
 
@@ -20,6 +21,8 @@ _WHOLE = re.compile(r"^\{\{" + _REF + r"\}\}$")
 _INNER = re.compile(r"\{\{" + _REF + r"\}\}")
 
 RUN_FIELDS = ("id", "workflow_id")
+# References a map's inline node resolves per item (the element and its position).
+ITEM_ROOTS = ("$item", "$index")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class TemplateContext:
     outputs: Mapping[str, Any]
     run: Mapping[str, Any] = field(default_factory=dict)
     vars: Mapping[str, Any] = field(default_factory=dict)
+    # Per-item values of a map's inline node ($item, $index); empty elsewhere.
+    item: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Missing:
@@ -55,6 +60,11 @@ def parse_reference(raw: str) -> Reference:
     return Reference(raw=raw, root=root, path=path)
 
 
+def is_whole_reference(template: str) -> bool:
+    """A string that is exactly one `{{ref}}`: it renders to the referenced value itself."""
+    return _WHOLE.match(template) is not None
+
+
 def references(template: Any) -> Iterator[Reference]:
     """Every reference in a template (any JSON value), in document order."""
     if isinstance(template, str):
@@ -68,8 +78,15 @@ def references(template: Any) -> Iterator[Reference]:
             yield from references(item)
 
 
-def reference_problem(ref: Reference) -> str | None:
-    """What is wrong with a reference on its own (ancestry is the validator's business)."""
+def reference_problem(ref: Reference, *, item_scope: bool = False) -> str | None:
+    """What is wrong with a reference on its own (ancestry is the validator's business).
+    `item_scope`: inside a map's inline node, where $item and $index resolve."""
+    if ref.root in ITEM_ROOTS:
+        if not item_scope:
+            return f"'{{{{{ref.raw}}}}}': {ref.root} exists only inside a map's node config"
+        if ref.root == "$index" and ref.path:
+            return f"'{{{{{ref.raw}}}}}': $index is a number, it has no fields"
+        return None
     if ref.root == "$run":
         if len(ref.path) != 1 or ref.path[0] not in RUN_FIELDS:
             return f"'{{{{{ref.raw}}}}}': $run has only {', '.join(RUN_FIELDS)}"
@@ -151,6 +168,10 @@ def lookup(value: Any, path: tuple[str, ...]) -> Any:
 
 
 def resolve(ref: Reference, context: TemplateContext) -> Any:
+    if ref.root in ITEM_ROOTS:
+        if ref.root not in context.item:
+            return MISSING
+        return lookup(context.item[ref.root], ref.path)
     if ref.root == "$run":
         return lookup(context.run, ref.path)
     if ref.root == "$vars":

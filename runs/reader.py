@@ -34,6 +34,7 @@ from runlane.errors import InvalidInput, NotFound, Unavailable, invalid, not_fou
 from runlane.paging import Order
 from runs.listing import CreationOrder, Position
 from runs.temporal_errors import unavailable
+from workflows.maps import MAP_CHILD_MARK
 from workflows.models import (
     TERMINAL_STATUSES,
     RunError,
@@ -271,7 +272,9 @@ class RunReader:
 
     async def organization_of(self, run_id: str) -> str | None:
         """The organization run `run_id` belongs to (the search attribute `get` checks), or
-        None when there is no such run; recent answers are cached (`_RecentOrganizations`)."""
+        None when there is no such run; recent answers are cached (`_RecentOrganizations`).
+        A map's child workflow (workflows/maps.py) belongs to the run that started it."""
+        run_id = run_id.partition(MAP_CHILD_MARK)[0]
         if not ids.is_valid(ids.RUN, run_id):
             return None
         namespace = self._client.namespace

@@ -52,7 +52,13 @@ class Retries:
         run_input = await self._reader.run_input(view.state.run_id)
         plans = {node_id: plan.execution for node_id, plan in run_input.plans.items()}
         boundaries = await task_boundaries(self._client, view.state.run_id, view.temporal_run_id)
-        return plan_retry(view.state, plans, self._registry, from_, boundaries), run_input
+        side_effecting = [
+            node.id
+            for node in run_input.definition.nodes
+            if self._registry.repeats_effects_per_item(node)
+        ]
+        plan = plan_retry(view.state, plans, self._registry, from_, boundaries, side_effecting)
+        return plan, run_input
 
     async def retry(
         self,

@@ -31,7 +31,7 @@ input carries the attempts so far and the overriding inputs, so nothing can race
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -175,8 +175,11 @@ def plan_retry(
     registry: NodeRegistry,
     from_: RetryFrom,
     boundaries: TaskBoundaries,
+    side_effecting: Collection[str] = (),
 ) -> RetryPlan:
-    """`plans` maps node id to its execution (local/remote/workflow) as the run froze it."""
+    """`plans` maps node id to its execution (local/remote/workflow) as the run froze it;
+    `side_effecting` names nodes whose re-run repeats effects beyond their type's own (a map
+    whose items are side-effecting)."""
     if state.status not in RETRYABLE_STATUSES:
         return RetryPlan(
             from_=from_,
@@ -254,8 +257,10 @@ def plan_retry(
         for s in steps
         if s.node_id in rerun
         and s.started_at is not None
-        and (spec := registry.get(s.node_type)) is not None
-        and spec.side_effecting
+        and (
+            s.node_id in side_effecting
+            or ((spec := registry.get(s.node_type)) is not None and spec.side_effecting)
+        )
     ]
     return RetryPlan(
         from_=from_,

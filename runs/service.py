@@ -9,19 +9,27 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.maps import ItemOutcome, MapItemsQuery
 from activities.registry import NodeRegistry
 from runlane import ids
-from runlane.errors import Conflict, NotFound
+from runlane.errors import Conflict, NotFound, Unavailable, invalid
 from runlane.paging import Order
 from runs.commands import Command, CommandLog, Steps
 from runs.inputs import InputResolver, RequestedInputs
 from runs.models import Outcome, RetrySpec, WaitingReview
 from runs.reader import (
     CANCELLED_BY_TERMINATION,
+    QUERY_TIMEOUT,
     RunFilter,
     RunPage,
     RunReader,
@@ -38,6 +46,7 @@ from store.decisions import DecisionRepository
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.workflows import WorkflowRepository
+from workflows.maps import MapWorkflow
 from workflows.models import (
     TERMINAL_STATUSES,
     ReviewDecision,
@@ -129,8 +138,69 @@ class RunService:
         view = await self._reader.get(org, run_id)
         for step in view.state.steps:
             if step.node_id == node_id:
-                return step
+                return await self._live(step)
         raise NotFound("step_not_found", f"Run {run_id} has no node {node_id}.")
+
+    @needs_temporal
+    async def steps(self, org: str, run_id: str) -> list[StepState]:
+        """The run's steps, a running map's with its live progress."""
+        view = await self._reader.get(org, run_id)
+        return [await self._live(step) for step in view.state.steps]
+
+    async def _live(self, step: StepState) -> StepState:
+        """A running map step's progress as its child workflow counts it now (the run records
+        it when the map starts and ends); the recorded one when the child cannot answer."""
+        if step.status != "running" or step.map_workflow_id is None:
+            return step
+        handle = self._client.get_workflow_handle(step.map_workflow_id)
+        try:
+            progress = await handle.query(MapWorkflow.progress, rpc_timeout=QUERY_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError):
+            return step
+        return step.model_copy(update={"progress": progress})
+
+    @needs_temporal
+    async def map_items(
+        self, org: str, run_id: str, node_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[ItemOutcome], str | None]:
+        """A page of a map step's items, in item order; NotFound for a node that is no map."""
+        step = await self.step(org, run_id, node_id)
+        spec = self._registry.get(step.node_type)
+        if spec is None or not spec.behaviour.map:
+            raise NotFound("map_not_found", f"Node {node_id} of run {run_id} is not a map.")
+        offset = 0
+        if cursor is not None:
+            if not (cursor.startswith("i") and cursor[1:].isdigit() and len(cursor) < 12):
+                message = "cursor is not one this API returned."
+                raise invalid(
+                    "invalid_cursor", message, [{"loc": ["query", "cursor"], "message": message}]
+                )
+            offset = int(cursor[1:])
+        if step.map_workflow_id is None:  # the map has not started
+            return [], None
+        handle = self._client.get_workflow_handle(step.map_workflow_id)
+        try:
+            items = await handle.query(
+                MapWorkflow.items,
+                MapItemsQuery(offset=offset, limit=limit + 1),
+                rpc_timeout=QUERY_TIMEOUT,
+            )
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            raise Unavailable(
+                "map_items_unavailable",
+                f"The items of map {node_id} cannot be read right now ({err}); try again.",
+            ) from err
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise
+            raise Unavailable(
+                "map_items_unavailable",
+                f"The items of map {node_id} cannot be read right now (no worker answered); "
+                "try again.",
+            ) from err
+        if len(items) > limit:
+            return items[:limit], f"i{offset + limit}"
+        return items, None
 
     @needs_temporal
     async def list_runs(

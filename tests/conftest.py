@@ -85,6 +85,7 @@ async def worker(
         client,
         task_queue=settings.task_queue,
         activities=default_registry().activities(deps),
+        map_items_per_execution=settings.map_items_per_execution,
     ) as running:
         yield running
 

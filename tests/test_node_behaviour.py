@@ -43,12 +43,15 @@ def test_plans_carry_each_node_types_behaviour() -> None:
     }
 
 
+NEWER_THAN_BEHAVIOURS = {"map", "subworkflow"}
+
+
 def test_a_plan_frozen_before_behaviours_gets_what_its_type_name_gave() -> None:
     # Runs in flight froze plans without `behaviour`: each core type keeps its behaviour.
-    # (Types added since plans carry behaviours were never frozen without one.)
-    added_since = {"subworkflow"}
+    # (Types added since plans carry behaviours, such as map and subworkflow, were never frozen
+    # without one.)
     for name, node_type in default_registry().items():
-        if name in added_since:
+        if name in NEWER_THAN_BEHAVIOURS:
             continue
         old = NodePlan.model_validate(
             {"role": node_type.role, "execution": node_type.execution, "timeout_s": 30}

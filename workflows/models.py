@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
+
+from activities.maps import MapProgress
 
 # Defined beside the node types that plan it (below this package); part of RunInput, so
 # re-exported here with the rest of the wire format.
@@ -134,6 +136,18 @@ class StepState(BaseModel):
     # reuses follow from them. Not part of the public step.
     started_event_id: int | None = None
     finished_event_id: int | None = None
+    # Map nodes: items settled so far (public), and the child workflow running the items.
+    progress: MapProgress | None = None
+    map_workflow_id: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_map(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Only map steps carry these: every other step serializes as it did before them.
+        data: dict[str, Any] = handler(self)
+        for key in ("progress", "map_workflow_id"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class PendingReview(BaseModel):

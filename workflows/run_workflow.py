@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.attempts import Attempts
     from workflows.batches import Batches, is_batch
     from workflows.children import Children
+    from workflows.maps import Maps
     from workflows.models import (
         ErrorStage,
         NodePlan,
@@ -151,6 +152,7 @@ class RunWorkflow:
         self._reviews = Reviews(run, self._visibility)
         self._batches = Batches(run, self._node_inputs, self._reviews, self._attempts)
         self._children = Children(input, self._node_inputs)
+        self._maps = Maps(self._node_inputs)
 
     # ----------------------------------------------------------------- entry point
 
@@ -398,7 +400,9 @@ class RunWorkflow:
             if plan.role == "review":
                 output, edges = await self._reviews.decision(node)
             else:
-                if self._behaviour[node_id].timer:
+                if self._behaviour[node_id].map:
+                    output = await self._maps.run(node, plan, step, self._input.run_id)
+                elif self._behaviour[node_id].timer:
                     config = DelayConfig.model_validate(node.config)
                     await workflow.sleep(config.seconds, summary=node.label or node.id)
                     output = {}

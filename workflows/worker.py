@@ -13,25 +13,40 @@ from temporalio.worker import Worker
 
 from activities import workflow_support
 from activities.evaluation import PureBatches
+from activities.maps import MapActivities
 from activities.recorded import RecordedOutcomes
 from activities.registry import default_registry
+from workflows.maps import MapWorkflow
 from workflows.run_workflow import RunWorkflow
 
 
 def create_worker(
-    client: Client, *, task_queue: str, activities: Sequence[Callable[..., Any]], **options: Any
+    client: Client,
+    *,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    map_items_per_execution: int = 1000,
+    **options: Any,
 ) -> Worker:
     """A worker of the run workflow: the node activities given, plus the activities the
-    workflow itself needs (the batches of pure work, which read histories through `client`)."""
+    workflow itself needs (the batches of pure work, which read histories through `client`;
+    the maps' preparation and pure items)."""
     batches = PureBatches(default_registry(), RecordedOutcomes(client))
+    maps = MapActivities(client, default_registry(), items_per_execution=map_items_per_execution)
     # A RecursionError in workflow code fails again at every retry of the workflow task: the
     # run would stay open for ever. It fails the run instead (the reader shows it as an error).
     failure_types = [RecursionError, *options.pop("workflow_failure_exception_types", [])]
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[RunWorkflow],
-        activities=[*activities, *workflow_support.ACTIVITIES, batches.evaluate],
+        workflows=[RunWorkflow, MapWorkflow],
+        activities=[
+            *activities,
+            *workflow_support.ACTIVITIES,
+            batches.evaluate,
+            maps.prepare,
+            maps.evaluate,
+        ],
         workflow_failure_exception_types=failure_types,
         **options,
     )

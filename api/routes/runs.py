@@ -11,9 +11,9 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from api import run_views, schemas
-from api.deps import JsonBody, OrgDep, PageDep, RunsDep, SettingsDep
+from api.deps import CURSOR_SHAPE, JsonBody, OrgDep, PageDep, RunsDep, SettingsDep
 from api.errors import error_body, status_of
-from api.run_views import record_of, requested_inputs, step_record, step_records
+from api.run_views import record_of, requested_inputs, step_record
 from runlane.errors import RunlaneError
 from runlane.settings import Settings
 from runs.models import Outcome
@@ -192,14 +192,37 @@ async def get_run_steps(
     run_id: str, org: OrgDep, runs: RunsDep
 ) -> schemas.DataList[schemas.StepOut]:
     """A run's steps, one per node, in topological order."""
-    view = await runs.get(org, run_id)
-    return schemas.DataList(data=step_records(view.state))
+    return schemas.DataList(data=[step_record(step) for step in await runs.steps(org, run_id)])
 
 
 @router.get("/runs/{run_id}/steps/{node_id}", response_model=schemas.StepOut)
 async def get_run_step(run_id: str, node_id: str, org: OrgDep, runs: RunsDep) -> schemas.StepOut:
     """One step of a run, by its node id; 404 `step_not_found` when the run has no such node."""
     return step_record(await runs.step(org, run_id, node_id))
+
+
+@router.get("/runs/{run_id}/steps/{node_id}/items", response_model=schemas.Page[schemas.MapItemOut])
+async def get_map_items(
+    run_id: str,
+    node_id: str,
+    org: OrgDep,
+    runs: RunsDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="Items per page (1-200)")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="The previous page's `next_cursor`: the next page",
+            json_schema_extra=CURSOR_SHAPE,
+        ),
+    ] = None,
+) -> schemas.Page[schemas.MapItemOut]:
+    """A map step's items in item order (not newest first), each with its status, attempt,
+    output and error; 404 `map_not_found` when the node is not a map."""
+    items, next_cursor = await runs.map_items(org, run_id, node_id, limit=limit, cursor=cursor)
+    return schemas.Page(
+        data=[schemas.MapItemOut.model_validate(item.model_dump()) for item in items],
+        next_cursor=next_cursor,
+    )
 
 
 @router.get(
