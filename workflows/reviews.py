@@ -16,9 +16,14 @@ verdict on data an operator sent could change how an old run replays; validating
 activity would record the verdict but run signal handlers out of arrival order, which the
 quorum's bookkeeping relies on.)
 
-`escalate_after_s` is a durable timer started when the node begins to wait (patch-gated: the
-marker is written only for nodes that escalate); when it fires first, the step and the pending
-review record `escalated_at` and the inbox counts `escalate_to` among the assignees.
+`escalate_after_s` is a durable timer started when the node begins to wait; when it fires
+before a decision, the step and the pending review record `escalated_at` and the inbox counts
+`escalate_to` among the assignees. Not behind a `workflow.patched` marker: whether a node
+escalates is frozen in the run's input (its definition), and no run started before this code
+can have such a node (the config refused unknown fields), so every earlier history replays
+unchanged. A marker would also be wrong here: a prepared review starts waiting after a batch's
+local activity, whose result can reach the workflow in a later task live than on replay, so
+`patched` would be asked in another task on replay than the one holding its marker.
 """
 
 from __future__ import annotations
@@ -43,8 +48,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.steps import NodeFailed, RunContext, ms
     from workflows.visibility import Visibility
-
-_ESCALATION_PATCH = "review-escalation-timer"
 
 
 class Reviews:
@@ -177,10 +180,9 @@ class Reviews:
         # No `finally` here: on cache eviction the coroutine is closed outside the workflow's
         # event loop; a cancelled run's waits are closed by `end` instead.
         timeout = config.timeout_s
+        # (A run that escalates has it in its frozen definition: see the module docstring.)
         escalates = config.escalate_after_s is not None and node.id not in self._decisions
-        # (Patched: the marker is written only for nodes that escalate, which no earlier code
-        # could run, so every other run replays as it ran.)
-        if escalates and workflow.patched(_ESCALATION_PATCH):
+        if escalates:
             timeout = await self._wait_to_escalate(node, config)
         try:
             if node.id not in self._decisions or not escalates:

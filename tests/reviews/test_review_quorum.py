@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from activities.registry import ActivityDeps, default_registry
+from runlane.converter import data_converter
 from runlane.settings import Settings
 from tests.api.helpers import create_published, wait_for_run, wait_until
 from tests.conftest import ORG_A_KEY
@@ -79,6 +81,14 @@ async def step(api: httpx.AsyncClient, run_id: str, node_id: str = "review") -> 
     return next(s for s in steps if s["node_id"] == node_id)
 
 
+async def assert_replays(client: Client, run_id: str) -> None:
+    """The run's history replays with today's code (what a worker restart does)."""
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
 # ------------------------------------------------------------------ data_schema
 
 
@@ -131,7 +141,7 @@ async def test_an_invalid_signal_leaves_the_node_waiting(
 
 
 async def test_two_approvals_from_distinct_reviewers_complete_the_node(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, client: Client
 ) -> None:
     run_id = await start(api, reviewed(approvals_required=2, assignees=["ann", "bob", "cy"]))
 
@@ -165,6 +175,7 @@ async def test_two_approvals_from_distinct_reviewers_complete_the_node(
     assert review_step["review"]["decision"] == "approve"
     late = await decide(api, run_id, decision="reject", reviewer="cy")
     assert late.status_code == 409
+    await assert_replays(client, run_id)
 
 
 async def test_a_reject_after_one_approval_rejects(api: httpx.AsyncClient) -> None:
@@ -281,6 +292,7 @@ async def test_escalation_is_a_durable_timer_that_survives_a_worker_restart(
             done = await wait_for_run(api, run_id)
             assert done["status"] == "completed"
             assert (await step(api, run_id))["escalated_at"] == item["escalated_at"]
+        await assert_replays(client, run_id)
 
 
 async def test_a_decision_before_escalation_cancels_it(api: httpx.AsyncClient) -> None:
