@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.worker import Replayer
@@ -119,7 +120,7 @@ async def test_data_failing_the_schema_is_422_naming_the_problem(
 
 
 async def test_an_invalid_signal_leaves_the_node_waiting(
-    api: httpx.AsyncClient, client: Client
+    api: httpx.AsyncClient, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     run_id = await start(api, reviewed(data_schema=AMOUNT_SCHEMA))
     handle = client.get_workflow_handle(run_id)
@@ -135,6 +136,9 @@ async def test_an_invalid_signal_leaves_the_node_waiting(
     done = await wait_for_run(api, run_id)
     assert done["final_outputs"] == {"amount": 10}
     assert (await step(api, run_id))["review"]["reviewer"] == "op"
+    # The worker logged why (the workflow's logger, in this process).
+    logged = [r.getMessage() for r in caplog.records if "review signal ignored" in r.getMessage()]
+    assert any("data fails data_schema" in m and "5000" in m for m in logged), logged
 
 
 # ------------------------------------------------------------------ quorum
