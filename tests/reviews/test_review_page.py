@@ -251,6 +251,8 @@ async def test_a_form_for_the_data_schema_with_assignees_and_approvals(
         },
         "assignees": ["Ann", "Bob"],
         "approvals_required": 2,
+        "escalate_after_s": 1,
+        "escalate_to": ["Cy"],
     }
     workflow_id = await create_published(api, definition)
     started = await api.post(
@@ -274,6 +276,9 @@ async def test_a_form_for_the_data_schema_with_assignees_and_approvals(
     await expect(item.locator(".editor")).to_have_count(0)
     await expect(item.locator(".assignees")).to_contain_text("Ann, Bob")
     await expect(item.locator(".approvals")).to_contain_text("0 of 2")
+    # The escalation timer fires: the card shows it without a reload.
+    await expect(item.locator(".escalation")).to_contain_text("to Cy", timeout=15_000)
+    await expect(item.locator(".assignees")).to_contain_text("Ann, Bob, Cy")
 
     # The API's 422 names the problem on the card.
     await item.locator('[data-field="amount"]').fill("99000")
