@@ -409,6 +409,13 @@ class ReviewOut(BaseModel):
     decided_at: datetime
 
 
+class ApprovalOut(BaseModel):
+    reviewer: str | None
+    comment: str | None
+    data: Any = None
+    approved_at: datetime
+
+
 class StepErrorOut(BaseModel):
     type: str
     message: str
@@ -447,6 +454,15 @@ class StepOut(BaseModel):
     )
     progress: MapProgressOut | None = Field(
         default=None, description="map nodes: items total, completed, failed and running"
+    )
+    approvals: list[ApprovalOut] = Field(
+        default_factory=list,
+        description="human_review nodes that need several approvals: the approvals so far",
+    )
+    escalated_at: datetime | None = Field(
+        default=None,
+        description="human_review nodes: when the review escalated (escalate_after_s passed "
+        "without a decision)",
     )
 
     # Seed compatibility: the names Retab's SDK (0.0.130) reads a step by.
@@ -542,6 +558,17 @@ class PendingReviewOut(BaseModel):
     payload: Any
     waiting_since: datetime
     workflow: RunWorkflowOut
+    data_schema: dict[str, Any] | None = Field(
+        default=None, description="The JSON Schema an approval's `data` must match"
+    )
+    assignees: list[str] = Field(
+        default_factory=list,
+        description="Who is asked to review (with `escalate_to` once escalated)",
+    )
+    approvals_required: int = 1
+    approvals: list[ApprovalOut] = Field(default_factory=list, description="Approvals so far")
+    escalated_at: datetime | None = None
+    escalate_to: list[str] = Field(default_factory=list)
 
 
 # ------------------------------------------------------------------ node types

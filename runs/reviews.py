@@ -16,6 +16,15 @@ that delivers what nobody else did. So the row and the signal succeed together, 
 
 A decision is sent to the Temporal execution it was taken against (a retry's reset starts a
 new one, with a new attempt), never to a later one.
+
+A node that needs several approvals (`approvals_required`) takes one row per decision, in
+numbered seats (store/decisions.py). A decision is checked against the seats before it: one
+that comes after a reject or after the last required approval is refused (409, "not
+waiting"), an approval by a reviewer who already approved is refused (409,
+"already_approved"); otherwise it claims the next seat (losing it to a concurrent decision
+means checking again). Seats are delivered in order (a seat's delivery first delivers the
+seats before it), so the run applies them in the order the API decided them and reaches the
+same verdict: every decision answered 202 has exactly one effect on the run.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import contextlib
 import logging
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from temporalio.api.common.v1 import Payload, WorkflowExecution
@@ -33,13 +43,14 @@ from temporalio.client import Client
 from temporalio.converter import WorkflowSerializationContext
 from temporalio.service import RPCError, RPCStatusCode
 
-from runlane.errors import Conflict, RunlaneError, TooLarge
+from activities.control import review_data_problems
+from runlane.errors import Conflict, RunlaneError, TooLarge, invalid
 from runs.commands import Command, CommandLog, Steps
 from runs.models import Outcome
-from runs.reader import RunReader
+from runs.reader import RunReader, RunView
 from runs.temporal_errors import REFUSED, over_payload_limit, unavailable
 from store.decisions import DecisionRecord, DecisionRepository, DecisionSlot
-from workflows.models import ReviewDecision
+from workflows.models import PendingReview, ReviewDecision
 
 log = logging.getLogger("runlane.reviews")
 
@@ -67,7 +78,8 @@ _REQUEST_IDS = uuid.UUID("5d0f4c52-7f1e-4a53-9a43-52c4b1a0d3e1")
 
 def request_id(record: DecisionRecord) -> str:
     slot = record.slot
-    parts = (slot.organization_id, slot.run_id, slot.node_id, str(slot.attempt), record.holder)
+    # (Seat 1's key is the node id: rows recorded before seats keep their request ids.)
+    parts = (slot.organization_id, slot.run_id, slot.key, str(slot.attempt), record.holder)
     return str(uuid.uuid5(_REQUEST_IDS, "\x1f".join(parts)))
 
 
@@ -104,6 +116,12 @@ class DecisionDelivery:
         """
         if record.delivered_at is not None:
             return
+        if record.slot.seat > 1:
+            # The seats before this one reach the run first: it applies them in seat order.
+            for earlier in await self._decisions.of_node(record.slot):
+                if earlier.slot.seat < record.slot.seat and earlier.delivered_at is None:
+                    with contextlib.suppress(Conflict, TooLarge):  # refused: it never counts
+                        await self.deliver(earlier)
         run_id = record.slot.run_id
         if payloads is None:
             try:
@@ -225,6 +243,9 @@ class Reviews:
                 return False  # refused, so never decided: it is decided again, or refused
             return True
 
+        pending = next((p for p in view.state.pending_reviews if p.node_id == node_id), None)
+        required = pending.approvals_required if pending is not None else 1
+
         async def prepare() -> list[Payload]:
             if node_id not in view.state.waiting_for_node_ids:
                 raise Conflict(
@@ -232,6 +253,8 @@ class Reviews:
                     f"Node '{node_id}' of run {run_id} is not waiting for a review (already "
                     "decided, not reached yet, or not a human_review node).",
                 )
+            if pending is not None:
+                _check(decision, pending)
             return await self._delivery.encode(run_id, decision)
 
         async def perform(payloads: list[Payload], _: str) -> None:
@@ -239,8 +262,13 @@ class Reviews:
             # click at once. (A retry that runs the node again waits under a new attempt, so
             # it takes a new decision.) A command_id makes its replays the same holder.
             holder = command_id or uuid.uuid4().hex
+            slot = DecisionSlot(org, run_id, node_id, view.state.attempt)
+            if required > 1:
+                record = await self._take_seat(slot, decision, required, holder, view)
+                await self._delivery.deliver(record, payloads)
+                return
             record, _created = await self._decisions.claim(
-                DecisionSlot(org, run_id, node_id, view.state.attempt),
+                slot,
                 holder=holder,
                 decision=decision.model_dump(mode="json"),
                 temporal_run_id=view.temporal_run_id,
@@ -260,6 +288,82 @@ class Reviews:
             command, Steps(run_id, took_effect, prepare, perform)
         )
         return Outcome(await self._reader.get(org, run_id), executed.replayed)
+
+    async def _take_seat(
+        self,
+        slot: DecisionSlot,
+        decision: ReviewDecision,
+        required: int,
+        holder: str,
+        view: RunView,
+    ) -> DecisionRecord:
+        """A decision on a node that needs several approvals: the next seat, when the seats
+        before it leave the node waiting and this reviewer has not approved yet."""
+        while True:
+            taken = await self._decisions.of_node(slot)
+            mine = next((r for r in taken if r.holder == holder), None)
+            if mine is not None:  # a concurrent twin of this command took it
+                return mine
+            refusal = _seat_refusal(taken, decision, required, slot)
+            if refusal is not None:
+                # The decisions that came first may still be on their way: help them there.
+                if taken:
+                    with contextlib.suppress(RunlaneError, RPCError):
+                        await self._delivery.deliver(taken[-1])
+                raise refusal
+            seat = taken[-1].slot.seat + 1 if taken else 1
+            record, created = await self._decisions.claim(
+                replace(slot, seat=seat),
+                holder=holder,
+                decision=decision.model_dump(mode="json"),
+                temporal_run_id=view.temporal_run_id,
+            )
+            if created or record.holder == holder:
+                return record
+            # Another decision took that seat first: check against it too.
+
+
+def _check(decision: ReviewDecision, pending: PendingReview) -> None:
+    """What the node's config asks of a decision, checked before anything is recorded."""
+    if decision.decision != "approve":
+        return
+    if decision.data is not None:
+        problems = review_data_problems(pending.data_schema, decision.data)
+        if problems:
+            raise invalid(
+                "invalid_review_data",
+                f"data does not match the node's data_schema: {'; '.join(problems[:5])}",
+                [{"loc": ["body", "data"], "message": problem} for problem in problems],
+            )
+    if pending.approvals_required > 1 and not decision.reviewer:
+        message = (
+            f"Node '{pending.node_id}' needs {pending.approvals_required} approvals from "
+            "distinct reviewers: an approval must name its reviewer."
+        )
+        raise invalid(
+            "reviewer_required", message, [{"loc": ["body", "reviewer"], "message": message}]
+        )
+
+
+def _seat_refusal(
+    taken: list[DecisionRecord], decision: ReviewDecision, required: int, slot: DecisionSlot
+) -> Conflict | None:
+    """Why the decisions already taken for a node leave no seat for this one (or None)."""
+    decisions = [ReviewDecision.model_validate(r.decision) for r in taken]
+    approvers = [d.reviewer for d in decisions if d.decision == "approve"]
+    if len(approvers) >= required or any(d.decision == "reject" for d in decisions):
+        return Conflict(
+            "review_not_waiting",
+            f"Node '{slot.node_id}' of run {slot.run_id} is not waiting for a review: it was "
+            "already decided.",
+        )
+    if decision.decision == "approve" and decision.reviewer in approvers:
+        return Conflict(
+            "review_already_approved",
+            f"{decision.reviewer} already approved node '{slot.node_id}' of run {slot.run_id}; "
+            f"it needs {required} approvals from distinct reviewers.",
+        )
+    return None
 
 
 class DecisionSweep:

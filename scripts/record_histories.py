@@ -178,6 +178,38 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "edges": [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}],
         "inputs": {"json_data": {"meta": {"amount": 10}}},
     },
+    # Two approvals from distinct reviewers after an escalation; a repeated reviewer and data
+    # failing data_schema are ignored.
+    "review_quorum_escalated": {
+        "nodes": [
+            _node("meta", "start_json"),
+            _node(
+                "review",
+                "human_review",
+                payload="{{meta}}",
+                data_schema={"type": "object", "properties": {"amount": {"maximum": 100}}},
+                assignees=["ann", "bob"],
+                approvals_required=2,
+                escalate_after_s=1,
+                escalate_to=["boss"],
+            ),
+            _node("out", "end", outputs="{{review}}"),
+        ],
+        "edges": [{"source": "meta", "target": "review"}, {"source": "review", "target": "out"}],
+        "inputs": {"json_data": {"meta": {"amount": 10}}},
+        "escalate_first": True,
+        "reviews": [
+            {"node_id": "review", "decision": "approve", "reviewer": "ann"},
+            {"node_id": "review", "decision": "approve", "reviewer": "ann"},
+            {
+                "node_id": "review",
+                "decision": "approve",
+                "reviewer": "bob",
+                "data": {"amount": 1e6},
+            },
+            {"node_id": "review", "decision": "approve", "reviewer": "boss", "data": {"amount": 5}},
+        ],
+    },
     # Fails at `flaky` (the peer answers 500 once), then is retried from the failure point.
     "retried_http": _retried_chain(),
     # The same with a transform between the calls: the reset task's batch takes `shape`'s
@@ -236,6 +268,17 @@ async def record(
     if "review" in scenario:
         decision = ReviewDecision(**scenario["review"])
         await _wait_for(handle, lambda s: decision.node_id in s.waiting_for_node_ids)
+        await handle.signal(RunWorkflow.review, decision)
+    escalated = not scenario.get("escalate_first")
+    for review in scenario.get("reviews", []):
+        decision = ReviewDecision(**review)
+        await _wait_for(
+            handle,
+            lambda s, d=decision: (
+                d.node_id in s.waiting_for_node_ids
+                and (escalated or any(p.escalated_at for p in s.pending_reviews))
+            ),
+        )
         await handle.signal(RunWorkflow.review, decision)
     if name == "cancelled_delay":
         await _wait_for(handle, lambda s: s.steps[1].status == "running")

@@ -117,6 +117,15 @@ class ReviewRecord(BaseModel):
     decided_at: datetime
 
 
+class Approval(BaseModel):
+    """One reviewer's approval of a review that needs several (`approvals_required`)."""
+
+    reviewer: str | None = None
+    comment: str | None = None
+    data: Any = None
+    approved_at: datetime
+
+
 class StepState(BaseModel):
     node_id: str
     node_type: str
@@ -131,6 +140,9 @@ class StepState(BaseModel):
     review: ReviewRecord | None = None
     # A subworkflow node: the child run it started.
     child_run_id: str | None = None
+    # human_review nodes: approvals so far (nodes that need several) and when it escalated.
+    approvals: list[Approval] = Field(default_factory=list)
+    escalated_at: datetime | None = None
     # History length (= id of the WorkflowTaskStarted event) of the workflow task in which
     # the step started and reached its final status: the reset points of "retry" and what it
     # reuses follow from them. Not part of the public step.
@@ -156,6 +168,12 @@ class PendingReview(BaseModel):
     instructions: str = ""
     payload: Any = None
     waiting_since: datetime
+    data_schema: dict[str, Any] | None = None
+    assignees: list[str] = Field(default_factory=list)
+    approvals_required: int = 1
+    approvals: list[Approval] = Field(default_factory=list)
+    escalate_to: list[str] = Field(default_factory=list)
+    escalated_at: datetime | None = None
 
 
 class RunError(BaseModel):

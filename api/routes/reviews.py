@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from api import schemas
 from api.deps import JsonBody, OrgDep, PageDep, RunsDep, SettingsDep
@@ -41,22 +41,44 @@ async def list_reviews(
     runs: RunsDep,
     paging: PageDep,
     status: Literal["pending"] = "pending",
+    assignee: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Only reviews assigned to this reviewer (in `assignees`, or in "
+            "`escalate_to` once escalated)",
+        ),
+    ] = None,
 ) -> schemas.Page[schemas.PendingReviewOut]:
     """The reviewers' inbox: the organization's pending reviews across runs, newest run first
     (oldest with `order=asc`; `limit` counts runs, each of which may wait on several nodes)."""
     pending, next_cursor = await runs.pending_reviews(
         org, limit=paging.limit, cursor=paging.cursor, order=paging.order
     )
-    items = [
-        schemas.PendingReviewOut(
-            run_id=item.view.state.run_id,
-            node_id=item.review.node_id,
-            label=item.review.label,
-            instructions=item.review.instructions,
-            payload=item.review.payload,
-            waiting_since=item.review.waiting_since,
-            workflow=schemas.RunWorkflowOut(**item.view.state.workflow.model_dump()),
+    items = []
+    for item in pending:
+        review = item.review
+        assignees = list(review.assignees)
+        if review.escalated_at is not None:
+            assignees += [a for a in review.escalate_to if a not in assignees]
+        if assignee is not None and assignee not in assignees:
+            continue
+        items.append(
+            schemas.PendingReviewOut(
+                run_id=item.view.state.run_id,
+                node_id=review.node_id,
+                label=review.label,
+                instructions=review.instructions,
+                payload=review.payload,
+                waiting_since=review.waiting_since,
+                workflow=schemas.RunWorkflowOut(**item.view.state.workflow.model_dump()),
+                data_schema=review.data_schema,
+                assignees=assignees,
+                approvals_required=review.approvals_required,
+                approvals=[schemas.ApprovalOut(**a.model_dump()) for a in review.approvals],
+                escalated_at=review.escalated_at,
+                escalate_to=review.escalate_to,
+            )
         )
-        for item in pending
-    ]
     return schemas.Page(data=items, next_cursor=next_cursor)

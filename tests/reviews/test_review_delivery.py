@@ -267,3 +267,36 @@ async def test_two_reviewers_at_once_one_decides(api: httpx.AsyncClient, client:
     assert done["status"] == ("completed" if winner == "ann" else "error")
     assert (await reviewed(api, run_id))["reviewer"] == winner
     assert len(await review_signals(client, run_id)) == 1
+
+
+async def test_a_quorums_decisions_reach_the_run_in_the_order_they_were_taken(
+    broken_api: httpx.AsyncClient, client: Client, breaker: SignalBreaker
+) -> None:
+    """A node needing two approvals: ann's approval is kept undelivered (503); bob's reject,
+    taken after it, delivers ann's first, so the run counts her approval, then rejects."""
+    api = broken_api
+    definition = review_definition()
+    definition["nodes"][1]["config"]["approvals_required"] = 2
+    run_id = await start_waiting(api, await create_published(api, definition))
+    url = f"/v1/workflows/runs/{run_id}/reviews/review"
+    ann = {"decision": "approve", "reviewer": "ann", "command_id": f"{run_id}-ann"}
+
+    breaker.mode = "drop"
+    first = await api.post(url, json=ann)
+    assert first.status_code == 503, first.text
+    again = await api.post(url, json={"decision": "approve", "reviewer": "ann"})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "review_already_approved"
+    assert await review_signals(client, run_id) == []
+    breaker.mode = "pass"
+    rejected = await api.post(url, json={"decision": "reject", "reviewer": "bob"})
+    assert rejected.status_code == 202, rejected.text
+    done = await wait_for_run(api, run_id, timeout=60)
+    assert done["status"] == "error" and "rejected by bob" in done["error"]["message"]
+    steps = (await api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
+    review_step = next(s for s in steps if s["node_id"] == "review")
+    assert [a["reviewer"] for a in review_step["approvals"]] == ["ann"]
+    replayed = await api.post(url, json=ann)
+    assert replayed.status_code == 200, replayed.text
+    signals = await review_signals(client, run_id)
+    reviewers = [s.input.payloads[0].data for s in signals]
+    assert len(signals) == 2 and b"ann" in reviewers[0] and b"bob" in reviewers[1]

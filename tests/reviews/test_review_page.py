@@ -233,3 +233,69 @@ async def test_a_wrong_key_is_reported_and_shows_nothing(served: str, chromium: 
     # The key is remembered: a reload does not ask again.
     await page.reload()
     await expect(page.locator("#api-key")).to_have_value("not-a-key")
+
+
+async def test_a_form_for_the_data_schema_with_assignees_and_approvals(
+    served: str, api: httpx.AsyncClient, chromium: Browser
+) -> None:
+    definition = review_definition()
+    definition["nodes"][1]["config"] |= {
+        "data_schema": {
+            "type": "object",
+            "properties": {
+                "customer": {"type": "string"},
+                "amount": {"type": "number", "maximum": 5000},
+                "urgent": {"type": "boolean"},
+            },
+            "required": ["amount"],
+        },
+        "assignees": ["Ann", "Bob"],
+        "approvals_required": 2,
+        "escalate_after_s": 1,
+        "escalate_to": ["Cy"],
+    }
+    workflow_id = await create_published(api, definition)
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run",
+        json={"json_inputs": {"meta": {"customer": "acme", "amount": 1200}}},
+    )
+    run_id = started.json()["id"]
+    await wait_for_run(api, run_id, until={"waiting_for_human"})
+
+    page = await chromium.new_page()
+    await page.goto(f"{served}/reviews")
+    await page.fill("#api-key", ORG_A_KEY)
+    await page.fill("#reviewer", "Ann")
+    await page.click("#save-key")
+    item = await card(page, run_id)
+    # One field per property of the schema, filled from the payload; no JSON editor.
+    await expect(item.locator('[data-field="customer"]')).to_have_value("acme")
+    await expect(item.locator('[data-field="amount"]')).to_have_value("1200")
+    await expect(item.locator('[data-field="urgent"]')).not_to_be_checked()
+    await expect(item.locator("label.required")).to_have_text("amount")
+    await expect(item.locator(".editor")).to_have_count(0)
+    await expect(item.locator(".assignees")).to_contain_text("Ann, Bob")
+    await expect(item.locator(".approvals")).to_contain_text("0 of 2")
+    # The escalation timer fires: the card shows it without a reload.
+    await expect(item.locator(".escalation")).to_contain_text("to Cy", timeout=15_000)
+    await expect(item.locator(".assignees")).to_contain_text("Ann, Bob, Cy")
+
+    # The API's 422 names the problem on the card.
+    await item.locator('[data-field="amount"]').fill("99000")
+    await item.locator("button.approve").click()
+    await expect(item.locator(".error")).to_contain_text("5000", timeout=10_000)
+    await item.locator('[data-field="amount"]').fill("1000")
+    await item.locator('[data-field="urgent"]').check()
+    await item.locator("button.approve").click()
+    # The node still waits for a second reviewer: the card comes back with Ann's approval.
+    item = await card(page, run_id)
+    await expect(item.locator(".approvals")).to_contain_text("1 of 2 (Ann)", timeout=15_000)
+    await expect(item.locator('[data-field="amount"]')).to_have_value("1000")
+
+    await page.fill("#reviewer", "Bob")
+    await page.click("#save-key")
+    await item.locator("button.approve").click()
+    await expect(page.locator(".empty")).to_be_visible(timeout=15_000)
+    done = await wait_for_run(api, run_id)
+    assert done["status"] == "completed"
+    assert done["final_outputs"] == {"customer": "acme", "amount": 1000, "urgent": True}

@@ -71,3 +71,38 @@ async def test_a_released_slot_takes_a_new_decision(decisions: DecisionRepositor
     assert await decisions.get(SLOT) is None
     again, created = await decisions.claim(SLOT, holder="h2", decision={}, temporal_run_id=None)
     assert created and again.holder == "h2"
+
+
+async def test_seats_of_a_node_are_listed_in_order_and_apart_from_its_neighbours(
+    decisions: DecisionRepository,
+) -> None:
+    """A node that needs several approvals takes seats 1, 2, ...; seat 1 is the row a single
+    decision always had. Another node's seats are not mistaken for this one's, whatever LIKE
+    would make of the '_' in its id."""
+    slot = dataclasses.replace(SLOT, node_id="re_view")
+    for seat in (3, 1, 2):
+        await decisions.claim(
+            dataclasses.replace(slot, seat=seat),
+            holder=f"h{seat}",
+            decision={"decision": "approve", "reviewer": f"r{seat}"},
+            temporal_run_id="t1",
+        )
+    await decisions.claim(
+        dataclasses.replace(slot, node_id="reXview", seat=2),
+        holder="other",
+        decision={"decision": "approve"},
+        temporal_run_id="t1",
+    )
+    seats = await decisions.of_node(slot)
+    assert [(r.slot.seat, r.holder) for r in seats] == [(1, "h1"), (2, "h2"), (3, "h3")]
+    assert all(r.slot.node_id == "re_view" for r in seats)
+    assert await decisions.get(slot) == seats[0]
+    assert (await decisions.held_by("org_a", "run_1", "re_view", "h2")) == seats[1]
+    assert await decisions.held_by("org_a", "run_1", "re_view", "other") is None
+    taken, created = await decisions.claim(
+        dataclasses.replace(slot, seat=2),
+        holder="late",
+        decision={"decision": "reject"},
+        temporal_run_id="t1",
+    )
+    assert not created and taken == seats[1]
