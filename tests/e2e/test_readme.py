@@ -56,6 +56,7 @@ def test_readme_snippets_work_against_make_run(tmp_path: Path) -> None:
         assert re.search(r"^workflow wf_", output, re.M)
         assert re.search(r"^run run_", output, re.M)
         assert "event: end" in output and "event: step" in output
+        assert "{'amount': 4000}" in output  # the quorum review took ann's edit
         outputs = {
             "manual": {"route": "manual", "customer": "cust_123"},
             "auto": None,
