@@ -76,7 +76,9 @@ def test_settings_require_the_key_and_say_how_to_get_one(tmp_path: Path) -> None
     assert Settings(secrets_key=SecretStr(f"k1:{RAW}")).secret_keys().current_id == "k1"
     # The payload key is another setting: setting it does not give secrets a key.
     with pytest.raises(SecretsKeyError):
-        Settings(data_dir=tmp_path, payload_key=SecretStr(f"k1:{RAW}")).secret_keys()
+        Settings(
+            data_dir=tmp_path, payload_key=SecretStr(f"k1:{RAW}"), secrets_key=SecretStr("")
+        ).secret_keys()
 
 
 def test_make_runs_key_is_generated_once_and_private(tmp_path: Path) -> None:
