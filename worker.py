@@ -10,8 +10,11 @@ import httpx
 
 from activities.registry import ActivityDeps, default_registry
 from runlane.bytecode import compiled_for_source
+from runlane.secret_box import SecretsKeyError
 from runlane.settings import get_settings
 from runlane.temporal import connect, ensure_search_attributes
+from store.db import Database
+from store.secrets import SecretRepository
 from workflows import run_workflow
 from workflows.worker import create_worker
 
@@ -20,6 +23,11 @@ log = logging.getLogger("runlane.worker")
 
 async def main() -> None:
     settings = get_settings()
+    try:
+        secret_keys = settings.secret_keys()
+    except SecretsKeyError as err:
+        log.error("worker not started: %s", err)
+        raise SystemExit(2) from None
     if not compiled_for_source(run_workflow):
         log.warning(
             "%s has no up-to-date bytecode, so the workflow sandbox compiles it for every new "
@@ -32,21 +40,32 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with httpx.AsyncClient() as http_client:
-        deps = ActivityDeps(settings=settings, http_client=http_client)
-        worker = create_worker(
-            client,
-            task_queue=settings.task_queue,
-            activities=default_registry().activities(deps),
-            max_cached_workflows=settings.worker_max_cached_workflows,
-            map_items_per_execution=settings.map_items_per_execution,
-        )
-        async with worker:
-            log.info(
-                "worker polling task queue %r at %s", settings.task_queue, settings.temporal_address
+    # The API's store, read for secrets' values when a node sends them (never written here).
+    database = Database(settings.resolved_database_url)
+    try:
+        async with httpx.AsyncClient() as http_client:
+            deps = ActivityDeps(
+                settings=settings,
+                http_client=http_client,
+                secrets=SecretRepository(database, secret_keys),
             )
-            await stop.wait()
-            log.info("worker stopping")
+            worker = create_worker(
+                client,
+                task_queue=settings.task_queue,
+                activities=default_registry().activities(deps),
+                max_cached_workflows=settings.worker_max_cached_workflows,
+                map_items_per_execution=settings.map_items_per_execution,
+            )
+            async with worker:
+                log.info(
+                    "worker polling task queue %r at %s",
+                    settings.task_queue,
+                    settings.temporal_address,
+                )
+                await stop.wait()
+                log.info("worker stopping")
+    finally:
+        await database.dispose()
 
 
 if __name__ == "__main__":

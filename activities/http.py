@@ -17,7 +17,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.models import NodeTaskInput, NodeTaskOutput
 from activities.node_type import NodeType
+from activities.secret_scope import SecretResolver, SecretScope
 from runlane import templating
+from runlane.redaction import install_log_masking
 
 # Status codes worth retrying: the peer may answer differently next time.
 _RETRYABLE_STATUS = {408, 425, 429}
@@ -25,6 +27,8 @@ _RETRYABLE_STATUS = {408, 425, 429}
 # (activities/evaluation.py), and this bound keeps the activity's result under Temporal's
 # 2 MB payload limit whatever the body compresses to.
 MAX_RESPONSE_BYTES = 1024 * 1024
+# Where `{{$secrets.name}}` may appear (API.md "Secrets"): resolved by this activity only.
+SECRET_FIELDS = frozenset({"url", "headers", "body"})
 
 
 def _render(template: Any, context: templating.TemplateContext) -> Any:
@@ -133,16 +137,30 @@ class HttpNodeActivities:
         *,
         allow_private: bool,
         resolve: Resolver = resolve_host,
+        secrets: SecretResolver | None = None,
     ) -> None:
         self._client = client
         self._allow_private = allow_private
         self._resolve = resolve
+        self._secrets = secrets
+        # httpx logs every request's URL: never with a secret in it.
+        install_log_masking()
 
     @activity.defn(name="http_request")
     async def http_request(self, task: NodeTaskInput) -> NodeTaskOutput:
         config = HttpRequestConfig.model_validate(task.node.config)
-        context = task.template_context()
-        url = str(_render(config.url, context))
+        scope = await SecretScope.open(task, SECRET_FIELDS, self._secrets)
+        with scope.guarded():
+            output = await self._request(config, task, scope)
+        return NodeTaskOutput.done(scope.redactor.value(output))
+
+    async def _request(
+        self, config: HttpRequestConfig, task: NodeTaskInput, scope: SecretScope
+    ) -> dict[str, Any]:
+        """The request, rendered with the secrets' values; what it reports is rendered with
+        `***` in their place (`shown`), and the peer's answer is masked by the caller."""
+        url = str(_render(config.url, scope.context))
+        shown = str(_render(config.url, scope.shown)) if scope.redactor else url
         parts = urlsplit(url)
         try:
             target = httpx.URL(url)
@@ -155,7 +173,7 @@ class HttpNodeActivities:
             or not target.host
         ):
             raise ApplicationError(
-                f"'{url}' is not an http(s) URL", type="HttpTargetError", non_retryable=True
+                f"'{shown}' is not an http(s) URL", type="HttpTargetError", non_retryable=True
             )
         # The host as httpx reads the URL (IDNA-encoded), so the name checked is the name that
         # would have been connected to.
@@ -167,7 +185,7 @@ class HttpNodeActivities:
             allow_private=self._allow_private,
         )
         headers = httpx.Headers(
-            {k: str(_render(v, context)) for k, v in (config.headers or {}).items()}
+            {k: str(_render(v, scope.context)) for k, v in (config.headers or {}).items()}
         )
         # The peer can deduplicate retries of this node within this run.
         headers["Idempotency-Key"] = f"{task.run_id}:{task.node.id}"
@@ -180,7 +198,7 @@ class HttpNodeActivities:
             # The pool keys connections by address, not by name: a kept-alive connection
             # verified for another name at this address must never carry this request.
             headers["Connection"] = "close"
-        body = _render(config.body, context)
+        body = _render(config.body, scope.context)
 
         async def send(address: str) -> httpx.Response:
             return await self._client.request(
@@ -206,13 +224,13 @@ class HttpNodeActivities:
                 response = await send(addresses[-1])
         except httpx.HTTPError as exc:
             raise ApplicationError(
-                f"{config.method} {url} failed: {exc!r}", type="HttpConnectionError"
+                f"{config.method} {shown} failed: {exc!r}", type="HttpConnectionError"
             ) from exc
         if len(response.content) > MAX_RESPONSE_BYTES:
             # Recorded as the node's output it would be more than a run can carry (and more
             # than Temporal takes as an activity result): the node's error, not retried.
             raise ApplicationError(
-                f"{config.method} {url} answered {len(response.content):,} bytes; a response "
+                f"{config.method} {shown} answered {len(response.content):,} bytes; a response "
                 f"may be at most {MAX_RESPONSE_BYTES:,} (pass large data as documents)",
                 type="ResponseTooLarge",
                 non_retryable=True,
@@ -221,18 +239,16 @@ class HttpNodeActivities:
         if not response.is_success:
             status = response.status_code
             raise ApplicationError(
-                f"{config.method} {url} answered HTTP {status}",
+                f"{config.method} {shown} answered HTTP {status}",
                 {"status": status, "body": payload},
                 type="HttpStatusError",
                 non_retryable=status < 500 and status not in _RETRYABLE_STATUS,
             )
-        return NodeTaskOutput.done(
-            {
-                "status": response.status_code,
-                "headers": dict(response.headers),
-                "body": payload,
-            }
-        )
+        return {
+            "status": response.status_code,
+            "headers": dict(response.headers),
+            "body": payload,
+        }
 
 
 NODE_TYPES = (
@@ -245,8 +261,11 @@ NODE_TYPES = (
         side_effecting=True,
         make_activity=lambda deps: (
             HttpNodeActivities(
-                deps.http_client, allow_private=deps.settings.http_allow_private
+                deps.http_client,
+                allow_private=deps.settings.http_allow_private,
+                secrets=deps.secrets,
             ).http_request
         ),
+        secret_fields=SECRET_FIELDS,
     ),
 )

@@ -15,6 +15,9 @@ from runlane.templating import TemplateContext
 class NodeTaskInput(BaseModel):
     run_id: str
     workflow_id: str
+    # The run's organization: whose secrets the activity may resolve. Empty in tasks of runs
+    # scheduled before secrets existed (none of which can reference one).
+    organization_id: str = ""
     node: Node
     # Outputs of the ancestors this node references, and only those: history stays small.
     outputs: dict[str, Any] = Field(default_factory=dict)

@@ -19,6 +19,7 @@ from runlane.settings import Settings
 
 if TYPE_CHECKING:
     from activities.models import NodeTaskInput
+    from activities.secret_scope import SecretResolver
 
 # batch: a pure node (needs `evaluate`): evaluated with the other ready pure work in one local
 #   activity whose result records its outcome in the run's history;
@@ -84,6 +85,9 @@ class ActivityDeps:
 
     settings: Settings
     http_client: httpx.AsyncClient
+    # Where activities read secrets' values (the store, in worker.py); None: a worker that
+    # cannot run nodes that reference secrets (they fail with SecretsUnavailable).
+    secrets: SecretResolver | None = None
 
 
 @dataclass(frozen=True)
@@ -107,3 +111,7 @@ class NodeType:
     # A config field holding an inline node ({type, config, retry?, timeout_s?}) that the
     # validator checks against its own type (a map's `node`); its templates may use $item.
     inline_node_field: str | None = None
+    # Top-level config fields that may reference `{{$secrets.name}}`: the node's activity
+    # resolves them itself (activities/secret_scope.py). Anywhere else the validator refuses
+    # a secret, since it would be rendered where it reads `***`.
+    secret_fields: frozenset[str] = frozenset()

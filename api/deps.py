@@ -39,6 +39,8 @@ from store.db import Database
 from store.decisions import DecisionRepository
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
+from store.pagination import CursorOrderMismatch, InvalidCursor
+from store.secrets import SecretRepository
 from store.workflows import WorkflowRepository
 
 
@@ -90,6 +92,14 @@ async def get_decision_repository(db: DatabaseDep) -> DecisionRepository:
 DecisionsDep = Annotated[DecisionRepository, Depends(get_decision_repository)]
 
 
+async def get_secret_repository(db: DatabaseDep, settings: SettingsDep) -> SecretRepository:
+    # The lifespan refused to start without a valid RUNLANE_SECRETS_KEY: this parses (cached).
+    return SecretRepository(db, settings.secret_keys())
+
+
+SecretsDep = Annotated[SecretRepository, Depends(get_secret_repository)]
+
+
 async def get_published_definitions(request: Request) -> PublishedDefinitions:
     return request.app.state.published_definitions  # type: ignore[no-any-return]
 
@@ -114,6 +124,7 @@ async def get_run_service(
     files: FilesDep,
     idempotency: IdempotencyDep,
     decisions: DecisionsDep,
+    secrets: SecretsDep,
     published: PublishedDep,
     reachability: ReachabilityDep,
 ) -> RunService:
@@ -124,6 +135,7 @@ async def get_run_service(
         files=files,
         idempotency=idempotency,
         decisions=decisions,
+        secrets=secrets,
         task_queue=settings.task_queue,
         max_upload_bytes=settings.max_upload_bytes,
         published=published,
@@ -254,3 +266,12 @@ async def page_params(
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def cursor_error(error: InvalidCursor) -> ApiError:
+    """A store's refusal of a cursor, as every list endpoint answers it."""
+    message = "cursor is not one this API returned."
+    if isinstance(error, CursorOrderMismatch):
+        message = str(error)
+    errors = [{"loc": ["query", "cursor"], "message": message}]
+    return ApiError(422, "invalid_cursor", message, {"errors": errors})

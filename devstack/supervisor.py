@@ -38,6 +38,8 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from runlane.search_attributes import dev_server_flags
+from runlane.secret_box import VARIABLE as SECRETS_KEY_VARIABLE
+from runlane.secret_box import SecretsKeyError, ensure_secrets_key, parse_secret_keys
 from runlane.settings import DEV_ORGANIZATION, Settings, get_settings
 
 log = logging.getLogger("devstack")
@@ -151,6 +153,7 @@ class Supervisor:
         self.children: list[Child] = []
         self.signals_received = 0
         self.keys: dict[str, str] = {}
+        self.secrets_key_source = ""
         self.preexec = parent_death_signal()
         self.env = dict(os.environ)
         # API.md: `make run` lets http_request nodes reach local services unless told otherwise.
@@ -391,6 +394,7 @@ class Supervisor:
             raise StartupError(f"port {settings.api_port} (RUNLANE_API_PORT) is already in use")
         # Create the dev key before the API starts, so the key printed is the key it loads.
         self.keys = settings.key_to_organization()
+        self._secrets_key()
         self.start_temporal()
         self._check_stop()
         self._spawn("worker", [sys.executable, *WORKER_ARGS])
@@ -406,6 +410,24 @@ class Supervisor:
             ],
         )
         self._wait_until(self._healthy, API_START_TIMEOUT, f"the API ({self.api_url('/healthz')})")
+
+    def _secrets_key(self) -> None:
+        """The key that encrypts secrets at rest: RUNLANE_SECRETS_KEY when it is set, or else
+        the one generated into the data dir on the first `make run` (kept there, so secrets
+        stored today still decrypt tomorrow), handed to the worker and the API in their
+        environment. This is what tells `make run` from any other start: without the
+        variable, the API and the worker refuse to start."""
+        if self.env.get(SECRETS_KEY_VARIABLE, "").strip():
+            self.secrets_key_source = f"from {SECRETS_KEY_VARIABLE}"
+        else:
+            path = self.settings.secrets_key_path
+            self.env[SECRETS_KEY_VARIABLE] = ensure_secrets_key(path)
+            self.secrets_key_source = f"generated, stored in {path.resolve()}"
+        try:
+            parse_secret_keys(self.env[SECRETS_KEY_VARIABLE])
+        except SecretsKeyError as err:
+            # Before any child starts: each would die on it with a longer story.
+            raise StartupError(str(err)) from None
 
     def banner(self) -> str:
         settings = self.settings
@@ -427,6 +449,7 @@ class Supervisor:
                 f"  API base URL: {self.api_url('/v1')}",
                 f"  API docs:     {self.api_url('/docs')}",
                 *key_lines,
+                f"  Secrets key:  {self.secrets_key_source}",
                 f"  Temporal UI:  {settings.temporal_ui_url}",
                 f"  Try:          curl -H 'Api-Key: <key>' {self.api_url('/v1/workflows')}",
                 "Press Ctrl-C to stop.",

@@ -40,6 +40,8 @@ class NodeTypeSpec(Protocol):
     def config_model(self) -> type[BaseModel]: ...
     @property
     def allowed_branches(self) -> frozenset[str]: ...
+    @property
+    def secret_fields(self) -> frozenset[str]: ...
 
 
 class RetryConfig(BaseModel):
@@ -403,6 +405,7 @@ def _problems(readable: _Readable, node_types: Mapping[str, NodeTypeSpec]) -> It
             problem = templating.reference_problem(ref)
             if problem:
                 yield Problem(node_id=node.id, message=problem)
+        yield from _misplaced_secrets(node, spec)
 
     def role(node_id: str) -> NodeRole | None:
         node_type = type_of.get(node_id)
@@ -549,3 +552,23 @@ def _inline_node_problems(
         problem = templating.reference_problem(ref, item_scope=True)
         if problem:
             yield Problem(node_id=node_id, message=problem)
+
+
+def _misplaced_secrets(node: Node, spec: NodeTypeSpec) -> Iterable[Problem]:
+    """`{{$secrets.name}}` only where the node type's activity resolves it (its secret-capable
+    fields): anywhere else it would be rendered outside an activity, where it reads `***`."""
+    for field, value in node.config.items():
+        if field in spec.secret_fields:
+            continue
+        for name in templating.secret_names(value):
+            allowed = ", ".join(sorted(spec.secret_fields))
+            where = (
+                f"a {node.type} node takes secrets only in {allowed}"
+                if allowed
+                else f"a {node.type} node takes no secrets"
+            )
+            yield Problem(
+                node_id=node.id,
+                message=f"config.{field}: '{{{{$secrets.{name}}}}}' is not allowed here: {where} "
+                "(secrets are resolved only inside the activity that sends them)",
+            )

@@ -35,7 +35,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
@@ -44,13 +43,13 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from temporalio.api.common.v1 import Payload
 
+from runlane.keyring import parse_keys
+
 ENCRYPTED_ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 WORKFLOW_ID = "runlane-workflow-id"
 ORGANIZATION = "runlane-organization"
 _NONCE_BYTES = 12
-_KEY_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-KEY_FORMAT = "'<key id>:<base64 of 32 random bytes>', several separated by commas (first encrypts)"
 
 
 class PayloadDecryptError(ValueError):
@@ -146,41 +145,14 @@ def _associated_data(key_id: str, binding: Binding) -> bytes:
 @functools.lru_cache(maxsize=8)
 def parse_payload_keys(raw: str) -> PayloadKeys | None:
     """RUNLANE_PAYLOAD_KEY parsed; None when it is empty. Messages never echo key material."""
-    ciphers: dict[str, AESGCM] = {}
-    session_secrets: dict[str, bytes] = {}
-    current: str | None = None
-    for position, item in enumerate(raw.split(","), start=1):
-        item = item.strip()
-        if not item:
-            continue
-        key_id, sep, encoded = item.partition(":")
-        key_id = key_id.strip()
-        if not sep or not _KEY_ID_RE.match(key_id):
-            raise ValueError(
-                f"RUNLANE_PAYLOAD_KEY entry {position} has no valid key id (letters, digits, "
-                f"'_', '.', '-'; at most 64); expected {KEY_FORMAT}"
-            )
-        if key_id in ciphers:
-            raise ValueError(f"RUNLANE_PAYLOAD_KEY names key id {key_id!r} twice")
-        # Standard or URL-safe alphabet, padding optional.
-        text = encoded.strip().replace("-", "+").replace("_", "/")
-        try:
-            secret = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(
-                f"RUNLANE_PAYLOAD_KEY key {key_id!r} is not base64; expected {KEY_FORMAT}"
-            ) from None
-        if len(secret) != 32:
-            raise ValueError(
-                f"RUNLANE_PAYLOAD_KEY key {key_id!r} is {len(secret)} bytes; AES-256 needs 32 "
-                "(generate one with `openssl rand -base64 32`)"
-            )
-        ciphers[key_id] = AESGCM(secret)
-        session_secrets[key_id] = _derive_session_secret(secret)
-        current = current or key_id
-    if current is None:
+    keys = parse_keys(raw, "RUNLANE_PAYLOAD_KEY")
+    if not keys:
         return None
-    return PayloadKeys(current_id=current, ciphers=ciphers, session_secrets=session_secrets)
+    return PayloadKeys(
+        current_id=keys[0][0],
+        ciphers={key_id: AESGCM(secret) for key_id, secret in keys},
+        session_secrets={key_id: _derive_session_secret(secret) for key_id, secret in keys},
+    )
 
 
 def generate_key() -> str:

@@ -15,6 +15,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runlane.payload_crypto import PayloadKeys, parse_payload_keys
+from runlane.secret_box import KEY_FILENAME as SECRETS_KEY_FILENAME
+from runlane.secret_box import SecretKeys, SecretsKeyError, missing_key_message, parse_secret_keys
 
 DEV_ORGANIZATION = "org_dev"
 DEV_KEY_FILENAME = "dev-api-key"
@@ -49,6 +51,11 @@ class Settings(BaseSettings):
     # Temporal, all decrypt (runlane/payload_crypto.py). Empty: payloads are plain JSON.
     # Parsed by payload_keys(), not by a validator: pydantic's error would echo the value.
     payload_key: SecretStr = SecretStr("")
+    # "k2:<base64 32 bytes>,k1:<base64>": encrypts organizations' secrets at rest (runlane/
+    # secret_box.py); never the payload key. Required: `make run` generates one into the data
+    # dir and passes it to its children; anywhere else the API and the worker refuse to start
+    # without it (`secret_keys()`).
+    secrets_key: SecretStr = SecretStr("")
 
     @field_validator("temporal_ui_url")
     @classmethod
@@ -79,6 +86,19 @@ class Settings(BaseSettings):
     def payload_keys(self) -> PayloadKeys | None:
         """RUNLANE_PAYLOAD_KEY parsed (once per value); ValueError names what is malformed."""
         return parse_payload_keys(self.payload_key.get_secret_value())
+
+    @property
+    def secrets_key_path(self) -> Path:
+        """Where `make run` keeps the key it generates (read by nothing else)."""
+        return self.data_dir / SECRETS_KEY_FILENAME
+
+    def secret_keys(self) -> SecretKeys:
+        """RUNLANE_SECRETS_KEY parsed (once per value); SecretsKeyError, saying what to do,
+        when it is unset or malformed."""
+        raw = self.secrets_key.get_secret_value()
+        if not raw.strip():
+            raise SecretsKeyError(missing_key_message(self.data_dir))
+        return parse_secret_keys(raw)
 
     def key_to_organization(self) -> dict[str, str]:
         """Parse RUNLANE_API_KEYS; without it, load (or create once) the dev key."""

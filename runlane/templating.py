@@ -2,9 +2,12 @@
 
 A string that is exactly one `{{ref}}` keeps the referenced value's JSON type; a reference
 inside a longer string is interpolated as text. `ref` is `node_id[.path]` (the first dot ends
-the node id; list items by index), `$run.id`, `$run.workflow_id` or `$vars.name[.path]`; inside
-a `map` node's `node` config also `$item[.path]` and `$index` (ITEM_ROOTS).
-Pure functions only: the workflow sandbox imports this module.
+the node id; list items by index), `$run.id`, `$run.workflow_id`, `$vars.name[.path]` or
+`$secrets.name`; inside a `map` node's `node` config also `$item[.path]` and `$index`
+(ITEM_ROOTS). Pure functions only: the workflow sandbox imports this module.
+
+A secret's value is only ever in the context of the activity that sends it (activities/
+secret_scope.py); rendered anywhere else, `{{$secrets.name}}` reads `***`.
 """
 
 from __future__ import annotations
@@ -23,11 +26,20 @@ _INNER = re.compile(r"\{\{" + _REF + r"\}\}")
 RUN_FIELDS = ("id", "workflow_id")
 # References a map's inline node resolves per item (the element and its position).
 ITEM_ROOTS = ("$item", "$index")
+SECRETS = "$secrets"
+# What a secret's value reads as wherever it is not being sent (API.md "Secrets").
+MASK = "***"
+SECRET_NAME_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
+_SECRET_NAME_RE = re.compile(SECRET_NAME_PATTERN)
+
+
+def is_secret_name(name: str) -> bool:
+    return _SECRET_NAME_RE.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
 class Reference:
-    """One parsed `{{...}}`: `root` is a node id, `$run` or `$vars`."""
+    """One parsed `{{...}}`: `root` is a node id, `$run`, `$vars` or `$secrets`."""
 
     raw: str
     root: str
@@ -45,6 +57,9 @@ class TemplateContext:
     vars: Mapping[str, Any] = field(default_factory=dict)
     # Per-item values of a map's inline node ($item, $index); empty elsewhere.
     item: Mapping[str, Any] = field(default_factory=dict)
+    # The values of the secrets this rendering may send, by name; None (everywhere but inside
+    # the activity that sends them) renders every secret as MASK.
+    secrets: Mapping[str, str] | None = None
 
 
 class _Missing:
@@ -93,9 +108,38 @@ def reference_problem(ref: Reference, *, item_scope: bool = False) -> str | None
     elif ref.root == "$vars":
         if not ref.path:
             return f"'{{{{{ref.raw}}}}}': name a variable, as $vars.name"
+    elif ref.root == SECRETS:
+        if len(ref.path) != 1 or not is_secret_name(ref.path[0]):
+            return (
+                f"'{{{{{ref.raw}}}}}': name a secret, as $secrets.name "
+                "(a name is 1-64 letters, digits or '_')"
+            )
     elif ref.root.startswith("$"):
-        return f"'{{{{{ref.raw}}}}}': unknown reference {ref.root} (use $run or $vars)"
+        return f"'{{{{{ref.raw}}}}}': unknown reference {ref.root} (use $run, $vars or $secrets)"
     return None
+
+
+def secret_names(template: Any) -> list[str]:
+    """The secrets a template references, each once, in document order."""
+    if not _mentions(template, SECRETS):
+        return []  # most templates: a plain scan, no parsing (every http_request call asks)
+    names = (ref.path[0] for ref in references(template) if ref.root == SECRETS and ref.path)
+    return list(dict.fromkeys(names))
+
+
+def _mentions(template: Any, text: str) -> bool:
+    """Whether any string value in a template contains `text` (keys are literal)."""
+    stack = [template]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if text in item:
+                return True
+        elif isinstance(item, dict | Mapping):  # dict first: the ABC check is slower
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 _SCHEME_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
@@ -176,6 +220,10 @@ def resolve(ref: Reference, context: TemplateContext) -> Any:
         return lookup(context.run, ref.path)
     if ref.root == "$vars":
         return lookup(context.vars, ref.path)
+    if ref.root == SECRETS:
+        if context.secrets is None:
+            return MASK
+        return lookup(context.secrets, ref.path)
     if ref.root not in context.outputs:
         return MISSING
     return lookup(context.outputs[ref.root], ref.path)

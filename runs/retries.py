@@ -20,8 +20,9 @@ from runs.models import Outcome, RetrySpec
 from runs.reader import RunReader, RunView
 from runs.reset import reset_run, task_boundaries
 from runs.retry_plan import RETRYABLE_STATUSES, RetryFrom, RetryPlan, plan_retry, retry_request
-from runs.starter import RunStarter
+from runs.starter import RunStarter, check_secrets, secret_users
 from runs.temporal_errors import REFUSED
+from store.secrets import SecretRepository
 from workflows.models import RunInput, RunInputs
 
 
@@ -35,6 +36,7 @@ class Retries:
         starter: RunStarter,
         inputs: InputResolver,
         commands: CommandLog,
+        secrets: SecretRepository,
     ) -> None:
         self._client = client
         self._registry = registry
@@ -42,6 +44,7 @@ class Retries:
         self._starter = starter
         self._inputs = inputs
         self._commands = commands
+        self._secrets = secrets
 
     async def plan(self, org: str, run_id: str, from_: RetryFrom) -> RetryPlan:
         """What a retry would reuse, run again and repeat; changes nothing."""
@@ -81,6 +84,9 @@ class Retries:
             plan, run_input = await self._plan(view, spec.from_)
             if not plan.allowed:
                 raise Conflict("retry_not_allowed", plan.reason or "This run cannot be retried.")
+            # A secret deleted since the run started would fail a node run again.
+            users = secret_users(run_input.definition, nodes=set(plan.rerun))
+            await check_secrets(org, users, self._secrets)
             inputs = None
             if spec.from_ == "start":  # validated like a start, before anything is recorded
                 requested = RequestedInputs.of_run(view.state.inputs)

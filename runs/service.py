@@ -39,12 +39,19 @@ from runs.reader import (
 from runs.retries import Retries
 from runs.retry_plan import RetryFrom, RetryPlan
 from runs.reviews import Reviews
-from runs.starter import ConfigSource, PublishedDefinitions, RunStarter, definition_for
+from runs.starter import (
+    ConfigSource,
+    PublishedDefinitions,
+    RunStarter,
+    check_secrets,
+    definition_for,
+)
 from runs.subworkflows import SubworkflowTargets
 from runs.temporal_errors import Reachability, needs_temporal
 from store.decisions import DecisionRepository
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
+from store.secrets import SecretRepository
 from store.workflows import WorkflowRepository
 from workflows.maps import MapWorkflow
 from workflows.models import (
@@ -86,6 +93,7 @@ class RunService:
         files: FileRepository,
         idempotency: IdempotencyRepository,
         decisions: DecisionRepository,
+        secrets: SecretRepository,
         task_queue: str,
         max_upload_bytes: int,
         published: PublishedDefinitions | None = None,
@@ -98,6 +106,7 @@ class RunService:
         self._published = published or PublishedDefinitions()
         self._registry = registry
         self._workflows = workflows
+        self._secrets = secrets
         self._reader = RunReader(client)
         self._starter = RunStarter(client, registry, task_queue)
         self._inputs = InputResolver(files, registry, max_upload_bytes)
@@ -111,6 +120,7 @@ class RunService:
             starter=self._starter,
             inputs=self._inputs,
             commands=self._commands,
+            secrets=secrets,
         )
 
     # ------------------------------------------------------------------ reading
@@ -256,6 +266,8 @@ class RunService:
                 org, workflow_id, config_source, self._workflows, self._registry, self._published
             )
             subworkflows = await self._subworkflows.resolve(org, ref.workflow_id, definition)
+            users = self._published.secret_users(ref.snapshot_id, definition)
+            await check_secrets(org, users, self._secrets)
             inputs = await self._inputs.resolve(org, definition, requested)
             return self._starter.run_input(
                 run_id=run_id,
@@ -321,6 +333,8 @@ class RunService:
                 inputs = await self._inputs.resolve(
                     org, definition, RequestedInputs.of_run(source.state.inputs)
                 )
+            users = self._published.secret_users(ref.snapshot_id, definition)
+            await check_secrets(org, users, self._secrets)
             return self._starter.run_input(
                 run_id=new_run_id,
                 org=org,

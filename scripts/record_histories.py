@@ -14,6 +14,7 @@ import itertools
 import json
 import sys
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,24 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             {"node_id": "review", "decision": "approve", "reviewer": "boss", "data": {"amount": 5}},
         ],
     },
+    # Sends a secret in its URL, a header and its body; the peer echoes them back. History
+    # holds the template and the masked echo, never the value (SECRET_VALUES).
+    "secret_request": {
+        "nodes": [
+            _node("note", "start_text"),
+            _node(
+                "call",
+                "http_request",
+                method="POST",
+                url="{peer}/charge?sig={{$secrets.token}}",
+                headers={"Authorization": "Bearer {{$secrets.token}}"},
+                body={"token": "{{$secrets.token}}", "note": "{{note.text}}"},
+            ),
+            _node("out", "end", outputs={"echo": "{{call.body}}"}),
+        ],
+        "edges": [{"source": "note", "target": "call"}, {"source": "call", "target": "out"}],
+        "inputs": {"text_data": {"note": "x"}},
+    },
     # Fails at `flaky` (the peer answers 500 once), then is retried from the failure point.
     "retried_http": _retried_chain(),
     # The same with a transform between the calls: the reset task's batch takes `shape`'s
@@ -226,6 +245,17 @@ SCENARIOS["long_pure_chain"] = {
     **transform_chain(2100),
     "inputs": {"json_data": {"in": {"n": 1}}},
 }
+
+
+# What the recorded scenarios' secrets hold: the replay tests check it is absent from history.
+SECRET_VALUES = {"token": "recorded-secret-0b5e7d"}
+
+
+class RecordedSecrets:
+    """The secret store of the recording worker: SECRET_VALUES, in every organization."""
+
+    async def values(self, org: str, names: Iterable[str]) -> dict[str, str]:
+        return {name: SECRET_VALUES[name] for name in names if name in SECRET_VALUES}
 
 
 def run_input(name: str, scenario: dict[str, Any], peer_url: str) -> RunInput:
@@ -320,7 +350,7 @@ async def main(only: list[str]) -> None:
     settings = Settings(http_allow_private=True, task_queue=task_queue)
     try:
         async with httpx.AsyncClient() as http:
-            deps = ActivityDeps(settings=settings, http_client=http)
+            deps = ActivityDeps(settings=settings, http_client=http, secrets=RecordedSecrets())
             activities = default_registry().activities(deps)
             peer = Peer()
             peer.start()

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -124,3 +125,19 @@ class ReviewDecisionRow(Base):
     delivered_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_review_decisions_undelivered", "delivered_at", "created_at"),)
+
+
+class SecretRow(Base):
+    """An organization's secret: its value only as AES-GCM ciphertext (runlane/secret_box.py),
+    bound to the organization and name, with the id of the key that sealed it."""
+
+    __tablename__ = "secrets"
+
+    organization_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_secrets_org_created", "organization_id", "created_at", "name"),)

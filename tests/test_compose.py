@@ -18,12 +18,18 @@ import pytest
 import yaml
 
 from devstack.supervisor import API_ARGS, WORKER_ARGS
+from runlane.secret_box import generate_key
 from runlane.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNLANE_SERVICES = ("worker", "api")
 # Compose interpolation with a default: ${NAME:-default}.
 INTERPOLATION = re.compile(r"\$\{(\w+):-([^}]*)\}")
+# Compose interpolation of a required variable: ${NAME:?message} (compose refuses to start
+# without it).
+REQUIRED = re.compile(r"\$\{(\w+):\?([^}]*)\}")
+# What the operator exports for the required ones, in these tests.
+OPERATOR_ENV = {"RUNLANE_SECRETS_KEY": generate_key()}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +55,10 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     """A service's environment as the container sees it (defaults of ${X:-d} applied)."""
     env = service.get("environment", {})
     assert isinstance(env, dict), "environment as a mapping, so anchors can merge"
-    return {key: INTERPOLATION.sub(r"\2", str(value)) for key, value in env.items()}
+    return {
+        key: REQUIRED.sub(lambda m: OPERATOR_ENV[m.group(1)], INTERPOLATION.sub(r"\2", str(value)))
+        for key, value in env.items()
+    }
 
 
 def test_every_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
@@ -106,6 +115,7 @@ def test_runlane_is_configured_only_through_settings(
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         settings = Settings()
+        settings.secret_keys()  # what the API and the worker check before they start
         assert settings.database_url.startswith("postgresql+asyncpg://")
         database_host = settings.database_url.split("@", 1)[1].split(":", 1)[0]
         assert database_host in services, "the Runlane database is the compose PostgreSQL"
@@ -159,3 +169,19 @@ def test_dockerfile_installs_the_project_from_pyproject(dockerfile: str) -> None
     top_level = {package.split(".")[0] for package in setuptools["packages"]}
     top_level |= {f"{module}.py" for module in setuptools.get("py-modules", [])}
     assert top_level <= copied, f"not copied into the image: {top_level - copied}"
+
+
+def test_the_secrets_key_is_required_and_shared(services: dict[str, dict[str, Any]]) -> None:
+    # `make run` generates a key; compose has no `make run`: it must refuse to start without
+    # one (a `${X:?message}`), and the worker and the API must get the same one.
+    values = {
+        str(services[name]["environment"]["RUNLANE_SECRETS_KEY"]) for name in RUNLANE_SERVICES
+    }
+    assert len(values) == 1
+    [value] = values
+    match = REQUIRED.fullmatch(value)
+    assert match and match.group(1) == "RUNLANE_SECRETS_KEY", value
+    assert "RUNLANE_SECRETS_KEY" in match.group(2), "the refusal says what to set"
+    for name in RUNLANE_SERVICES:
+        env = environment(services[name])
+        assert env["RUNLANE_SECRETS_KEY"] != env.get("RUNLANE_PAYLOAD_KEY"), "two keys, not one"

@@ -56,6 +56,7 @@ class NodeInputs:
         return NodeTaskInput(
             run_id=self._input.run_id,
             workflow_id=self._input.workflow.workflow_id,
+            organization_id=self._input.organization_id,
             node=node,
             outputs={name: self._outputs[name] for name in reads if name in self._outputs},
             vars=self._input.definition.vars,

@@ -22,6 +22,7 @@ def node_type_out(node_type: NodeType) -> schemas.NodeTypeOut:
         execution=node_type.execution,
         side_effecting=node_type.side_effecting,
         branches=sorted(node_type.allowed_branches),
+        secret_fields=sorted(node_type.secret_fields),
         config_schema=node_type.config_model.model_json_schema(by_alias=True),
     )
 

@@ -8,11 +8,18 @@ from fastapi import APIRouter, status
 
 from activities.registry import NodeRegistry
 from api import schemas
-from api.deps import JsonBody, OrgDep, PageDep, RegistryDep, SubworkflowsDep, WorkflowsDep
-from api.errors import ApiError
+from api.deps import (
+    JsonBody,
+    OrgDep,
+    PageDep,
+    RegistryDep,
+    SubworkflowsDep,
+    WorkflowsDep,
+    cursor_error,
+)
 from runlane.definition import Definition, Problem, validate_definition
 from runlane.errors import invalid, not_found
-from store.pagination import CursorOrderMismatch, InvalidCursor
+from store.pagination import InvalidCursor
 from store.workflows import SnapshotRecord, WorkflowRecord
 
 router = APIRouter(
@@ -66,14 +73,6 @@ def valid_definition(raw: Any, registry: NodeRegistry) -> dict[str, Any]:
     return definition.model_dump(mode="json", exclude_unset=True)
 
 
-def _cursor_error(error: InvalidCursor) -> ApiError:
-    message = "cursor is not one this API returned."
-    if isinstance(error, CursorOrderMismatch):
-        message = str(error)
-    errors = [{"loc": ["query", "cursor"], "message": message}]
-    return ApiError(422, "invalid_cursor", message, {"errors": errors})
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.WorkflowOut)
 async def create_workflow(
     body: schemas.WorkflowCreate, org: OrgDep, repo: WorkflowsDep, registry: RegistryDep
@@ -94,7 +93,7 @@ async def list_workflows(
     try:
         page = await repo.list(org, limit=paging.limit, cursor=paging.cursor, order=paging.order)
     except InvalidCursor as error:
-        raise _cursor_error(error) from None
+        raise cursor_error(error) from None
     return schemas.Page(data=[workflow_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
@@ -178,5 +177,5 @@ async def list_snapshots(
             org, workflow_id, limit=paging.limit, cursor=paging.cursor, order=paging.order
         )
     except InvalidCursor as error:
-        raise _cursor_error(error) from None
+        raise cursor_error(error) from None
     return schemas.Page(data=[snapshot_out(r) for r in page.items], next_cursor=page.next_cursor)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from typing import Any
 
 import httpx
+from temporalio.client import Client
 
 from runs.reader import RunReader, RunView
+from tests.conftest import TEMPORAL_BIN
 
 TERMINAL = {"completed", "error", "cancelled"}
 
@@ -130,3 +133,24 @@ def read_stale_once(monkeypatch: Any, run_id: str, view: RunView) -> None:
         return await original(self, org, wanted)
 
     monkeypatch.setattr(RunReader, "get", get)
+
+
+def temporal_cli(client: Client, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `temporal` CLI against the test's dev server, with JSON output. It blocks: call it
+    with asyncio.to_thread from a test whose API runs on the loop."""
+    return subprocess.run(
+        [
+            str(TEMPORAL_BIN),
+            *args,
+            "--address",
+            client.service_client.config.target_host,
+            "--namespace",
+            client.namespace,
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

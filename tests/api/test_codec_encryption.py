@@ -25,8 +25,8 @@ from temporalio.testing import WorkflowEnvironment
 from runlane.converter import data_converter
 from runlane.payload_crypto import ENCRYPTED_ENCODING, generate_key
 from runlane.settings import Settings
-from tests.api.helpers import create_published, wait_for_run
-from tests.conftest import ORG_A_KEY, ORG_B_KEY, TEMPORAL_BIN
+from tests.api.helpers import create_published, temporal_cli, wait_for_run
+from tests.conftest import ORG_A_KEY, ORG_B_KEY
 from tests.peer import Peer
 
 UI = "http://localhost:8233"
@@ -112,25 +112,6 @@ async def run_with_secret_header(api: httpx.AsyncClient, peer: Peer, canary: str
     [call] = peer.calls_to("/charge")
     assert call.headers["Authorization"] == f"Bearer {canary}"
     return str(run["id"])
-
-
-def temporal_cli(client: Client, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(TEMPORAL_BIN),
-            *args,
-            "--address",
-            client.service_client.config.target_host,
-            "--namespace",
-            client.namespace,
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def shown_text(stdout: str) -> str:

@@ -24,7 +24,7 @@ from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.settings import get_settings
 from tests.api.helpers import create_published, linear_definition
-from tests.conftest import ORG_A_KEY, TEMPORAL_BIN
+from tests.conftest import ORG_A_KEY, SECRETS_KEY, TEMPORAL_BIN
 
 RUN = "run_" + "0" * 32
 START_BODY = {"json_inputs": {"meta": {}}, "text_inputs": {"note": "n"}}
@@ -91,6 +91,7 @@ async def live_app(
     monkeypatch.setenv("RUNLANE_TEMPORAL_ADDRESS", own_temporal.address)
     monkeypatch.setenv("RUNLANE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RUNLANE_API_KEYS", f"{ORG_A_KEY}:org_a")
+    monkeypatch.setenv("RUNLANE_SECRETS_KEY", SECRETS_KEY)
     get_settings.cache_clear()
     app = create_app()
     try:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from tests.e2e.stack import (
     stack_env,
     wait_healthy,
 )
+from tests.peer import Peer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 # The first restart comes after 0.5 s; the rest is the child starting and a run completing.
@@ -36,7 +39,52 @@ RESTART_DEADLINE = 90.0
 HEALTHY = {"status": "ok", "temporal": "ok"}
 
 
-def test_make_run_starts_prints_and_stops_cleanly_twice(tmp_path: Path) -> None:
+def secret_workflow(base: str, key: str, peer_url: str) -> str:
+    definition = {
+        "nodes": [
+            {"id": "in", "type": "start_text"},
+            {
+                "id": "call",
+                "type": "http_request",
+                "config": {
+                    "url": f"{peer_url}/secret",
+                    "headers": {"Authorization": "Bearer {{$secrets.token}}"},
+                },
+            },
+            {"id": "out", "type": "end", "config": {"outputs": {"status": "{{call.status}}"}}},
+        ],
+        "edges": [{"source": "in", "target": "call"}, {"source": "call", "target": "out"}],
+    }
+    headers = {"Api-Key": key}
+    status, created = http_json(
+        "POST", f"{base}/workflows", {"name": "secret", "definition": definition}, headers
+    )
+    assert status == 201, created
+    workflow_id = str(created["id"])
+    assert http_json("POST", f"{base}/workflows/{workflow_id}/publish", None, headers)[0] == 201
+    return workflow_id
+
+
+def run_sends(base: str, key: str, workflow_id: str, peer: Peer) -> str:
+    """Runs the workflow to its end; the Authorization header the peer received."""
+    headers = {"Api-Key": key}
+    before = len(peer.calls)
+    status, started = http_json(
+        "POST", f"{base}/workflows/{workflow_id}/run", {"text_inputs": {"in": "x"}}, headers
+    )
+    assert status == 202, started
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, run = http_json("GET", f"{base}/workflows/runs/{started['id']}", None, headers)
+        if status == 200 and run["status"] in ("completed", "error", "cancelled"):
+            break
+        time.sleep(0.2)
+    assert run["status"] == "completed", run
+    [call] = peer.calls[before:]
+    return call.headers["Authorization"]
+
+
+def test_make_run_starts_prints_and_stops_cleanly_twice(tmp_path: Path, peer: Peer) -> None:
     data_dir = tmp_path / "data"
     ports = Ports(temporal=free_port(), ui=free_port(), api=free_port())
     env = stack_env(data_dir, ports)
@@ -58,6 +106,18 @@ def test_make_run_starts_prints_and_stops_cleanly_twice(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{banner['ui']}/api/v1/settings", timeout=5) as response:
             codec = json.load(response)["Codec"]
         assert codec["Endpoint"] == f"http://127.0.0.1:{ports.api}/codec"
+        # `make run` generated the secrets key into the data dir and gave it to the API and the
+        # worker: a secret stored through the API reaches a peer through the worker.
+        secrets_key = data_dir / "secrets-key"
+        assert stat.S_IMODE(secrets_key.stat().st_mode) == 0o600
+        assert f"Secrets key:  generated, stored in {secrets_key.resolve()}" in run.output()
+        secret = f"canary-{uuid.uuid4()}"
+        status, _ = http_json(
+            "PUT", f"{banner['base']}/secrets/token", {"value": secret}, {"Api-Key": key}
+        )
+        assert status == 200
+        workflow_id = secret_workflow(banner["base"], key, peer.url)
+        assert run_sends(banner["base"], key, workflow_id, peer) == f"Bearer {secret}"
         check_stop(run, ports, marker)
 
     # Same data dir: the SQLite file Temporal used must open again (no stale lock), and the
@@ -66,6 +126,8 @@ def test_make_run_starts_prints_and_stops_cleanly_twice(tmp_path: Path) -> None:
         wait_healthy(ports.api)
         banner = run.wait_for_banner()
         assert banner["key"] == key, "the dev key must survive restarts"
+        # So does the secrets key: the secret stored before the restart still decrypts.
+        assert run_sends(banner["base"], key, workflow_id, peer) == f"Bearer {secret}"
         request = urllib.request.Request(
             f"http://127.0.0.1:{ports.api}/healthz", headers={"Accept": "application/json"}
         )

@@ -73,4 +73,6 @@ def test_readme_snippets_work_against_make_run(tmp_path: Path) -> None:
         assert "approved from the CLI" in output
         assert "'type': 'rerun'" in output
         assert "Only runs in error or cancelled can be retried" in output
+        # Secrets: the run's call was authenticated with the stored key, which it never shows.
+        assert "\nrunlane_key\n200\nthe key is not in the step\n" in output
         check_stop(run, ports, marker)

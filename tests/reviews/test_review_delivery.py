@@ -196,6 +196,7 @@ async def test_the_api_delivers_a_kept_decision_by_itself(
         "RUNLANE_TASK_QUEUE": settings.task_queue,
         "RUNLANE_TEMPORAL_ADDRESS": breaker.address,
         "RUNLANE_HTTP_ALLOW_PRIVATE": "true",
+        "RUNLANE_SECRETS_KEY": settings.secrets_key.get_secret_value(),
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
