@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.models import NodeError, NodeTaskInput, NodeTaskOutput, OutcomeError
 from activities.node_type import NodeBehaviour, NodeType
 from activities.recorded import LOCAL_ACTIVITY_MARKER
+from activities.subworkflow import PreparedChild
 from runlane import ids, templating
 from runlane.definition import RetryConfig
 
@@ -259,7 +260,8 @@ class MapActivities:
         """What the last execution of this map recorded (none on a first run): its result or
         failure's details when it ended so; when it was cancelled or terminated, the outcomes
         its last run started with plus the items that run completed (activity results and
-        chunks of pure items in its history). Only when it mapped as many items."""
+        chunks of pure items, child runs of a workflow_id map, in its history). Only when it
+        mapped as many items."""
         handle = self._client.get_workflow_handle(child_workflow_id)
         try:
             description = await handle.describe()
@@ -274,6 +276,7 @@ class MapActivities:
         result: MapResult | None = None
         outcomes: dict[int, ItemOutcome] = {}
         scheduled: dict[int, str] = {}  # ActivityTaskScheduled event id -> activity id
+        child_items: dict[str, int] = {}  # child run id -> item index (workflow_id maps)
         execution = 1
         async for event in last.fetch_history_events():
             kind = event.event_type
@@ -304,11 +307,30 @@ class MapActivities:
                 if marker.marker_name != LOCAL_ACTIVITY_MARKER or "result" not in marker.details:
                     continue
                 [data] = marker.details["data"].payloads
-                if json.loads(data.data).get("activity_type") != MAP_EVALUATE:
-                    continue
-                [chunk] = await decode(marker.details["result"].payloads, [MapEvaluateResult])
-                if isinstance(chunk, MapEvaluateResult):
-                    outcomes.update((outcome.index, outcome) for outcome in chunk.outcomes)
+                recorded = json.loads(data.data)
+                local_id = str(recorded.get("activity_id", ""))
+                if recorded.get("activity_type") == MAP_EVALUATE:
+                    [chunk] = await decode(marker.details["result"].payloads, [MapEvaluateResult])
+                    if isinstance(chunk, MapEvaluateResult):
+                        outcomes.update((outcome.index, outcome) for outcome in chunk.outcomes)
+                elif local_id.startswith("child-") and local_id[6:].isdigit():
+                    # A workflow_id map's item: the run id its child run was prepared with.
+                    [prepared] = await decode(marker.details["result"].payloads, [PreparedChild])
+                    if isinstance(prepared, PreparedChild):
+                        child_items[prepared.run_id] = int(local_id[6:])
+            elif kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+                ended_child = event.child_workflow_execution_completed_event_attributes
+                child_run_id = ended_child.workflow_execution.workflow_id
+                index = child_items.get(child_run_id, -1)
+                if index >= 0:
+                    [state] = await decode(ended_child.result.payloads, [dict])
+                    outcomes[index] = ItemOutcome(
+                        index=index,
+                        status="completed",
+                        attempt=execution,
+                        output=state.get("final_outputs") if isinstance(state, dict) else None,
+                        child_run_id=child_run_id,
+                    )
             elif kind in (
                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,

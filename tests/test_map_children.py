@@ -4,6 +4,7 @@ children as failed items, cancel, and the target checked at publish like a subwo
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -12,7 +13,13 @@ from temporalio.client import Client
 from temporalio.worker import Replayer
 
 from runlane.converter import data_converter
-from tests.api.helpers import create_published, review_definition, wait_for_run, wait_until
+from tests.api.helpers import (
+    TERMINAL,
+    create_published,
+    review_definition,
+    wait_for_run,
+    wait_until,
+)
 from tests.conftest import ORG_B_KEY
 from tests.peer import Peer
 from tests.recovery.support import chain
@@ -203,3 +210,94 @@ async def test_publish_checks_the_target_and_its_input_node(
         "/v1/workflows/validate", json={"definition": map_definition("bogus")}
     )
     assert any("wf_" in p["message"] for p in response.json()["errors"]), response.text
+
+
+async def wait_retried(api: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    async def ended() -> dict[str, Any] | None:
+        run = (await api.get(f"/v1/workflows/runs/{run_id}")).json()
+        return run if run["attempt"] == 2 and run["status"] in TERMINAL else None
+
+    return dict(await wait_until(ended, timeout=60))
+
+
+async def test_a_retry_after_a_failed_child_runs_only_the_items_not_completed(
+    api: httpx.AsyncClient, peer: Peer, client: Client
+) -> None:
+    child_id = await create_published(api, child_definition(peer), name="child")
+    parent_id = await create_published(api, map_definition(child_id, concurrency=1), name="p")
+    peer.fail("/call/2", 1, 400)
+    run_id = await start(api, parent_id, [{"n": 1}, {"n": 2}, {"n": 3}])
+    run = await wait_for_run(api, run_id)
+    assert run["status"] == "error" and run["error"]["node_id"] == "fan", run
+    first = await items_of(api, run_id)
+    assert [i["status"] for i in first] == ["completed", "error", "pending"]
+
+    assert (await api.post(f"/v1/workflows/runs/{run_id}/retry")).status_code == 202
+    run = await wait_retried(api, run_id)
+    assert run["status"] == "completed", run
+    assert [peer.count(f"/call/{n}") for n in (1, 2, 3)] == [1, 2, 1]
+    assert run["final_outputs"]["items"] == [{"doubled": str(n) * 2} for n in ("1", "2", "3")]
+    items = await items_of(api, run_id)
+    assert [(i["status"], i["attempt"]) for i in items] == [
+        ("completed", 1),
+        ("completed", 2),
+        ("completed", 2),
+    ]
+    # Item 0 keeps its child run; item 1 ran again as a new one.
+    assert items[0]["child_run_id"] == first[0]["child_run_id"]
+    assert items[1]["child_run_id"] not in (None, first[1]["child_run_id"])
+    assert len(await children_of(api, run_id, 4)) == 4
+    await assert_map_replays(client, run_id)
+
+
+async def test_a_retry_of_a_cancelled_map_keeps_the_child_runs_completed_before(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    """Item 0's child completed, item 1's hung on a server that never answers when the run was
+    cancelled: the retry runs items 1 (its server gone: an error, "continue") and 2 only."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    silent = await asyncio.start_server(accept, "127.0.0.1", 0)
+    host, port = silent.sockets[0].getsockname()[:2]
+    child = child_definition(peer)
+    child["nodes"][1]["config"]["url"] = "{{meta.url}}"
+    child_id = await create_published(api, child, name="child")
+    definition = map_definition(child_id, concurrency=1, on_item_error="continue")
+    parent_id = await create_published(api, definition, name="p")
+    urls = [f"{peer.url}/c/1", f"http://{host}:{port}/c/2", f"{peer.url}/c/3"]
+    values = [{"n": n, "url": url} for n, url in zip((1, 2, 3), urls, strict=True)]
+    run_id = await start(api, parent_id, values)
+
+    async def second_running() -> bool:
+        items = await items_of(api, run_id)
+        return [i["status"] for i in items] == ["completed", "running", "pending"] and bool(
+            items[1]["child_run_id"]
+        )
+
+    await wait_until(second_running, timeout=30)
+    assert (await api.post(f"/v1/workflows/runs/{run_id}/cancel")).status_code == 202
+    assert (await wait_for_run(api, run_id))["status"] == "cancelled"
+    before = await items_of(api, run_id)
+    assert [i["status"] for i in before] == ["completed", "cancelled", "pending"]
+    assert (await wait_for_run(api, before[1]["child_run_id"]))["status"] == "cancelled"
+    for writer in held:
+        writer.close()
+    silent.close()
+    await silent.wait_closed()
+
+    assert (await api.post(f"/v1/workflows/runs/{run_id}/retry")).status_code == 202
+    run = await wait_retried(api, run_id)
+    assert run["status"] == "completed", run
+    assert [peer.count(f"/c/{n}") for n in (1, 3)] == [1, 1]
+    items = await items_of(api, run_id)
+    assert [(i["status"], i["attempt"]) for i in items] == [
+        ("completed", 1),
+        ("error", 2),
+        ("completed", 2),
+    ]
+    assert items[0]["child_run_id"] == before[0]["child_run_id"]
+    assert items[0]["output"] == {"doubled": "11"}
+    assert [e["index"] for e in run["final_outputs"]["errors"]] == [1]
