@@ -232,6 +232,9 @@ async def test_a_retry_after_a_failed_child_runs_only_the_items_not_completed(
     first = await items_of(api, run_id)
     assert [i["status"] for i in first] == ["completed", "error", "pending"]
 
+    plan = (await api.get(f"/v1/workflows/runs/{run_id}/retry-plan")).json()
+    assert plan["allowed"] and "fan" in plan["rerun"], plan
+    assert plan["repeated_side_effects"] == ["fan"], plan  # items run again as new child runs
     assert (await api.post(f"/v1/workflows/runs/{run_id}/retry")).status_code == 202
     run = await wait_retried(api, run_id)
     assert run["status"] == "completed", run

@@ -13,7 +13,11 @@ chunk of pure items evaluated by one local activity, `runlane.map_evaluate`).
 * `on_item_error: "fail"`: once an item fails for good (after its retries), no further item
   starts; the running ones settle (their outcomes are kept), then the child fails with every
   outcome in its failure's details. `"continue"`: the error is recorded and the map goes on.
-* Cancelling the run cancels the child, which cancels its running items.
+* `workflow_id` maps: each item is a child run of the target frozen into the run's input,
+  started as a subworkflow node starts one (workflows/children.py: a recorded local activity
+  renders the item into the `input_node` and picks the run id), its trigger naming the run;
+  the item's output is the child's final_outputs, a failed child a failed item.
+* Cancelling the run cancels the child, which cancels its running items (child runs too).
 * Retry: the run's reset goes back to the task that started the map; there the run workflow's
   `runlane.map_prepare` reads what the previous child recorded (its result, its failure's
   details, or for a cancelled one the outcomes its last execution started with) and the new
