@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -26,7 +26,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.models import NodeError, NodeTaskInput, NodeTaskOutput, OutcomeError
 from activities.node_type import NodeBehaviour, NodeType
 from activities.recorded import LOCAL_ACTIVITY_MARKER
-from runlane import templating
+from activities.subworkflow import PreparedChild
+from runlane import ids, templating
 from runlane.definition import RetryConfig
 
 MAP_PREPARE = "runlane.map_prepare"
@@ -37,6 +38,8 @@ MAX_CONCURRENCY = 1000
 EVALUATE_CHUNK = 500
 EVALUATE_BUDGET_BYTES = 1024 * 1024
 _MESSAGE_CHARS = 2000
+# MapInput.item_execution of a workflow_id map: each item is a child run.
+ITEM_CHILD_RUN = "child_run"
 
 
 class InlineNode(BaseModel):
@@ -62,7 +65,11 @@ class MapConfig(BaseModel):
         default=None, description="A child run of this published workflow per item"
     )
     config_source: Literal["published", "draft"] = "published"
-    input_node: str | None = None
+    input_node: str | None = Field(
+        default=None,
+        description="workflow_id maps: the start_json node of the child that receives the "
+        "item (default: its only start_json node)",
+    )
     concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
     on_item_error: Literal["fail", "continue"] = "fail"
 
@@ -77,9 +84,16 @@ class MapConfig(BaseModel):
             raise ValueError("give either node or workflow_id")
         if self.node is not None and self.workflow_id is not None:
             raise ValueError("give node or workflow_id, not both")
-        if self.workflow_id is not None:
-            raise ValueError("workflow_id items (a child run per item) are not supported yet")
+        if self.workflow_id is None and self.input_node is not None:
+            raise ValueError("input_node goes with workflow_id")
         return self
+
+    @field_validator("workflow_id")
+    @classmethod
+    def _workflow_id(cls, value: str | None) -> str | None:
+        if value is not None and not ids.is_valid(ids.WORKFLOW, value):
+            raise ValueError("must be a workflow id (wf_...)")
+        return value
 
 
 ItemStatus = Literal["pending", "running", "completed", "error", "cancelled"]
@@ -94,6 +108,8 @@ class ItemOutcome(BaseModel):
     attempt: int = 0
     output: Any = None
     error: OutcomeError | None = None
+    # workflow_id maps: the item's child run (its run id).
+    child_run_id: str | None = None
 
 
 class MapProgress(BaseModel):
@@ -221,15 +237,18 @@ class MapActivities:
                     type="MapItemsNotAList", message=f"items rendered to {kind}, not a list"
                 )
             )
-        assert config.node is not None  # (workflow_id maps are refused by the config)
-        spec = self._registry[config.node.type]
-        timeout = config.node.timeout_s or spec.default_timeout_s
-        own_timeout = config.node.config.get("timeout_s")
-        if config.node.timeout_s is None and spec.execution == "remote" and own_timeout:
-            timeout = float(own_timeout) + 5.0  # room for the node's own request timeout
+        if config.node is None:  # workflow_id: a child run per item (workflows/maps.py)
+            item_execution, timeout = ITEM_CHILD_RUN, 0.0
+        else:
+            spec = self._registry[config.node.type]
+            item_execution = spec.execution
+            timeout = config.node.timeout_s or spec.default_timeout_s
+            own_timeout = config.node.config.get("timeout_s")
+            if config.node.timeout_s is None and spec.execution == "remote" and own_timeout:
+                timeout = float(own_timeout) + 5.0  # room for the node's own request timeout
         previous = await self._previous(request.child_workflow_id, len(items))
         return MapPrepareResult(
-            item_execution=spec.execution,
+            item_execution=item_execution,
             item_timeout_s=timeout,
             items=items,
             previous=[o for o in previous.outcomes if o.status == "completed"],
@@ -241,7 +260,8 @@ class MapActivities:
         """What the last execution of this map recorded (none on a first run): its result or
         failure's details when it ended so; when it was cancelled or terminated, the outcomes
         its last run started with plus the items that run completed (activity results and
-        chunks of pure items in its history). Only when it mapped as many items."""
+        chunks of pure items, child runs of a workflow_id map, in its history). Only when it
+        mapped as many items."""
         handle = self._client.get_workflow_handle(child_workflow_id)
         try:
             description = await handle.describe()
@@ -256,6 +276,7 @@ class MapActivities:
         result: MapResult | None = None
         outcomes: dict[int, ItemOutcome] = {}
         scheduled: dict[int, str] = {}  # ActivityTaskScheduled event id -> activity id
+        child_items: dict[str, int] = {}  # child run id -> item index (workflow_id maps)
         execution = 1
         async for event in last.fetch_history_events():
             kind = event.event_type
@@ -286,11 +307,30 @@ class MapActivities:
                 if marker.marker_name != LOCAL_ACTIVITY_MARKER or "result" not in marker.details:
                     continue
                 [data] = marker.details["data"].payloads
-                if json.loads(data.data).get("activity_type") != MAP_EVALUATE:
-                    continue
-                [chunk] = await decode(marker.details["result"].payloads, [MapEvaluateResult])
-                if isinstance(chunk, MapEvaluateResult):
-                    outcomes.update((outcome.index, outcome) for outcome in chunk.outcomes)
+                recorded = json.loads(data.data)
+                local_id = str(recorded.get("activity_id", ""))
+                if recorded.get("activity_type") == MAP_EVALUATE:
+                    [chunk] = await decode(marker.details["result"].payloads, [MapEvaluateResult])
+                    if isinstance(chunk, MapEvaluateResult):
+                        outcomes.update((outcome.index, outcome) for outcome in chunk.outcomes)
+                elif local_id.startswith("child-") and local_id[6:].isdigit():
+                    # A workflow_id map's item: the run id its child run was prepared with.
+                    [prepared] = await decode(marker.details["result"].payloads, [PreparedChild])
+                    if isinstance(prepared, PreparedChild):
+                        child_items[prepared.run_id] = int(local_id[6:])
+            elif kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+                ended_child = event.child_workflow_execution_completed_event_attributes
+                child_run_id = ended_child.workflow_execution.workflow_id
+                index = child_items.get(child_run_id, -1)
+                if index >= 0:
+                    [state] = await decode(ended_child.result.payloads, [dict])
+                    outcomes[index] = ItemOutcome(
+                        index=index,
+                        status="completed",
+                        attempt=execution,
+                        output=state.get("final_outputs") if isinstance(state, dict) else None,
+                        child_run_id=child_run_id,
+                    )
             elif kind in (
                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,

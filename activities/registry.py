@@ -45,8 +45,11 @@ class NodeRegistry(Mapping[str, NodeType]):
 
     def repeats_effects_per_item(self, node: Node) -> bool:
         """A node whose inline node (a map's) is of a side-effecting type: running it again
-        calls that node again for the items that run again."""
+        calls that node again for the items that run again. A map with `workflow_id` too: its
+        items that run again are new child runs (as a subworkflow node's retry is)."""
         spec = self._types.get(node.type)
+        if spec is not None and spec.behaviour.map and node.config.get("workflow_id"):
+            return True
         field = spec.inline_node_field if spec is not None else None
         inline = node.config.get(field) if field else None
         inner_type = inline.get("type") if isinstance(inline, dict) else None

@@ -462,6 +462,9 @@ class MapItemOut(BaseModel):
     attempt: int = Field(description="The map execution that produced it (one more per retry)")
     output: Any
     error: StepErrorOut | None
+    child_run_id: str | None = Field(
+        default=None, description="workflow_id maps: the item's child run (null until it starts)"
+    )
 
 
 class StepOut(BaseModel):

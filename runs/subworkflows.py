@@ -10,13 +10,15 @@ recorded in the parent's history. Problems are `422`s naming the node of the def
 
 from __future__ import annotations
 
+from activities.maps import MapConfig
 from activities.registry import NodeRegistry
 from activities.subworkflow import MAX_DEPTH, SubworkflowConfig, target_key
 from runlane.definition import Definition
 from runlane.errors import Conflict, InvalidInput, NotFound, invalid
 from runs.starter import PublishedDefinitions, definition_for
 from store.workflows import WorkflowRepository
-from workflows.models import FrozenWorkflow
+from workflows.maps import input_node_problem
+from workflows.models import FrozenWorkflow, node_behaviour
 
 
 class _Problem(Exception):
@@ -37,11 +39,27 @@ class SubworkflowTargets:
         self._published = published or PublishedDefinitions()
 
     def _targets(self, definition: Definition) -> list[tuple[str, SubworkflowConfig]]:
-        found = []
+        """The nodes that run child runs of another workflow: subworkflow nodes, and maps
+        with a `workflow_id` (a child run per item)."""
+        return [(node_id, config) for node_id, config, _ in self._runs(definition)]
+
+    def _runs(
+        self, definition: Definition
+    ) -> list[tuple[str, SubworkflowConfig, MapConfig | None]]:
+        found: list[tuple[str, SubworkflowConfig, MapConfig | None]] = []
         for node in definition.nodes:
             spec = self._registry.get(node.type)
-            if spec is not None and spec.behaviour.child_run:
-                found.append((node.id, SubworkflowConfig.model_validate(node.config)))
+            if spec is None:
+                continue
+            if spec.behaviour.child_run:
+                found.append((node.id, SubworkflowConfig.model_validate(node.config), None))
+            elif spec.behaviour.map:
+                config = MapConfig.model_validate(node.config)
+                if config.workflow_id is not None:
+                    target = SubworkflowConfig(
+                        workflow_id=config.workflow_id, config_source=config.config_source
+                    )
+                    found.append((node.id, target, config))
         return found
 
     async def resolve(
@@ -52,9 +70,11 @@ class SubworkflowTargets:
         or leads back to a workflow on its own path."""
         resolved: dict[str, FrozenWorkflow] = {}
         errors: list[dict[str, str]] = []
-        for node_id, config in self._targets(definition):
+        for node_id, config, map_config in self._runs(definition):
             try:
                 await self._resolve(org, config, (workflow_id,), 1, resolved)
+                if map_config is not None:
+                    _check_input_node(map_config, resolved[target_key(config)])
             except _Problem as problem:
                 errors.append({"node_id": node_id, "message": problem.message})
         if errors:
@@ -103,3 +123,20 @@ class SubworkflowTargets:
                 await self._resolve(org, nested, (*path, target_id), depth + 1, resolved)
             except _Problem as problem:
                 raise _Problem(f"in workflow {target_id}: {problem.message}") from None
+
+
+def _check_input_node(config: MapConfig, target: FrozenWorkflow) -> None:
+    """A map's target takes each item in one start_json node: `input_node`, or its only one."""
+    json_starts = [
+        node.id
+        for node in target.definition.nodes
+        if (plan := target.plans.get(node.id)) is not None
+        and node_behaviour(plan, node.type).run_input == "json"
+    ]
+    if config.input_node is None and len(json_starts) == 1:
+        return
+    if config.input_node is not None and config.input_node in json_starts:
+        return
+    raise _Problem(
+        f"workflow {config.workflow_id}: {input_node_problem(config.input_node, json_starts)}"
+    )

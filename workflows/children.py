@@ -30,6 +30,8 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities import subworkflow
+    from activities.maps import MapConfig
+    from activities.node_type import NodeBehaviour
     from activities.subworkflow import (
         ChildStart,
         PreparedChild,
@@ -67,9 +69,12 @@ def child_targets(
         current, current_plans = pending.pop()
         for node in current.nodes:
             plan = current_plans.get(node.id)
-            if plan is None or not node_behaviour(plan, node.type).child_run:
+            if plan is None:
                 continue
-            key = target_key(SubworkflowConfig.model_validate(node.config))
+            config = run_target(node, node_behaviour(plan, node.type))
+            if config is None:
+                continue
+            key = target_key(config)
             target = known.get(key)
             if target is not None and key not in found:
                 found[key] = target
@@ -77,7 +82,20 @@ def child_targets(
     return found
 
 
-def _starts(target: FrozenWorkflow) -> list[ChildStart]:
+def run_target(node: Node, behaviour: NodeBehaviour) -> SubworkflowConfig | None:
+    """The workflow a node runs child runs of: a subworkflow's, or a map's `workflow_id`."""
+    if behaviour.child_run:
+        return SubworkflowConfig.model_validate(node.config)
+    if behaviour.map:
+        config = MapConfig.model_validate(node.config)
+        if config.workflow_id is not None:
+            return SubworkflowConfig(
+                workflow_id=config.workflow_id, config_source=config.config_source
+            )
+    return None
+
+
+def starts(target: FrozenWorkflow) -> list[ChildStart]:
     starts: list[ChildStart] = []
     for node in target.definition.nodes:
         kind = node_behaviour(target.plans[node.id], node.type).run_input
@@ -117,7 +135,7 @@ class Children:
         try:
             prepared = await workflow.execute_local_activity(
                 subworkflow.NODE_TYPE,
-                SubworkflowTask(task=self._node_inputs.task(node, plan), starts=_starts(target)),
+                SubworkflowTask(task=self._node_inputs.task(node, plan), starts=starts(target)),
                 result_type=PreparedChild,
                 activity_id=node.id,
                 start_to_close_timeout=PREPARE_TIMEOUT,
@@ -144,61 +162,83 @@ class Children:
         """Start a child run of `target` with the prepared id and inputs (recorded by an
         activity before: never picked in workflow code), and wait for its end: its final
         outputs, NodeFailed naming `node_id` with the child's error, or CancelledError when
-        this run is cancelled (the child is cancelled with it). Other nodes that run child
-        runs (a map over a workflow) call this too."""
-        child_input = RunInput(
-            run_id=prepared.run_id,
+        this run is cancelled (the child is cancelled with it)."""
+        return await execute_child(
             organization_id=self._input.organization_id,
-            workflow=target.workflow,
-            definition=target.definition,
-            plans=target.plans,
-            inputs=RunInputs(json_data=prepared.json_data, text_data=prepared.text_data),
-            trigger=Trigger(type="parent", parent_run_id=self._input.run_id),
-            created_at=prepared.created_at,
-            subworkflows=child_targets(target.definition, target.plans, self._input.subworkflows),
+            parent_run_id=self._input.run_id,
+            known=self._input.subworkflows,
+            node_id=node_id,
+            target=target,
+            prepared=prepared,
+            timeout_s=timeout_s,
         )
-        version = target.workflow.version
-        try:
-            state = await workflow.execute_child_workflow(
-                WORKFLOW_TYPE,
-                child_input,
-                id=prepared.run_id,
-                result_type=dict,
-                cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                execution_timeout=timedelta(seconds=timeout_s) if timeout_s else None,
-                search_attributes=TypedSearchAttributes(_search_attributes(child_input)),
-                static_summary=f"{target.workflow.name_at_run_time} "
-                f"({'v' + str(version) if version else 'draft'}, child of {self._input.run_id} "
-                f"node {node_id})",
-            )
-        except ChildWorkflowError as err:
-            raise self._failure(node_id, prepared.run_id, err) from None
-        return state.get("final_outputs")
 
-    def _failure(self, node_id: str, child_run_id: str, err: ChildWorkflowError) -> BaseException:
-        cause = err.cause
-        if isinstance(cause, CancelledError):
-            task = asyncio.current_task()
-            # This run is being cancelled (or the node stopped because a sibling failed):
-            # the child was cancelled with it.
-            if workflow.cancellation_reason() is not None or (task and task.cancelling()):
-                return asyncio.CancelledError()
-            error = StepError(
-                type="ChildCancelled", message=f"child run {child_run_id} was cancelled"
-            )
-        elif isinstance(cause, ApplicationError):
-            error = _child_error(child_run_id, cause)
-        elif isinstance(cause, TemporalTimeoutError):
-            error = StepError(
-                type="Timeout", message=f"child run {child_run_id} timed out (node timeout_s)"
-            )
-        else:
-            error = StepError(
-                type=type(cause).__name__ if cause else "ChildFailed",
-                message=f"child run {child_run_id} ended: {cause or err}",
-            )
-        return NodeFailed(node_id, error)
+
+async def execute_child(
+    *,
+    organization_id: str,
+    parent_run_id: str,
+    known: Mapping[str, FrozenWorkflow],
+    node_id: str,
+    target: FrozenWorkflow,
+    prepared: PreparedChild,
+    timeout_s: float | None = None,
+) -> Any:
+    """`Children.execute` for any workflow: a child run of `target` whose trigger names the
+    run `parent_run_id` (a map's child workflow starts its items' runs so, for the run it
+    belongs to); `known` holds the targets the child's own child runs need."""
+    child_input = RunInput(
+        run_id=prepared.run_id,
+        organization_id=organization_id,
+        workflow=target.workflow,
+        definition=target.definition,
+        plans=target.plans,
+        inputs=RunInputs(json_data=prepared.json_data, text_data=prepared.text_data),
+        trigger=Trigger(type="parent", parent_run_id=parent_run_id),
+        created_at=prepared.created_at,
+        subworkflows=child_targets(target.definition, target.plans, known),
+    )
+    version = target.workflow.version
+    try:
+        state = await workflow.execute_child_workflow(
+            WORKFLOW_TYPE,
+            child_input,
+            id=prepared.run_id,
+            result_type=dict,
+            cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+            execution_timeout=timedelta(seconds=timeout_s) if timeout_s else None,
+            search_attributes=TypedSearchAttributes(_search_attributes(child_input)),
+            static_summary=f"{target.workflow.name_at_run_time} "
+            f"({'v' + str(version) if version else 'draft'}, child of {parent_run_id} "
+            f"node {node_id})",
+        )
+    except ChildWorkflowError as err:
+        raise _failure(node_id, prepared.run_id, err) from None
+    return state.get("final_outputs")
+
+
+def _failure(node_id: str, child_run_id: str, err: ChildWorkflowError) -> BaseException:
+    cause = err.cause
+    if isinstance(cause, CancelledError):
+        task = asyncio.current_task()
+        # This run is being cancelled (or the node stopped because a sibling failed):
+        # the child was cancelled with it.
+        if workflow.cancellation_reason() is not None or (task and task.cancelling()):
+            return asyncio.CancelledError()
+        error = StepError(type="ChildCancelled", message=f"child run {child_run_id} was cancelled")
+    elif isinstance(cause, ApplicationError):
+        error = _child_error(child_run_id, cause)
+    elif isinstance(cause, TemporalTimeoutError):
+        error = StepError(
+            type="Timeout", message=f"child run {child_run_id} timed out (node timeout_s)"
+        )
+    else:
+        error = StepError(
+            type=type(cause).__name__ if cause else "ChildFailed",
+            message=f"child run {child_run_id} ended: {cause or err}",
+        )
+    return NodeFailed(node_id, error)
 
 
 def _child_error(child_run_id: str, cause: ApplicationError) -> StepError:

@@ -152,7 +152,7 @@ class RunWorkflow:
         self._reviews = Reviews(run, self._visibility)
         self._batches = Batches(run, self._node_inputs, self._reviews, self._attempts)
         self._children = Children(input, self._node_inputs)
-        self._maps = Maps(self._node_inputs)
+        self._maps = Maps(self._node_inputs, input)
 
     # ----------------------------------------------------------------- entry point
 
