@@ -15,10 +15,8 @@ from google.protobuf import json_format
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from api.deps import get_api_settings
-from runlane.converter import data_converter
 from runlane.payload_crypto import (
     ENCRYPTED_ENCODING,
     CodecSessions,
@@ -28,28 +26,11 @@ from runlane.payload_crypto import (
 from runlane.settings import Settings
 from tests.api.helpers import create_published, linear_definition, wait_for_run
 from tests.conftest import ORG_A_KEY, ORG_B_KEY
+from tests.encryption import PAYLOAD_KEY
 
 UI = "http://localhost:8233"
 API = "http://runlane.test"
 COOKIE = "runlane_codec_session"
-PAYLOAD_KEY = f"k2:{generate_key()},k1:{generate_key()}"
-
-
-# These override conftest's fixtures of the same names: the worker and the API of a deployment
-# with RUNLANE_PAYLOAD_KEY set, so every payload a run stores is encrypted.
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"payload_key": SecretStr(PAYLOAD_KEY)})
-
-
-@pytest.fixture
-def client(temporal_env: WorkflowEnvironment, settings: Settings) -> Client:
-    plain = temporal_env.client
-    return Client(
-        plain.service_client,
-        namespace=plain.namespace,
-        data_converter=data_converter(settings.payload_keys()),
-    )
 
 
 @pytest.fixture

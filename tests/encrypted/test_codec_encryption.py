@@ -17,37 +17,15 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from google.protobuf import json_format
-from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
-from runlane.converter import data_converter
-from runlane.payload_crypto import ENCRYPTED_ENCODING, generate_key
-from runlane.settings import Settings
+from runlane.payload_crypto import ENCRYPTED_ENCODING
 from tests.api.helpers import create_published, temporal_cli, wait_for_run
 from tests.conftest import ORG_A_KEY, ORG_B_KEY
 from tests.peer import Peer
 
 UI = "http://localhost:8233"
-PAYLOAD_KEY = f"k2:{generate_key()},k1:{generate_key()}"
-
-
-# These override conftest's fixtures of the same names, so its worker, app and api fixtures
-# are built with the payload key: the worker and API of a deployment with it set.
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"payload_key": SecretStr(PAYLOAD_KEY)})
-
-
-@pytest.fixture
-def client(temporal_env: WorkflowEnvironment, settings: Settings) -> Client:
-    plain = temporal_env.client
-    return Client(
-        plain.service_client,
-        namespace=plain.namespace,
-        data_converter=data_converter(settings.payload_keys()),
-    )
 
 
 def as_org(app: FastAPI, **headers: str) -> httpx.AsyncClient:

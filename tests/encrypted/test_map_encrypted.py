@@ -4,38 +4,15 @@ the previous child read back by a retry are all encrypted payloads, bound to the
 from __future__ import annotations
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from google.protobuf import json_format
-from pydantic import SecretStr
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
-from runlane.converter import data_converter
-from runlane.payload_crypto import generate_key
-from runlane.settings import Settings
 from tests.api.helpers import TERMINAL, create_published, wait_for_run, wait_until
 from tests.conftest import ORG_A_KEY, ORG_B_KEY
 from tests.peer import Peer
-
-PAYLOAD_KEY = f"k1:{generate_key()}"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"payload_key": SecretStr(PAYLOAD_KEY)})
-
-
-@pytest.fixture
-def client(temporal_env: WorkflowEnvironment, settings: Settings) -> Client:
-    plain = temporal_env.client
-    return Client(
-        plain.service_client,
-        namespace=plain.namespace,
-        data_converter=data_converter(settings.payload_keys()),
-    )
 
 
 async def test_an_encrypted_map_fails_and_a_retry_reuses_completed_items(
