@@ -155,9 +155,8 @@ async def test_bad_child_inputs_fail_the_node_naming_the_problem(api: httpx.Asyn
     assert "json_inputs.meta" in run["error"]["message"]
 
 
-async def test_cancelling_the_parent_cancels_the_child(
-    api: httpx.AsyncClient, client: Client
-) -> None:
+async def parent_with_a_child_waiting(api: httpx.AsyncClient) -> tuple[str, str]:
+    """A parent run whose child run waits on a review: (parent run id, child run id)."""
     child_id = await create_published(api, review_definition(), name="child")
     definition = parent_definition(child_id)
     definition["nodes"][1]["config"] = {
@@ -175,6 +174,13 @@ async def test_cancelling_the_parent_cancels_the_child(
         return child_run_id if child.get("status") == "waiting_for_human" else None
 
     child_run_id = await wait_until(child_waiting, timeout=30)
+    return run_id, child_run_id
+
+
+async def test_cancelling_the_parent_cancels_the_child(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    run_id, child_run_id = await parent_with_a_child_waiting(api)
     cancelled = await api.post(f"/v1/workflows/runs/{run_id}/cancel")
     assert cancelled.status_code == 202, cancelled.text
     assert (await wait_for_run(api, run_id))["status"] == "cancelled"
@@ -299,23 +305,7 @@ async def test_children_nest_and_a_draft_that_leads_back_is_refused_at_run_start
 
 
 async def test_a_child_cancelled_on_its_own_fails_the_parents_node(api: httpx.AsyncClient) -> None:
-    child_id = await create_published(api, review_definition(), name="child")
-    definition = parent_definition(child_id)
-    definition["nodes"][1]["config"] = {
-        "workflow_id": child_id,
-        "json_inputs": {"meta": {"amount": "{{order.n}}"}},
-    }
-    parent_id = await create_published(api, definition, name="parent")
-    run_id = await start(api, parent_id, json_inputs={"order": {"n": 5}})
-
-    async def child_waiting() -> str | None:
-        child_run_id = (await step(api, run_id, "sub"))["child_run_id"]
-        if child_run_id is None:
-            return None
-        child = (await api.get(f"/v1/workflows/runs/{child_run_id}")).json()
-        return child_run_id if child.get("status") == "waiting_for_human" else None
-
-    child_run_id = await wait_until(child_waiting, timeout=30)
+    run_id, child_run_id = await parent_with_a_child_waiting(api)
     assert (await api.post(f"/v1/workflows/runs/{child_run_id}/cancel")).status_code == 202
     run = await wait_for_run(api, run_id)
     assert run["status"] == "error", run
