@@ -23,6 +23,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY runs ./runs
 COPY store ./store
+COPY triggers ./triggers
 COPY api ./api
 COPY worker.py ./
 # Bytecode now: the workflow sandbox imports the workflow module afresh for every run, and

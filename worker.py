@@ -15,6 +15,7 @@ from runlane.settings import get_settings
 from runlane.temporal import connect, ensure_search_attributes
 from store.db import Database
 from store.secrets import SecretRepository
+from triggers.wiring import trigger_work
 from workflows import run_workflow
 from workflows.worker import create_worker
 
@@ -49,10 +50,14 @@ async def main() -> None:
                 http_client=http_client,
                 secrets=SecretRepository(database, secret_keys),
             )
+            triggers = trigger_work(
+                client=client, database=database, settings=settings, http_client=http_client
+            )
             worker = create_worker(
                 client,
                 task_queue=settings.task_queue,
-                activities=default_registry().activities(deps),
+                activities=[*default_registry().activities(deps), *triggers.activities],
+                workflows=triggers.workflows,
                 max_cached_workflows=settings.worker_max_cached_workflows,
                 map_items_per_execution=settings.map_items_per_execution,
             )

@@ -31,14 +31,13 @@ from runlane.settings import (
     get_settings,
     parse_api_keys,
 )
+from runs.factory import run_service
 from runs.service import RunService
 from runs.starter import PublishedDefinitions
 from runs.subworkflows import SubworkflowTargets
 from runs.temporal_errors import Reachability
 from store.db import Database
-from store.decisions import DecisionRepository
 from store.files import FileRepository
-from store.idempotency import IdempotencyRepository
 from store.pagination import CursorOrderMismatch, InvalidCursor
 from store.secrets import SecretRepository
 from store.workflows import WorkflowRepository
@@ -76,20 +75,8 @@ async def get_file_repository(db: DatabaseDep, settings: SettingsDep) -> FileRep
     return FileRepository(db, BlobStore(settings.files_dir))
 
 
-async def get_idempotency_repository(db: DatabaseDep) -> IdempotencyRepository:
-    return IdempotencyRepository(db)
-
-
 WorkflowsDep = Annotated[WorkflowRepository, Depends(get_workflow_repository)]
 FilesDep = Annotated[FileRepository, Depends(get_file_repository)]
-IdempotencyDep = Annotated[IdempotencyRepository, Depends(get_idempotency_repository)]
-
-
-async def get_decision_repository(db: DatabaseDep) -> DecisionRepository:
-    return DecisionRepository(db)
-
-
-DecisionsDep = Annotated[DecisionRepository, Depends(get_decision_repository)]
 
 
 async def get_secret_repository(db: DatabaseDep, settings: SettingsDep) -> SecretRepository:
@@ -119,25 +106,16 @@ ReachabilityDep = Annotated[Reachability | None, Depends(get_temporal_reachabili
 async def get_run_service(
     client: TemporalDep,
     settings: SettingsDep,
+    database: DatabaseDep,
     registry: RegistryDep,
-    workflows: WorkflowsDep,
-    files: FilesDep,
-    idempotency: IdempotencyDep,
-    decisions: DecisionsDep,
-    secrets: SecretsDep,
     published: PublishedDep,
     reachability: ReachabilityDep,
 ) -> RunService:
-    return RunService(
+    return run_service(
         client=client,
+        database=database,
+        settings=settings,
         registry=registry,
-        workflows=workflows,
-        files=files,
-        idempotency=idempotency,
-        decisions=decisions,
-        secrets=secrets,
-        task_queue=settings.task_queue,
-        max_upload_bytes=settings.max_upload_bytes,
         published=published,
         reachability=reachability,
     )

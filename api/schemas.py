@@ -326,6 +326,27 @@ class TriggerOut(BaseModel):
         '"parent")',
         exclude_if=lambda value: value is None,
     )
+    # Shown only for runs a schedule or an inbound webhook started (API.md "Triggers").
+    schedule_id: str | None = Field(
+        default=None,
+        description='The schedule that fired this run (only when `type` is "schedule")',
+        exclude_if=lambda value: value is None,
+    )
+    scheduled_at: datetime | None = Field(
+        default=None,
+        description='The time the schedule was due (only when `type` is "schedule")',
+        exclude_if=lambda value: value is None,
+    )
+    webhook_id: str | None = Field(
+        default=None,
+        description='The inbound webhook that started this run (only when `type` is "webhook")',
+        exclude_if=lambda value: value is None,
+    )
+    delivery_id: str | None = Field(
+        default=None,
+        description='The call\'s `webhook-id` header (only when `type` is "webhook")',
+        exclude_if=lambda value: value is None,
+    )
 
 
 class RunErrorOut(BaseModel):

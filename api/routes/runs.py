@@ -158,6 +158,14 @@ async def list_runs(
             json_schema_extra={"pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
         ),
     ] = None,
+    schedule_id: Annotated[
+        str | None,
+        # Documented, checked by the run service (`invalid_filter`).
+        Query(
+            description="Only the runs this schedule fired",
+            json_schema_extra={"pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+        ),
+    ] = None,
 ) -> schemas.Page[schemas.RunOut]:
     """List runs by `timing.created_at` whatever their status: newest first, or oldest first
     with `order=asc`."""
@@ -170,6 +178,7 @@ async def list_runs(
             created_after=created_after,
             created_before=created_before,
             parent_run_id=parent_run_id,
+            schedule_id=schedule_id,
         ),
         limit=paging.limit,
         cursor=paging.cursor,
