@@ -19,13 +19,16 @@ from api.errors import ApiError, error_body, install_error_handlers
 from api.routes import (
     codec,
     codec_session,
+    endpoints,
     files,
     node_types,
     recovery,
     reviews,
     runs,
+    schedules,
     secrets,
     web,
+    webhooks,
     workflows,
 )
 from runlane.settings import get_settings
@@ -172,6 +175,9 @@ def create_app() -> FastAPI:
     app.include_router(workflows.router)
     app.include_router(files.router)
     app.include_router(secrets.router)
+    app.include_router(schedules.router)
+    app.include_router(webhooks.router)
+    app.include_router(endpoints.router)
     app.include_router(node_types.router)
     app.include_router(web.router)
     app.include_router(codec.router)
