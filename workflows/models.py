@@ -109,6 +109,10 @@ class RunInput(BaseModel):
     # Targets of the subworkflow nodes of this run and of its children, recursively, by
     # `activities.subworkflow.target_key`.
     subworkflows: dict[str, FrozenWorkflow] = Field(default_factory=dict)
+    # The event types (workflows/events.py) that an enabled endpoint of the organization was
+    # subscribed to when the run started: the run emits those, and no others. Empty for runs
+    # started before events existed, which replay as they ran.
+    events: list[str] = Field(default_factory=list)
 
 
 class StepError(BaseModel):
