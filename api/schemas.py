@@ -24,6 +24,22 @@ from pydantic_core import core_schema
 
 from runlane.unicode import NOT_UNICODE, has_lone_surrogate
 
+# The run record's models live with the code that renders them (event webhooks send it too);
+# re-exported here, where routes and clients have always found them.
+from runs.records import (  # noqa: F401
+    AttemptOut,
+    DocumentOut,
+    InputDocumentOut,
+    Lifecycle,
+    RunErrorOut,
+    RunInputsOut,
+    RunOut,
+    RunWorkflowOut,
+    TemporalOut,
+    TimingOut,
+    TriggerOut,
+)
+
 T = TypeVar("T")
 
 
@@ -307,148 +323,6 @@ class CommandBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command_id: CommandId = None
-
-
-class RunWorkflowOut(BaseModel):
-    workflow_id: str
-    snapshot_id: str | None
-    version: int | None
-    name_at_run_time: str
-
-
-class TriggerOut(BaseModel):
-    type: str
-    source_run_id: str | None = None
-    # Shown only when `type` is "parent": part 1's trigger shape stays as it was otherwise.
-    parent_run_id: str | None = Field(
-        default=None,
-        description="The run whose subworkflow node started this one (only when `type` is "
-        '"parent")',
-        exclude_if=lambda value: value is None,
-    )
-    # Shown only for runs a schedule or an inbound webhook started (API.md "Triggers").
-    schedule_id: str | None = Field(
-        default=None,
-        description='The schedule that fired this run (only when `type` is "schedule")',
-        exclude_if=lambda value: value is None,
-    )
-    scheduled_at: datetime | None = Field(
-        default=None,
-        description='The time the schedule was due (only when `type` is "schedule")',
-        exclude_if=lambda value: value is None,
-    )
-    webhook_id: str | None = Field(
-        default=None,
-        description='The inbound webhook that started this run (only when `type` is "webhook")',
-        exclude_if=lambda value: value is None,
-    )
-    delivery_id: str | None = Field(
-        default=None,
-        description='The call\'s `webhook-id` header (only when `type` is "webhook")',
-        exclude_if=lambda value: value is None,
-    )
-
-
-class RunErrorOut(BaseModel):
-    stage: str
-    node_id: str | None = None
-    type: str
-    message: str
-
-
-class Lifecycle(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    kind: str
-
-
-class TimingOut(BaseModel):
-    created_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    human_waiting_started_at: datetime | None
-    accumulated_human_waiting_ms: int
-    duration_ms: int | None
-    active_duration_ms: int | None
-
-
-class DocumentOut(BaseModel):
-    id: str
-    filename: str
-    mime_type: str
-
-
-class RunInputsOut(BaseModel):
-    documents: dict[str, DocumentOut]
-    json_data: dict[str, Any]
-    text_data: dict[str, str]
-
-
-class AttemptOut(BaseModel):
-    attempt: int
-    temporal_run_id: str
-    started_at: datetime
-    ended_at: datetime | None
-    status: str
-    resumed_from_node_id: str | None
-
-
-class TemporalOut(BaseModel):
-    namespace: str
-    workflow_id: str
-    run_id: str | None
-    ui_url: str
-
-
-class InputDocumentOut(BaseModel):
-    file_id: str = Field(description="The stored file (`GET /v1/files/{file_id}`)")
-    id: str = Field(
-        description="The same file id, under the name `inputs.documents` and the Retab SDK use"
-    )
-    filename: str
-    mime_type: str
-
-
-class RunOut(BaseModel):
-    id: str
-    organization_id: str
-    workflow: RunWorkflowOut
-    workflow_id: str = Field(description="Seed compatibility: `workflow.workflow_id`")
-    workflow_name: str = Field(description="Seed compatibility: `workflow.name_at_run_time`")
-    trigger: TriggerOut
-    status: str
-    lifecycle: Lifecycle
-    timing: TimingOut
-    inputs: RunInputsOut
-    final_outputs: Any
-    error: RunErrorOut | None
-    waiting_for_node_ids: list[str]
-    attempt: int
-    attempts: list[AttemptOut]
-    derived_run_ids: list[str] = Field(default_factory=list)
-    temporal: TemporalOut
-    # Seed compatibility (API.md part 2): the flat fields of the seeds' run record, beside
-    # the nested ones above, so Retab-style clients read Runlane's runs as they are.
-    created_at: datetime = Field(description="Seed compatibility: `timing.created_at`")
-    started_at: datetime = Field(
-        description="Seed compatibility: `timing.started_at`; while the run has not started "
-        "yet (`pending`), its creation time, so it is never null (`timing.started_at` is)"
-    )
-    completed_at: datetime | None = Field(
-        description="Seed compatibility: `timing.completed_at` (null until the run ends)"
-    )
-    duration_ms: int | None = Field(
-        description="Seed compatibility: `timing.duration_ms` (null until the run ends)"
-    )
-    updated_at: datetime = Field(
-        description="When the run's state last changed: the latest moment it records "
-        "(created, started, ended, a step started or ended, a review waited or was decided, "
-        "an attempt started or ended)"
-    )
-    input_documents: dict[str, InputDocumentOut] = Field(
-        description="Seed compatibility: the documents of `inputs.documents` by start node id, "
-        "each `{file_id, id, filename, mime_type}`"
-    )
 
 
 class ReviewOut(BaseModel):
