@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import json
-import socket
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,6 +14,15 @@ from activities.models import NodeTaskInput, NodeTaskOutput
 from activities.node_type import NodeType
 from activities.secret_scope import SecretResolver, SecretScope
 from runlane import templating
+from runlane.outbound import (
+    CheckedTarget,
+    Resolver,
+    TargetRefused,
+    check_target,
+    parse_http_url,
+    resolve_host,
+    send_pinned,
+)
 from runlane.redaction import install_log_masking
 
 # Status codes worth retrying: the peer may answer differently next time.
@@ -59,66 +63,17 @@ class HttpRequestConfig(BaseModel):
         return value
 
 
-def _blocked_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-    )
-
-
-# How the activity looks up a host name: (host, port) -> addresses, in the order to try them.
-# A seam so tests can answer like a rebinding DNS server does; the default is the system's.
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-
-async def resolve_host(host: str, port: int) -> list[str]:
-    """The addresses getaddrinfo gives for `host`, in its order, without duplicates."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def _is_ip_literal(host: str) -> bool:
+async def _checked_target(
+    target: httpx.URL, resolve: Resolver, *, allow_private: bool
+) -> CheckedTarget:
+    """The SSRF guard (runlane/outbound.py), its refusals as this node's errors: a refused
+    address is not retried, a name that does not resolve is."""
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-async def _checked_addresses(
-    host: str, port: int, resolve: Resolver, *, allow_private: bool
-) -> list[str]:
-    """Resolve `host` once and refuse loopback/private targets (SSRF) unless
-    RUNLANE_HTTP_ALLOW_PRIVATE is set. The caller connects to these addresses and never lets
-    httpx resolve the name again: a second lookup could answer differently (DNS rebinding)."""
-    if _is_ip_literal(host):
-        addresses = [host]
-    else:
-        try:
-            addresses = await resolve(host, port)
-        except OSError as exc:
-            raise ApplicationError(
-                f"cannot resolve host '{host}': {exc}", type="HttpTargetError"
-            ) from exc
-        if not addresses:
-            raise ApplicationError(
-                f"cannot resolve host '{host}': no addresses", type="HttpTargetError"
-            )
-    if not allow_private:
-        for address in addresses:
-            if _blocked_address(address):
-                raise ApplicationError(
-                    f"refusing to call {host} ({address}): loopback/private addresses are not "
-                    "allowed (set RUNLANE_HTTP_ALLOW_PRIVATE=true to allow them)",
-                    type="HttpTargetNotAllowed",
-                    non_retryable=True,
-                )
-    return addresses
+        return await check_target(target, resolve, allow_private=allow_private)
+    except TargetRefused as refused:
+        raise ApplicationError(
+            refused.message, type=refused.kind, non_retryable=refused.not_allowed
+        ) from refused
 
 
 def _parse_body(response: httpx.Response) -> Any:
@@ -161,67 +116,29 @@ class HttpNodeActivities:
         `***` in their place (`shown`), and the peer's answer is masked by the caller."""
         url = str(_render(config.url, scope.context))
         shown = str(_render(config.url, scope.shown)) if scope.redactor else url
-        parts = urlsplit(url)
-        try:
-            target = httpx.URL(url)
-        except httpx.InvalidURL:
-            target = None
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or not target
-            or not target.host
-        ):
+        target = parse_http_url(url)
+        if target is None:
             raise ApplicationError(
                 f"'{shown}' is not an http(s) URL", type="HttpTargetError", non_retryable=True
             )
-        # The host as httpx reads the URL (IDNA-encoded), so the name checked is the name that
-        # would have been connected to.
-        host = target.raw_host.decode("ascii")
-        addresses = await _checked_addresses(
-            host,
-            target.port or (443 if target.scheme == "https" else 80),
-            self._resolve,
-            allow_private=self._allow_private,
-        )
+        checked = await _checked_target(target, self._resolve, allow_private=self._allow_private)
         headers = httpx.Headers(
             {k: str(_render(v, scope.context)) for k, v in (config.headers or {}).items()}
         )
         # The peer can deduplicate retries of this node within this run.
         headers["Idempotency-Key"] = f"{task.run_id}:{task.node.id}"
-        # The URL is rewritten to the checked address: the peer still sees the name it is
-        # called by, and TLS sends it as SNI and verifies the certificate against it.
-        headers.setdefault("Host", target.netloc.decode("ascii"))
-        extensions: dict[str, Any] = {}
-        if target.scheme == "https":
-            extensions["sni_hostname"] = host
-            # The pool keys connections by address, not by name: a kept-alive connection
-            # verified for another name at this address must never carry this request.
-            headers["Connection"] = "close"
         body = _render(config.body, scope.context)
-
-        async def send(address: str) -> httpx.Response:
-            return await self._client.request(
-                config.method,
-                target.copy_with(host=address),
-                headers=headers,
-                json=body if body is not None else None,
-                timeout=config.timeout_s,
-                extensions=extensions,
-                # A redirect would go to an address nobody checked; a 3xx is the answer.
-                follow_redirects=False,
-            )
-
         try:
-            for address in addresses[:-1]:
-                try:
-                    response = await send(address)
-                    break
-                except httpx.ConnectError:
-                    # Nothing was sent: the next checked address (IPv4 after IPv6) is safe.
-                    continue
-            else:
-                response = await send(addresses[-1])
+            # To the checked address; a redirect would go to an address nobody checked, so a
+            # 3xx is the answer.
+            response = await send_pinned(
+                self._client,
+                config.method,
+                checked,
+                headers=headers,
+                timeout=config.timeout_s,
+                json=body if body is not None else None,
+            )
         except httpx.HTTPError as exc:
             raise ApplicationError(
                 f"{config.method} {shown} failed: {exc!r}", type="HttpConnectionError"
