@@ -604,3 +604,95 @@ class CodecSessionOut(BaseModel):
     organization: str
     expires_at: datetime = Field(description="When the session cookie expires (12 hours on)")
     codec_endpoint: str = Field(description="The URL to set as the Temporal UI's codec endpoint")
+
+
+# ------------------------------------------------------------------ event webhooks
+
+# `workflows.events.EventType`, spelled out for the OpenAPI document.
+WebhookEventType = Literal[
+    "run.started",
+    "run.waiting_for_human",
+    "run.completed",
+    "run.failed",
+    "run.cancelled",
+    "run.retried",
+    "review.requested",
+    "review.decided",
+    "review.escalated",
+]
+EndpointUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=2048,
+        description="Absolute http(s) URL the events are POSTed to. A host that is, or resolves "
+        "to, a loopback/private address is refused unless RUNLANE_HTTP_ALLOW_PRIVATE=true",
+        json_schema_extra={"format": "uri"},
+    ),
+    StoredText,
+    UnicodeText,
+]
+EndpointEvents = Annotated[
+    list[WebhookEventType],
+    Field(min_length=1, max_length=100, description="The event types to receive (at least one)"),
+]
+EndpointDescription = Annotated[str, Field(max_length=5000), StoredText, UnicodeText]
+
+
+class WebhookEndpointCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: EndpointUrl
+    events: EndpointEvents
+    description: EndpointDescription = ""
+
+
+class WebhookEndpointPatch(BaseModel):
+    """The fields to change; a field left out (or null) stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: EndpointUrl | None = None
+    events: EndpointEvents | None = None
+    disabled: bool | None = Field(
+        default=None, description="A disabled endpoint receives nothing, retries included"
+    )
+    description: EndpointDescription | None = None
+
+
+class WebhookEndpointOut(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    description: str
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str = Field(
+        description="`whsec_` + base64 of 32 random bytes: verify the `webhook-signature` of "
+        "each delivery with it (Standard Webhooks). Shown only in this answer"
+    )
+
+
+class WebhookDeliveryOut(BaseModel):
+    id: str
+    event_id: str = Field(description="The event's id, sent as `webhook-id` on every attempt")
+    event_type: str
+    run_id: str
+    status: Literal["pending", "retrying", "succeeded", "failed"] = Field(
+        description="`pending`: not attempted yet; `retrying`: the last attempt failed and "
+        "another follows at `next_attempt_at`; `succeeded`: the endpoint answered 2xx; "
+        "`failed`: no attempt succeeded within the retry horizon, or the endpoint was "
+        "disabled meanwhile"
+    )
+    attempts: int
+    last_status_code: int | None = Field(
+        description="The HTTP status of the last attempt (null when it got no answer)"
+    )
+    last_error: str | None = Field(description="Why the last attempt failed (null if it did not)")
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime

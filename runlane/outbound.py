@@ -71,12 +71,15 @@ def is_ip_literal(host: str) -> bool:
 
 def parse_http_url(url: str) -> httpx.URL | None:
     """`url` as httpx reads it when it is an absolute http(s) URL with a host; else None."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         target = httpx.URL(url)
-    except httpx.InvalidURL:
+    # ValueError: urlsplit's (a bad IPv6 literal); UnicodeError: IDNA's, and lone surrogates.
+    except (httpx.InvalidURL, ValueError, UnicodeError):
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname or not target.host:
+        return None
+    if target.port is not None and not 0 < target.port < 65536:
         return None
     return target
 

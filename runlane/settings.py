@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     # Items a map's child workflow runs before it continues as new (worker side; each run
     # records it, so runs in flight keep theirs): bounds the events of one history.
     map_items_per_execution: int = Field(default=1000, ge=1, le=5000)
+    # Event webhooks (triggers/delivery.py): the first retry after this many seconds, doubling
+    # up to the max interval, for as long as `event_retry_for_s` after the event (25 h: API.md
+    # promises at least 24). The worker that emits an event freezes these into its delivery.
+    event_retry_initial_s: float = Field(default=5, gt=0, le=86_400)
+    event_retry_max_interval_s: float = Field(default=3600, gt=0, le=86_400)
+    event_retry_for_s: float = Field(default=90_000, ge=0, le=30 * 86_400)
     # "k2:<base64 32 bytes>,k1:<base64>": the first encrypts every payload written to
     # Temporal, all decrypt (runlane/payload_crypto.py). Empty: payloads are plain JSON.
     # Parsed by payload_keys(), not by a validator: pydantic's error would echo the value.

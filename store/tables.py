@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -141,3 +142,56 @@ class SecretRow(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_secrets_org_created", "organization_id", "created_at", "name"),)
+
+
+class WebhookEndpointRow(Base):
+    """An organization's event webhook endpoint (API.md "Outbound event webhooks"): its signing
+    secret only as AES-GCM ciphertext (runlane/secret_box.py), bound to the organization and
+    the endpoint id, with the id of the key that sealed it."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(Text)
+    # The subscribed event types, sorted; also as " a b " text so that "which endpoints want
+    # this type" is one indexed query on every store (no JSON operators).
+    events: Mapped[list[str]] = mapped_column(JSON)
+    events_text: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean)
+    key_id: Mapped[str] = mapped_column(String(64))
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_webhook_endpoints_org_created", "organization_id", "created_at", "id"),
+        Index("ix_webhook_endpoints_org_enabled", "organization_id", "disabled"),
+    )
+
+
+class WebhookDeliveryRow(Base):
+    """One event's delivery to one endpoint: what the delivery workflow did so far."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    endpoint_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        # The guard that a retried first attempt never logs one event twice for an endpoint.
+        UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_delivery_event_endpoint"),
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+    )

@@ -12,6 +12,10 @@ from temporalio.client import Client
 
 from runlane.settings import Settings
 from store.db import Database
+from store.endpoints import EndpointRepository
+from triggers.delivery import EventDeliveryWorkflow
+from triggers.delivery_activities import DeliveryActivities
+from triggers.sender import EventSender
 
 
 @dataclass
@@ -25,4 +29,13 @@ def trigger_work(
 ) -> TriggerWork:
     """The workflows and activities of schedules and event deliveries, over this process's
     Temporal client, store and HTTP client."""
-    return TriggerWork()
+    deliveries = DeliveryActivities(
+        client=client,
+        settings=settings,
+        endpoints=EndpointRepository(database, settings.secret_keys()),
+        sender=EventSender(http_client, allow_private=settings.http_allow_private),
+    )
+    return TriggerWork(
+        workflows=[EventDeliveryWorkflow],
+        activities=[deliveries.emit_events, deliveries.attempt_delivery],
+    )
