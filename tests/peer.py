@@ -16,6 +16,8 @@ class Call:
     path: str
     headers: dict[str, str]
     body: Any
+    # The bytes received, as signatures are computed over them.
+    raw: bytes = b""
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Peer:
 
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[int]] = field(default_factory=dict)
+    locations: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -36,6 +39,12 @@ class Peer:
     def fail(self, path: str, times: int, status: int = 500) -> None:
         with self.lock:
             self.failures[path] = [status] * times
+
+    def redirect(self, path: str, location: str, times: int = 1, status: int = 307) -> None:
+        """Answer `status` with `Location: location` the next `times` calls to `path`."""
+        with self.lock:
+            self.failures[path] = [status] * times
+            self.locations[path] = location
 
     def count(self, path: str) -> int:
         with self.lock:
@@ -62,10 +71,13 @@ class Peer:
                 except ValueError:
                     body = raw.decode(errors="replace")
                 with peer.lock:
-                    peer.calls.append(Call(self.command, self.path, dict(self.headers), body))
+                    call = Call(self.command, self.path, dict(self.headers), body, raw)
+                    peer.calls.append(call)
                 status = peer._answer(self.path)
                 payload = json.dumps({"path": self.path, "method": self.command, "received": body})
                 self.send_response(status)
+                if 300 <= status < 400 and self.path in peer.locations:
+                    self.send_header("location", peer.locations[self.path])
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
