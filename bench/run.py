@@ -26,7 +26,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench import cache_sizes, raw, raw_activities, scenarios
+from bench import cache_sizes, events, raw, raw_activities, scenarios
 from bench.stack import REPO, TEMPORAL_BIN, Stack
 from runlane.converter import data_converter
 from tests.peer import Peer
@@ -53,6 +53,8 @@ SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] =
     "run_10000_wide": lambda ctx: scenarios.big_run(ctx, 10_000, shape="wide"),
     "map_io": scenarios.map_io,
     "map_10000_pure": scenarios.map_pure,
+    # Last: its endpoints subscribe the whole organization while it runs.
+    "event_delivery": events.event_delivery,
 }
 QUICK_SKIPS = {"run_10000_nodes", "run_10000_wide"}
 
@@ -112,6 +114,13 @@ TARGETS = [
         "==",
         "completed",
         "a map of 10,000 pure items completes (full mode; quick: 1,000 items)",
+    ),
+    (
+        "event_delivery",
+        "throughput_ratio",
+        ">=",
+        0.95,
+        "run throughput with 3 subscribed endpoints ≥ 0.95× without (deliveries included)",
     ),
 ]
 # Not judged in --quick mode: the 10,000-node run does not run, and 200 waiting runs are too
@@ -243,7 +252,11 @@ def markdown(document: dict[str, Any]) -> str:
         "activities the new execution scheduled and outcomes its batches evaluated again, "
         "for nodes that had run before, and steps the API shows with the new attempt; the "
         "reset task's batch takes the outcomes the failed execution recorded back from its "
-        "history (`runlane_outcomes_taken_from_history`).",
+        "history (`runlane_outcomes_taken_from_history`). `event_delivery` subscribes three "
+        "receivers on 127.0.0.1 to every event type: latency is a `run.completed` event's "
+        "receipt minus the run's `completed_at`, one run at a time; throughput alternates "
+        "rounds with the endpoints enabled and disabled, and a round with them ends only when "
+        "every receiver has every `run.completed` of it.",
         "",
         "## Targets",
         "",

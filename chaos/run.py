@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from bench.run import machine
 from bench.stack import REPO, Stack
-from chaos import scenarios
+from chaos import events, scenarios
 from chaos.peer import CountingPeer
 from runlane.converter import data_converter
 from runlane.payload_crypto import parse_payload_keys
@@ -41,8 +41,15 @@ SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] =
     "api_restart": scenarios.api_restart,
     "temporal_restart": scenarios.temporal_restart,
     "worker_kills": scenarios.worker_kills,
+    "event_restarts": events.event_restarts,
 }
 DESCRIPTIONS = {
+    "event_restarts": "Runs of a pure workflow whose organization has one endpoint, "
+    "subscribed to `run.started` and `run.completed`, on a receiver that answers 503 until "
+    "every event has been refused once (each delivery then waits on a durable retry timer, "
+    "1-2 s apart); the worker is SIGKILLed and restarted, the dev server stopped (SIGTERM) "
+    "and started again, and only then does the receiver answer 204. Events are counted by "
+    "(run, type) as accepted, with the `webhook-id`s they came under.",
     "worker_kills": "Runs of `start_json → transform → http_request (to the suite's peer, "
     "answering after 0.3 s) → transform → end`, started over REST (16 at a time) while the "
     "worker is SIGKILLed and started again; the kills are spread over the work by the number "
@@ -151,6 +158,21 @@ EXPECTATIONS: list[tuple[str, str, str, Any, str]] = [
             ),
         ]
     ],
+    (
+        "event_restarts",
+        "events_lost",
+        "==",
+        0,
+        "events lost across a worker kill and a Temporal restart",
+    ),
+    (
+        "event_restarts",
+        "events_under_several_ids",
+        "==",
+        0,
+        "… events delivered under more than one webhook-id",
+    ),
+    ("event_restarts", "duplicate_receipts", "reported", None, "… events accepted more than once"),
     ("cross_org", "cross_org_reads", "==", 0, "cross-organization reads"),
     ("cross_org", "cross_org_writes", "==", 0, "cross-organization writes"),
     (
@@ -178,7 +200,11 @@ async def run_all(quick: bool, only: set[str] | None = None) -> tuple[dict[str, 
     stack = Stack(
         task_queue="runlane-chaos",
         api_key=scenarios.ORG_A_KEY,
-        settings={"RUNLANE_API_KEYS": scenarios.API_KEYS, "RUNLANE_PAYLOAD_KEY": payload_key},
+        settings={
+            "RUNLANE_API_KEYS": scenarios.API_KEYS,
+            "RUNLANE_PAYLOAD_KEY": payload_key,
+            **events.RETRY_SETTINGS,
+        },
     )
     stack.start()
     peer = CountingPeer(delay_s=0.3)

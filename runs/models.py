@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from runs.inputs import RequestedInputs
 from runs.reader import RunView
 from runs.retry_plan import RetryFrom
 from workflows.models import PendingReview, RunState
+
+
+class EventSubscriptions(Protocol):
+    """Which events an organization's enabled endpoints subscribe to (store/endpoints.py)."""
+
+    async def subscribed_event_types(self, organization_id: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from runlane.errors import Conflict, NotFound, Unavailable, invalid
 from runlane.paging import Order
 from runs.commands import Command, CommandLog, Steps
 from runs.inputs import InputResolver, RequestedInputs
-from runs.models import Outcome, RetrySpec, WaitingReview
+from runs.models import EventSubscriptions, Outcome, RetrySpec, WaitingReview
 from runs.reader import (
     CANCELLED_BY_TERMINATION,
     QUERY_TIMEOUT,
@@ -98,15 +98,18 @@ class RunService:
         max_upload_bytes: int,
         published: PublishedDefinitions | None = None,
         reachability: Reachability | None = None,
+        subscriptions: EventSubscriptions | None = None,
     ) -> None:
         """`published` caches published definitions, `reachability` watches Temporal (runs/
-        temporal_errors.py); share one of each per process."""
+        temporal_errors.py); share one of each per process. `subscriptions` says which events
+        new runs emit (none without it)."""
         self._client = client
         self.reachability = reachability
         self._published = published or PublishedDefinitions()
         self._registry = registry
         self._workflows = workflows
         self._secrets = secrets
+        self._subscriptions = subscriptions
         self._reader = RunReader(client)
         self._starter = RunStarter(client, registry, task_queue)
         self._inputs = InputResolver(files, registry, max_upload_bytes)
@@ -277,6 +280,7 @@ class RunService:
                 inputs=inputs,
                 trigger=trigger or Trigger(),
                 subworkflows=subworkflows,
+                events=await self._subscribed_events(org),
             )
 
         return await self._launch(command, prepare)
@@ -343,9 +347,17 @@ class RunService:
                 inputs=inputs,
                 trigger=Trigger(type=kind, source_run_id=run_id),
                 subworkflows=subworkflows,
+                events=await self._subscribed_events(org),
             )
 
         return await self._launch(command, prepare)
+
+    async def _subscribed_events(self, org: str) -> list[str]:
+        """The event types the new run emits: those the organization's endpoints subscribe to
+        now (an endpoint added later gets the events of runs started after it)."""
+        if self._subscriptions is None:
+            return []
+        return await self._subscriptions.subscribed_event_types(org)
 
     async def _launch(self, command: Command, prepare_input: Any) -> Outcome:
         """Start, restart and rerun. With a command_id the run id is derived from it, so

@@ -181,6 +181,7 @@ class RunStarter:
         inputs: RunInputs,
         trigger: Trigger,
         subworkflows: dict[str, FrozenWorkflow] | None = None,
+        events: list[str] | None = None,
     ) -> RunInput:
         return RunInput(
             run_id=run_id,
@@ -192,6 +193,7 @@ class RunStarter:
             trigger=trigger,
             created_at=datetime.now(UTC),
             subworkflows=subworkflows or {},
+            events=events or [],
         )
 
     async def start(

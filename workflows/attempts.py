@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.events import Events
     from workflows.models import (
         AttemptRecord,
         KeptStep,
@@ -30,9 +31,10 @@ RETRY_SIGNAL_WAIT = timedelta(seconds=10)
 
 
 class Attempts:
-    def __init__(self, state: RunState, steps: Mapping[str, StepState]) -> None:
+    def __init__(self, state: RunState, steps: Mapping[str, StepState], events: Events) -> None:
         self._state = state
         self._steps = steps
+        self._events = events
         # Nodes whose outcome a batch took from the history of the execution a reset replaced
         # (insertion-ordered, used as a set): their steps keep the attempt that produced them.
         self.reused: dict[str, None] = {}
@@ -87,6 +89,7 @@ class Attempts:
         for node_id in self._kept:
             if node_id in self._steps:
                 self.keep_record(self._steps[node_id])
+        self._events.emit("run.retried")
 
     def keep_record(self, step: StepState) -> None:
         """Runs started before recording: a step the reset task computed again reads as the

@@ -167,6 +167,7 @@ class Children:
             organization_id=self._input.organization_id,
             parent_run_id=self._input.run_id,
             known=self._input.subworkflows,
+            events=self._input.events,
             node_id=node_id,
             target=target,
             prepared=prepared,
@@ -179,6 +180,7 @@ async def execute_child(
     organization_id: str,
     parent_run_id: str,
     known: Mapping[str, FrozenWorkflow],
+    events: list[str],
     node_id: str,
     target: FrozenWorkflow,
     prepared: PreparedChild,
@@ -186,7 +188,9 @@ async def execute_child(
 ) -> Any:
     """`Children.execute` for any workflow: a child run of `target` whose trigger names the
     run `parent_run_id` (a map's child workflow starts its items' runs so, for the run it
-    belongs to); `known` holds the targets the child's own child runs need."""
+    belongs to); `known` holds the targets the child's own child runs need, `events` the
+    event types the organization subscribed when the parent started (the child emits them).
+    """
     child_input = RunInput(
         run_id=prepared.run_id,
         organization_id=organization_id,
@@ -197,6 +201,7 @@ async def execute_child(
         trigger=Trigger(type="parent", parent_run_id=parent_run_id),
         created_at=prepared.created_at,
         subworkflows=child_targets(target.definition, target.plans, known),
+        events=list(events),
     )
     version = target.workflow.version
     try:

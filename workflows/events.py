@@ -10,12 +10,21 @@ for a delivery, and a delivery that fails never fails the run.
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Literal, get_args
 
 from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
-from workflows.models import RunState
+with workflow.unsafe.imports_passed_through():
+    from workflows.models import RunInput, RunInputs, RunState
+    from workflows.steps import Clock
 
 EventType = Literal[
     "run.started",
@@ -54,3 +63,110 @@ class EmittedEvents(BaseModel):
     """The input of `EMIT_EVENTS`."""
 
     events: list[RunEvent]
+
+
+# An event's run snapshot is trimmed (no inputs, no final outputs) above this size: it rides
+# in the delivery workflow's input, which Temporal takes up to 2 MiB, and in every request.
+MAX_EVENT_RUN_BYTES = 256 * 1024
+# Handing events over is a workflow start: retried while Temporal answers, then given up
+# (logged) rather than holding the run's end for ever.
+_HAND_OVER_TIMEOUT = timedelta(seconds=10)
+_HAND_OVER_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
+_HAND_OVER_FOR = timedelta(minutes=10)
+
+
+class Events:
+    """The events a run emits. `emit` notes an event with the run as it is now; `flush` hands
+    the noted ones over in one local activity that runs beside whatever the run does next;
+    `handed_over` (before the run ends) waits for every hand-over. A run whose input subscribes
+    to nothing (every run started before events existed) schedules nothing: its history and
+    its replays are unchanged, so no patch marker is needed.
+
+    Event ids come from `workflow.uuid4()`: the same on every replay, and new after a reset
+    (the SDK reseeds the workflow's randomness from the reset's new execution), so an event a
+    retry emits is never taken for one of the execution it replaced. The reset task itself runs
+    again, and what it emits is emitted again: delivered at least once. `run.started` alone has
+    an id derived from the run id, so a retry that runs the first task again does not start
+    the run twice for its subscribers (a delivery workflow id is used once)."""
+
+    def __init__(
+        self,
+        run_input: RunInput,
+        state: RunState,
+        clock: Clock,
+        waiting: Callable[[], list[str]],
+    ) -> None:
+        # Insertion-ordered, used as a set: never iterate a set in workflow code.
+        self._subscribed = dict.fromkeys(run_input.events)
+        self._state = state
+        self._clock = clock
+        self._waiting = waiting
+        self._noted: list[RunEvent] = []
+        self._hand_overs: list[asyncio.Task[None]] = []
+
+    def emit(self, type: EventType, node_id: str | None = None) -> None:
+        if type not in self._subscribed:
+            return
+        run, trimmed = self._snapshot()
+        if type == "run.started":
+            digest = hashlib.sha256(f"{self._state.run_id}\x1f{type}".encode()).hexdigest()
+            event_id = f"evt_{digest[:32]}"
+        else:
+            event_id = f"evt_{workflow.uuid4().hex}"
+        self._noted.append(
+            RunEvent(
+                id=event_id,
+                type=type,
+                timestamp=self._clock.now(),
+                organization_id=self._state.organization_id,
+                run_id=self._state.run_id,
+                node_id=node_id,
+                run=run,
+                trimmed=trimmed,
+            )
+        )
+
+    def _snapshot(self) -> tuple[RunState, bool]:
+        """The run now, without steps and review payloads (a copy: the run goes on changing
+        before the hand-over's input is serialized)."""
+        run = self._state.model_copy(
+            update={"steps": [], "pending_reviews": [], "waiting_for_node_ids": self._waiting()},
+        ).model_copy(deep=True)
+        size = len(json.dumps(run.model_dump(mode="json"), ensure_ascii=False, default=str))
+        if size <= MAX_EVENT_RUN_BYTES:
+            return run, False
+        return run.model_copy(update={"inputs": RunInputs(), "final_outputs": None}), True
+
+    def flush(self) -> None:
+        """Hand the noted events over, without waiting for it."""
+        if not self._noted:
+            return
+        events, self._noted = self._noted, []
+        self._hand_overs.append(asyncio.create_task(self._hand_over(events)))
+
+    async def handed_over(self) -> None:
+        """Every event noted so far is handed over (or given up on, logged)."""
+        self.flush()
+        if self._hand_overs:
+            await asyncio.gather(*self._hand_overs)
+
+    async def _hand_over(self, events: list[RunEvent]) -> None:
+        try:
+            await workflow.execute_local_activity(
+                EMIT_EVENTS,
+                EmittedEvents(events=events),
+                start_to_close_timeout=_HAND_OVER_TIMEOUT,
+                schedule_to_close_timeout=_HAND_OVER_FOR,
+                retry_policy=_HAND_OVER_RETRY,
+                summary="Emit " + ", ".join(event.type for event in events),
+            )
+        except ActivityError as err:
+            # Never the run's failure: its events are lost, said where operators look.
+            workflow.logger.error(
+                "events %s of run %s not handed over: %s",
+                ", ".join(event.id for event in events),
+                self._state.run_id,
+                err,
+            )

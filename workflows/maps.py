@@ -104,6 +104,8 @@ class MapRunInput(MapInput):
     target: FrozenWorkflow | None = None
     known: dict[str, FrozenWorkflow] = Field(default_factory=dict)
     input_node: str = ""
+    # The event types the items' child runs emit (the run's: RunInput.events).
+    events: list[str] = Field(default_factory=list)
 
 
 def child_workflow_id(run_id: str, node_id: str) -> str:
@@ -306,6 +308,7 @@ class MapWorkflow:
                 organization_id=input.organization_id,
                 parent_run_id=input.run_id,
                 known=input.known,
+                events=input.events,
                 node_id=item_id,
                 target=input.target,
                 prepared=prepared,
@@ -488,6 +491,7 @@ class Maps:
             "target": target,
             "known": child_targets(target.definition, target.plans, self._run_input.subworkflows),
             "input_node": input_node,
+            "events": self._run_input.events,
         }
         return item_node, children
 

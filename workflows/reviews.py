@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import NodeOutcome
     from runlane import templating
     from runlane.definition import Edge, Node
+    from workflows.events import Events
     from workflows.models import (
         Approval,
         PendingReview,
@@ -51,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 class Reviews:
-    def __init__(self, run: RunContext, visibility: Visibility) -> None:
+    def __init__(self, run: RunContext, visibility: Visibility, events: Events) -> None:
         self._input = run.input
         self._graph = run.graph
         self._state = run.state
@@ -59,6 +60,7 @@ class Reviews:
         self._outputs: Mapping[str, Any] = run.outputs
         self._clock = run.clock
         self._visibility = visibility
+        self._events = events
         # The nodes waiting for a decision, in the order they began to wait.
         self.waiting: list[str] = []
         self._pending: dict[str, PendingReview] = {}
@@ -207,6 +209,7 @@ class Reviews:
             comment=decision.comment,
             decided_at=decided_at,
         )
+        self._events.emit("review.decided", node.id)
         outgoing = self._graph.outgoing[node.id]
         if decision.decision == "approve":
             output = decision.data if decision.data is not None else payload
@@ -236,6 +239,7 @@ class Reviews:
             pending = self._pending.get(node.id)
             if pending is not None:
                 pending.escalated_at = escalated_at
+            self._events.emit("review.escalated", node.id)
             workflow.logger.info(
                 "review %s escalated to %s", node.id, ", ".join(config.escalate_to or []) or "-"
             )
@@ -257,7 +261,10 @@ class Reviews:
             self._state.timing.human_waiting_started_at = self._clock.now()
         self.waiting.append(node_id)
         self._visibility.set_waiting(self.waiting)
-        self._visibility.set_status("waiting_for_human")
+        self._events.emit("review.requested", node_id)
+        if self._state.status != "waiting_for_human":
+            self._visibility.set_status("waiting_for_human")
+            self._events.emit("run.waiting_for_human", node_id)
 
     def _end_waiting(self, node_id: str) -> None:
         if node_id in self.waiting:

@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.attempts import Attempts
     from workflows.batches import Batches, is_batch
     from workflows.children import Children
+    from workflows.events import Events, EventType
     from workflows.maps import Maps
     from workflows.models import (
         ErrorStage,
@@ -119,6 +120,13 @@ def _payload_size(value: Any) -> int:
     return len(zlib.compress(data, 6))
 
 
+# The event a run emits when it ends with each status.
+_ENDED_EVENTS: dict[RunStatus, EventType] = {
+    "completed": "run.completed",
+    "error": "run.failed",
+    "cancelled": "run.cancelled",
+}
+
 # The stage an error is reported in follows the failing node's role.
 _STAGE_BY_ROLE: dict[str, ErrorStage] = {
     "start": "input_collection",
@@ -147,9 +155,10 @@ class RunWorkflow:
         self._clock = Clock()
         self._node_inputs = NodeInputs(input, self._graph, self._behaviour, self._outputs)
         self._visibility = Visibility(self._state, self._steps, once_per_task=self._recorded)
-        self._attempts = Attempts(self._state, self._steps)
+        self._events = Events(input, self._state, self._clock, lambda: list(self._reviews.waiting))
+        self._attempts = Attempts(self._state, self._steps, self._events)
         run = RunContext(input, self._graph, self._state, self._steps, self._outputs, self._clock)
-        self._reviews = Reviews(run, self._visibility)
+        self._reviews = Reviews(run, self._visibility, self._events)
         self._batches = Batches(run, self._node_inputs, self._reviews, self._attempts)
         self._children = Children(input, self._node_inputs)
         self._maps = Maps(self._node_inputs, input)
@@ -163,11 +172,14 @@ class RunWorkflow:
         self._state.first_task_event_id = workflow.info().get_current_history_length()
         self._attempts.begin(input.retry, now)
         self._visibility.set_status("running")
+        if self._state.attempt == 1:  # (a retry emits run.retried instead)
+            self._events.emit("run.started")
         try:
             await self._execute_graph()
         except asyncio.CancelledError:
             await self._attempts.settle()
             self._finish("cancelled")
+            await self._events.handed_over()
             raise
         except NodeFailed as failure:
             role = self._input.plans[failure.node_id].role
@@ -186,6 +198,7 @@ class RunWorkflow:
         await self._attempts.settle()
         self._finish("completed")
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._events.handed_over()
         return self.state()
 
     async def _end_in_error(self, error: RunError, message: str) -> NoReturn:
@@ -193,6 +206,7 @@ class RunWorkflow:
         await self._attempts.settle()
         self._finish("error")
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._events.handed_over()
         # Failing the Temporal execution shows operators a failed run in the UI, and the
         # failed node's events are what "retry from the failure point" resets to.
         # The final state rides along so the API can read an ended run without a worker.
@@ -277,8 +291,10 @@ class RunWorkflow:
                     if running and not any(is_batch(key) for key in running):
                         # About to wait for something outside this workflow task (a batch's
                         # result comes back within it): write the table and the search
-                        # attributes that changed, once. (An ending run writes them in _finish.)
+                        # attributes that changed, once, and hand over the events it
+                        # emitted. (An ending run does both in _finish.)
                         self._visibility.checkpoint()
+                        self._events.flush()
                 elif await self._dispatch_unrecorded(ready, running, frontier):
                     continue
                 if not running:
@@ -484,6 +500,8 @@ class RunWorkflow:
         self._attempts.end(status, now)
         self._visibility.set_status(status)
         self._visibility.ended()
+        self._events.emit(_ENDED_EVENTS[status])
+        self._events.flush()
 
     def _final_outputs(self) -> Any:
         ends = [n for n, plan in self._input.plans.items() if plan.role == "end"]

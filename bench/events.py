@@ -1,0 +1,179 @@
+"""The event-webhook scenario of `make bench`: what three subscribed endpoints cost the runs,
+and how long an event takes from a run's completion to its receipt.
+
+Three receivers (real HTTP servers on 127.0.0.1, answering 204) are subscribed to every event
+type. Throughput: runs of the I/O chain of `throughput_io`, in alternating rounds with the
+endpoints enabled and disabled (a run emits what was subscribed when it started), each round
+of the enabled side ending only once every receiver has every `run.completed` of it, so the
+delivery work is counted on that side. Latency: one run at a time, the receipt time of
+`run.completed` at each receiver minus the run's `completed_at` (the run's recorded end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from bench import scenarios
+
+
+@dataclass
+class Receipt:
+    event_type: str
+    run_id: str
+    completed_at: str | None
+    received_at: float
+
+
+@dataclass
+class Receiver:
+    receipts: list[Receipt] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/events"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                received_at = time.time()
+                body = json.loads(raw)
+                run = body["data"]["run"]
+                with receiver.lock:
+                    receiver.receipts.append(
+                        Receipt(body["type"], run["id"], run.get("completed_at"), received_at)
+                    )
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def completed(self, run_ids: set[str]) -> dict[str, Receipt]:
+        with self.lock:
+            return {
+                r.run_id: r
+                for r in self.receipts
+                if r.event_type == "run.completed" and r.run_id in run_ids
+            }
+
+
+async def _wait_received(receivers: list[Receiver], run_ids: set[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(len(r.completed(run_ids)) < len(run_ids) for r in receivers):
+        if time.monotonic() > deadline:
+            got = [len(r.completed(run_ids)) for r in receivers]
+            raise TimeoutError(f"run.completed of {len(run_ids)} runs: receivers got {got}")
+        await asyncio.sleep(0.02)
+
+
+async def event_delivery(ctx: scenarios.Context) -> dict[str, Any]:
+    count = 40 if ctx.quick else 200
+    samples = 10 if ctx.quick else 40
+    rounds = 4
+    receivers = [Receiver() for _ in range(3)]
+    for receiver in receivers:
+        receiver.start()
+    endpoint_ids: list[str] = []
+    try:
+        for receiver in receivers:
+            created = await ctx.api.post(
+                "/v1/webhook-endpoints",
+                json={
+                    "url": receiver.url,
+                    "events": [
+                        "run.started",
+                        "run.waiting_for_human",
+                        "run.completed",
+                        "run.failed",
+                        "run.cancelled",
+                        "run.retried",
+                        "review.requested",
+                        "review.decided",
+                        "review.escalated",
+                    ],
+                    "description": "bench",
+                },
+            )
+            created.raise_for_status()
+            endpoint_ids.append(created.json()["id"])
+
+        async def subscribed(enabled: bool) -> None:
+            for endpoint_id in endpoint_ids:
+                changed = await ctx.api.patch(
+                    f"/v1/webhook-endpoints/{endpoint_id}", json={"disabled": not enabled}
+                )
+                changed.raise_for_status()
+
+        workflow_id = await scenarios.publish(ctx, scenarios.http_chain(10, f"{ctx.peer.url}/io"))
+        # Latency, one run at a time: completion to receipt, at each of the three receivers.
+        await subscribed(True)
+        latencies: list[float] = []
+        for _ in range(samples):
+            run_id = await scenarios.start_run(ctx, workflow_id)
+            await scenarios.run_result(ctx, run_id)
+            await _wait_received(receivers, {run_id}, timeout=60)
+            for receiver in receivers:
+                receipt = receiver.completed({run_id})[run_id]
+                assert receipt.completed_at is not None
+                ended = datetime.fromisoformat(receipt.completed_at).timestamp()
+                latencies.append((receipt.received_at - ended) * 1000)
+
+        # Throughput with and without the three endpoints, alternating rounds.
+        size = count // rounds
+        walls = {"with": 0.0, "without": 0.0}
+        gate = asyncio.Semaphore(16)
+
+        async def one(started: set[str]) -> None:
+            async with gate:
+                run_id = await scenarios.start_run(ctx, workflow_id)
+                started.add(run_id)
+                await scenarios.run_result(ctx, run_id)
+
+        for _ in range(rounds):
+            for side in ("with", "without"):
+                await subscribed(side == "with")
+                started: set[str] = set()
+                began = time.perf_counter()
+                await asyncio.gather(*(one(started) for _ in range(size)))
+                if side == "with":
+                    await _wait_received(receivers, started, timeout=300)
+                walls[side] += time.perf_counter() - began
+        runs = size * rounds
+        rate = {side: runs / wall for side, wall in walls.items()}
+        return {
+            "endpoints": len(receivers),
+            "latency_samples": len(latencies),
+            "latency_p50_ms": round(scenarios.percentile(latencies, 50), 1),
+            "latency_p95_ms": round(scenarios.percentile(latencies, 95), 1),
+            "runs": runs,
+            "with_endpoints_runs_per_s": round(rate["with"], 2),
+            "without_endpoints_runs_per_s": round(rate["without"], 2),
+            "throughput_ratio": round(rate["with"] / rate["without"], 2),
+        }
+    finally:
+        for endpoint_id in endpoint_ids:
+            await ctx.api.delete(f"/v1/webhook-endpoints/{endpoint_id}")
+        for receiver in receivers:
+            receiver.stop()
