@@ -13,6 +13,7 @@ from runs.starter import PublishedDefinitions
 from runs.temporal_errors import Reachability
 from store.db import Database
 from store.decisions import DecisionRepository
+from store.endpoints import EndpointRepository
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.secrets import SecretRepository
@@ -42,4 +43,6 @@ def run_service(
         max_upload_bytes=settings.max_upload_bytes,
         published=published,
         reachability=reachability,
+        # What new runs emit: the event types the organization's endpoints subscribe to.
+        subscriptions=EndpointRepository(database, settings.secret_keys()),
     )
