@@ -59,10 +59,13 @@ class RetrySchedule(BaseModel):
 class DeliveryInput(BaseModel):
     event: RunEvent
     retry: RetrySchedule
+    # The run's Temporal execution that emitted the event: the record's `temporal.run_id`.
+    temporal_run_id: str | None = None
 
 
 class AttemptInput(BaseModel):
     event: RunEvent
+    temporal_run_id: str | None = None
     attempt: int
     # None on the first attempt: the endpoints subscribed now. Then: those still to retry.
     endpoint_ids: list[str] | None = None
@@ -102,7 +105,11 @@ class EventDeliveryWorkflow:
                 result = await workflow.execute_local_activity(
                     ATTEMPT_DELIVERY,
                     AttemptInput(
-                        event=event, attempt=attempt, endpoint_ids=pending, retry_in_s=retry_in
+                        event=event,
+                        temporal_run_id=delivery.temporal_run_id,
+                        attempt=attempt,
+                        endpoint_ids=pending,
+                        retry_in_s=retry_in,
                     ),
                     result_type=AttemptResult,
                     start_to_close_timeout=_ATTEMPT_TIMEOUT,

@@ -56,13 +56,20 @@ class DeliveryActivities:
         """Start a delivery workflow per event (id = the event's id). Quick, and idempotent:
         the run waits for it, and may run it again after a crash; an event whose delivery was
         started before, running or ended, is not delivered twice."""
-        await asyncio.gather(*(self._start_delivery(event) for event in emitted.events))
+        # Called by the run (as its local activity): the execution the record links to.
+        temporal_run_id = activity.info().workflow_run_id if activity.in_activity() else None
+        await asyncio.gather(
+            *(self._start_delivery(event, temporal_run_id) for event in emitted.events)
+        )
 
-    async def _start_delivery(self, event: RunEvent) -> None:
+    async def _start_delivery(self, event: RunEvent, temporal_run_id: str | None) -> None:
+        delivery = DeliveryInput(
+            event=event, retry=retry_schedule(self._settings), temporal_run_id=temporal_run_id
+        )
         try:
             await self._client.start_workflow(
                 EventDeliveryWorkflow.run,
-                DeliveryInput(event=event, retry=retry_schedule(self._settings)),
+                delivery,
                 id=event.id,
                 task_queue=self._settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -93,7 +100,7 @@ class DeliveryActivities:
                 sorted(gone),
                 "not retried: the endpoint was disabled or no longer subscribes to this event",
             )
-        body = event_body(event, self._settings)
+        body = event_body(event, self._settings, attempt.temporal_run_id)
         limit = asyncio.Semaphore(_CONCURRENT_REQUESTS)
 
         async def send(target_index: int) -> AttemptOutcome:

@@ -38,10 +38,11 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_ERROR_CHARS = 500
 
 
-def event_body(event: RunEvent, settings: Settings) -> bytes:
+def event_body(event: RunEvent, settings: Settings, temporal_run_id: str | None = None) -> bytes:
     """`{"type", "timestamp", "data": {"run", "node_id"?, "trimmed"?}}` as sent: the run as
-    `GET /v1/workflows/runs/{id}` answers it (links into `settings`' Temporal UI)."""
-    record = run_record(event.run, settings=settings, temporal_run_id=None)
+    `GET /v1/workflows/runs/{id}` answers it (links into `settings`' Temporal UI, to the
+    execution `temporal_run_id` that emitted the event)."""
+    record = run_record(event.run, settings=settings, temporal_run_id=temporal_run_id)
     data: dict[str, Any] = {"run": record.model_dump(mode="json")}
     if event.node_id is not None:
         data["node_id"] = event.node_id
