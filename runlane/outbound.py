@@ -147,11 +147,13 @@ async def send_pinned(
     *,
     headers: httpx.Headers,
     timeout: float,
+    stream: bool = False,
     **body: Any,
 ) -> httpx.Response:
     """Send the request to the first checked address that accepts a connection; never follows
     a redirect (its target is checked by the caller, or the 3xx is the answer). `body` is
-    httpx's `content=` or `json=`. httpx errors propagate."""
+    httpx's `content=` or `json=`. With `stream`, the response's body is left unread (the
+    caller closes it). httpx errors propagate."""
     url = target.url
     headers = httpx.Headers(headers)
     # The peer still sees the name it is called by, and TLS sends it as SNI and verifies the
@@ -165,15 +167,15 @@ async def send_pinned(
         headers["Connection"] = "close"
 
     async def send(address: str) -> httpx.Response:
-        return await client.request(
+        request = client.build_request(
             method,
             url.copy_with(host=address),
             headers=headers,
             timeout=timeout,
             extensions=extensions,
-            follow_redirects=False,
             **body,
         )
+        return await client.send(request, follow_redirects=False, stream=stream)
 
     for address in target.addresses[:-1]:
         try:

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runlane.paging import Order
-from runlane.secret_box import Sealed, SecretKeys
+from runlane.secret_box import Sealed, SecretDecryptError, SecretKeys
 from store.db import Database
 from store.pagination import Page, after_time_cursor, encode_time_cursor, make_page, ordered
 from store.tables import WebhookDeliveryRow, WebhookEndpointRow
@@ -49,7 +49,9 @@ class EndpointTarget:
 
     id: str
     url: str
-    secret: str
+    # None when it cannot be decrypted (RUNLANE_SECRETS_KEY lost the key that sealed it): the
+    # delivery to it fails, saying so, and the others go on.
+    secret: str | None
 
 
 @dataclass(frozen=True)
@@ -225,16 +227,17 @@ class EndpointRepository:
             query = query.where(table.id.in_(list(endpoint_ids)))
         async with self._db.session() as session:
             rows = (await session.scalars(query.order_by(table.created_at, table.id))).all()
-        return [
-            EndpointTarget(
-                id=row.id,
-                url=row.url,
-                secret=self._keys.open(
-                    org, _sealed_name(row.id), Sealed(row.key_id, row.secret_ciphertext)
-                ),
+        return [EndpointTarget(id=row.id, url=row.url, secret=self._secret(row)) for row in rows]
+
+    def _secret(self, row: WebhookEndpointRow) -> str | None:
+        try:
+            return self._keys.open(
+                row.organization_id,
+                _sealed_name(row.id),
+                Sealed(row.key_id, row.secret_ciphertext),
             )
-            for row in rows
-        ]
+        except SecretDecryptError:
+            return None
 
     async def open_deliveries(
         self,

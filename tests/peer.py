@@ -16,8 +16,6 @@ class Call:
     path: str
     headers: dict[str, str]
     body: Any
-    # The bytes received, as signatures are computed over them.
-    raw: bytes = b""
 
 
 @dataclass
@@ -27,6 +25,8 @@ class Peer:
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[int]] = field(default_factory=dict)
     locations: dict[str, str] = field(default_factory=dict)
+    # The bytes of each call's body, in call order (signatures are computed over them).
+    raw_bodies: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -54,6 +54,12 @@ class Peer:
         with self.lock:
             return [call for call in self.calls if call.path == path]
 
+    def raw_calls_to(self, path: str) -> list[tuple[Call, bytes]]:
+        """The calls to `path`, each with the bytes of its body."""
+        with self.lock:
+            pairs = zip(self.calls, self.raw_bodies, strict=True)
+            return [(call, raw) for call, raw in pairs if call.path == path]
+
     def _answer(self, path: str) -> int:
         with self.lock:
             pending = self.failures.get(path)
@@ -71,8 +77,8 @@ class Peer:
                 except ValueError:
                     body = raw.decode(errors="replace")
                 with peer.lock:
-                    call = Call(self.command, self.path, dict(self.headers), body, raw)
-                    peer.calls.append(call)
+                    peer.calls.append(Call(self.command, self.path, dict(self.headers), body))
+                    peer.raw_bodies.append(raw)
                 status = peer._answer(self.path)
                 payload = json.dumps({"path": self.path, "method": self.command, "received": body})
                 self.send_response(status)

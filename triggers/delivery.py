@@ -33,9 +33,9 @@ with workflow.unsafe.imports_passed_through():
 
 # The local activity of one attempt (triggers/delivery_activities.py).
 ATTEMPT_DELIVERY = "runlane.attempt_event_delivery"
-# An attempt sends to every endpoint at once, each request bounded (10 s, a few redirects);
-# this bounds the whole attempt, which the worker keeps alive by heartbeating its task.
-_ATTEMPT_TIMEOUT = timedelta(minutes=2)
+# An attempt sends to its endpoints (many at once), each request bounded (10 s, up to 5
+# redirects: 1 min per endpoint); this bounds the whole attempt.
+_ATTEMPT_TIMEOUT = timedelta(minutes=5)
 # Retries of an attempt that could not even run (the store unreachable, the worker dying): a
 # few quick ones, then the attempt counts as failed and waits for the next one like the rest.
 _ATTEMPT_RETRY = RetryPolicy(

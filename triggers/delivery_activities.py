@@ -26,7 +26,7 @@ from triggers.sender import EventSender, event_body
 from workflows.events import EMIT_EVENTS, EmittedEvents, RunEvent
 
 # Requests one attempt sends at once (an organization may have many endpoints).
-_CONCURRENT_REQUESTS = 16
+_CONCURRENT_REQUESTS = 32
 
 
 def retry_schedule(settings: Settings) -> RetrySchedule:

@@ -9,6 +9,7 @@ resolved once and connected to at the address checked.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from math import floor
@@ -79,6 +80,10 @@ class EventSender:
     async def send(self, target: EndpointTarget, event_id: str, body: bytes) -> AttemptOutcome:
         """POST `body` to the endpoint; a 2xx is success, anything else (another status, a
         timeout, a refused address, a connection error) a failure saying why."""
+        if target.secret is None:
+            return _failed(
+                target, "the endpoint's secret cannot be decrypted with RUNLANE_SECRETS_KEY"
+            )
         now = datetime.now(UTC)
         signature = Webhook(target.secret).sign(event_id, now, body.decode())
         headers = httpx.Headers(
@@ -96,17 +101,24 @@ class EventSender:
                 return _failed(target, "the endpoint's URL is not an absolute http(s) URL")
             try:
                 checked = await check_target(url, self._resolve, allow_private=self._allow_private)
-                response = await send_pinned(
-                    self._client,
-                    "POST",
-                    checked,
-                    headers=headers,
-                    timeout=self._timeout_s,
-                    content=body,
+                # Bounded as a whole (a peer answering byte by byte too); its body is never
+                # read, so a receiver cannot make the worker hold a large answer.
+                response = await asyncio.wait_for(
+                    send_pinned(
+                        self._client,
+                        "POST",
+                        checked,
+                        headers=headers,
+                        timeout=self._timeout_s,
+                        stream=True,
+                        content=body,
+                    ),
+                    self._timeout_s,
                 )
+                await response.aclose()
             except TargetRefused as refused:
                 return _failed(target, refused.message)
-            except httpx.TimeoutException:
+            except (httpx.TimeoutException, TimeoutError):
                 return _failed(target, f"no answer within {self._timeout_s:g} s")
             except httpx.HTTPError as error:
                 return _failed(target, f"request failed: {error!r}")

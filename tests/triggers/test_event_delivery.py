@@ -4,6 +4,7 @@ receivers on 127.0.0.1, the delivery log read over the API."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -69,16 +70,16 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_accepts(
         "run.completed",
         event.run_id,
     )
-    calls = peer.calls_to("/hook")
+    calls = peer.raw_calls_to("/hook")
     assert len(calls) == 3
-    for call in calls:
+    for call, raw in calls:
         headers = lower_headers(call.headers)
         assert headers["webhook-id"] == event.id
         assert "Runlane" in headers["user-agent"]
         assert headers["content-type"] == "application/json"
         # The receiver's check: the signature of the bytes it got, with the endpoint's secret.
-        assert Webhook(endpoint["secret"]).verify(call.raw, headers) == call.body
-    body = calls[-1].body
+        assert Webhook(endpoint["secret"]).verify(raw, headers) == call.body
+    body = calls[-1][0].body
     assert body["type"] == "run.completed"
     assert body["timestamp"].endswith("Z")
     run = body["data"]["run"]
@@ -179,8 +180,8 @@ async def test_redirects_are_followed_and_signed_the_same(
     [result] = await deliver(client, settings, database, http_client, event)
 
     assert result.delivered == [endpoint["id"]] and result.attempts == 1
-    [moved] = peer.calls_to("/new")
-    Webhook(endpoint["secret"]).verify(moved.raw, lower_headers(moved.headers))
+    [(moved, raw)] = peer.raw_calls_to("/new")
+    Webhook(endpoint["secret"]).verify(raw, lower_headers(moved.headers))
 
 
 async def test_a_redirect_to_a_private_address_is_refused(settings: Settings, peer: Peer) -> None:
@@ -290,3 +291,23 @@ async def test_emitting_an_event_again_does_not_deliver_it_twice(
 
     assert peer.count("/once") == 1
     assert len(await deliveries(api, endpoint["id"])) == 1
+
+
+async def test_a_receiver_that_never_answers_is_a_failed_attempt() -> None:
+    """The request is bounded as a whole: a peer that accepts and then says nothing costs
+    the attempt its timeout, then counts as a failure to retry."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    try:
+        async with httpx.AsyncClient() as http:
+            sender = EventSender(http, allow_private=True, timeout_s=0.3)
+            outcome = await sender.send(
+                EndpointTarget("we_1", f"http://127.0.0.1:{port}/", "whsec_" + "A" * 44),
+                "evt_1",
+                b"{}",
+            )
+    finally:
+        silent.close()
+
+    assert not outcome.succeeded and outcome.status_code is None
+    assert outcome.error == "no answer within 0.3 s"

@@ -22,8 +22,8 @@ from tests.triggers.events import deliveries, lower_headers, subscribe
 def received(peer: Peer, path: str, secret: str) -> list[dict[str, Any]]:
     """The events the receiver got at `path`, each verified as a receiver verifies it."""
     return [
-        Webhook(secret).verify(call.raw, lower_headers(call.headers))
-        for call in peer.calls_to(path)
+        Webhook(secret).verify(raw, lower_headers(call.headers))
+        for call, raw in peer.raw_calls_to(path)
     ]
 
 
