@@ -96,26 +96,13 @@ class EventSender:
             }
         )
         url = parse_http_url(target.url)
-        for _ in range(MAX_REDIRECTS + 1):
+        for hop in range(MAX_REDIRECTS + 1):
             if url is None:
-                return _failed(target, "the endpoint's URL is not an absolute http(s) URL")
+                where = "a redirect's location" if hop else "the endpoint's URL"
+                return _failed(target, f"{where} is not an absolute http(s) URL")
             try:
-                checked = await check_target(url, self._resolve, allow_private=self._allow_private)
-                # Bounded as a whole (a peer answering byte by byte too); its body is never
-                # read, so a receiver cannot make the worker hold a large answer.
-                response = await asyncio.wait_for(
-                    send_pinned(
-                        self._client,
-                        "POST",
-                        checked,
-                        headers=headers,
-                        timeout=self._timeout_s,
-                        stream=True,
-                        content=body,
-                    ),
-                    self._timeout_s,
-                )
-                await response.aclose()
+                # Bounded as a whole, the lookup and a peer answering byte by byte included.
+                response = await asyncio.wait_for(self._hop(url, headers, body), self._timeout_s)
             except TargetRefused as refused:
                 return _failed(target, refused.message)
             except (httpx.TimeoutException, TimeoutError):
@@ -135,3 +122,19 @@ class EventSender:
                 return AttemptOutcome(target.id, succeeded=True, status_code=status)
             return _failed(target, f"answered HTTP {status}", status)
         return _failed(target, f"more than {MAX_REDIRECTS} redirects")
+
+    async def _hop(self, url: httpx.URL, headers: httpx.Headers, body: bytes) -> httpx.Response:
+        """One request, to an address of `url`'s host checked by the guard. Its answer's body
+        is never read: a receiver cannot make the worker hold a large answer."""
+        checked = await check_target(url, self._resolve, allow_private=self._allow_private)
+        response = await send_pinned(
+            self._client,
+            "POST",
+            checked,
+            headers=headers,
+            timeout=self._timeout_s,
+            stream=True,
+            content=body,
+        )
+        await response.aclose()
+        return response
