@@ -4,6 +4,7 @@ receivers on 127.0.0.1, the delivery log read over the API."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,8 +13,9 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
+from runlane.converter import data_converter
 from runlane.settings import Settings
 from store.db import Database
 from store.endpoints import EndpointRepository, EndpointTarget
@@ -27,8 +29,8 @@ from tests.triggers.events import (
     run_event,
     subscribe,
 )
-from triggers.delivery import DeliveryResult
-from triggers.sender import EventSender
+from triggers.delivery import DeliveryResult, EventDeliveryWorkflow
+from triggers.sender import EventSender, event_body
 from triggers.wiring import trigger_work
 from workflows.events import EmittedEvents
 
@@ -87,6 +89,11 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_accepts(
     assert run["lifecycle"] == {"kind": "completed", "final_outputs": {"out": {"ok": True}}}
     assert run["temporal"]["workflow_id"] == event.run_id
     assert "steps" not in run and "node_id" not in body["data"]
+    # Its history replays with the code as it is (timers, attempts and their results).
+    history = await client.get_workflow_handle(event.id).fetch_history()
+    await Replayer(
+        workflows=[EventDeliveryWorkflow], data_converter=data_converter()
+    ).replay_workflow(history)
 
 
 async def test_a_receiver_failing_for_good_is_logged_failed_after_the_horizon(
@@ -311,3 +318,14 @@ async def test_a_receiver_that_never_answers_is_a_failed_attempt() -> None:
 
     assert not outcome.succeeded and outcome.status_code is None
     assert outcome.error == "no answer within 0.3 s"
+
+
+def test_a_trimmed_event_says_so_in_its_body(settings: Settings) -> None:
+    trimmed = run_event("org_x", "review.requested", node_id="review")
+    trimmed = trimmed.model_copy(update={"trimmed": True})
+
+    body = json.loads(event_body(trimmed, settings))
+    plain = json.loads(event_body(run_event("org_x"), settings))
+
+    assert body["data"]["trimmed"] is True and body["data"]["node_id"] == "review"
+    assert "trimmed" not in plain["data"] and "node_id" not in plain["data"]
