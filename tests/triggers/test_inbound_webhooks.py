@@ -147,7 +147,9 @@ async def test_the_same_delivery_id_answers_the_first_run_also_when_sent_ten_tim
         *(deliver(api, webhook, {"customer_id": "c2"}, "msg_burst") for _ in range(10))
     )
     assert all(r.status_code in (200, 202) for r in burst), [r.text for r in burst]
-    assert sorted(r.status_code for r in burst) == [200] * 9 + [202]
+    # One of them started the run (202), unless the run had already ended when that one's
+    # start reached Temporal: then every answer is the replay's 200. Never two 202s.
+    assert [r.status_code for r in burst].count(202) <= 1
     assert len({r.json()["run_id"] for r in burst}) == 1
 
     # Two deliveries, two runs (visibility catches up on its own time).
