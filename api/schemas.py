@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -22,6 +21,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+from runlane.json_values import json_value_problem
 from runlane.unicode import NOT_UNICODE, has_lone_surrogate
 
 T = TypeVar("T")
@@ -78,30 +78,6 @@ CommandId = Annotated[
 ]
 FileName = Annotated[str, Field(min_length=1, max_length=500), StoredText]
 MimeType = Annotated[str, Field(min_length=1, max_length=200), StoredText]
-
-
-# Deeper values would be accepted and then fail serialization (pydantic stops near 255 levels,
-# wrappers included) as a 500; no real definition or input comes close.
-MAX_JSON_DEPTH = 64
-
-
-def json_value_problem(value: Any) -> str | None:
-    """Why `value` cannot be stored and answered back as JSON, or None."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                return f"nested more than {MAX_JSON_DEPTH} levels deep"
-            stack.extend((child, depth + 1) for child in _children(item))
-        elif isinstance(item, float) and not math.isfinite(item):
-            # 1e999 parses as inf; JSON has no inf or NaN to answer it with.
-            return "numbers must be finite JSON numbers"
-    return None
-
-
-def _children(item: dict[Any, Any] | list[Any]) -> list[Any]:
-    return list(item.values()) if isinstance(item, dict) else item
 
 
 def _plain_json(value: Any) -> Any:
@@ -730,3 +706,50 @@ class CodecSessionOut(BaseModel):
     organization: str
     expires_at: datetime = Field(description="When the session cookie expires (12 hours on)")
     codec_endpoint: str = Field(description="The URL to set as the Temporal UI's codec endpoint")
+
+
+# ------------------------------------------------------------------ inbound webhooks
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_node: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="The start_json node the calls' JSON body feeds; default: the workflow's "
+        "only start_json node",
+    )
+    config_source: Literal["published", "draft"] = Field(
+        default="published",
+        description="`published`: each call runs the snapshot published when it arrives; "
+        "`draft`: the draft as it is then",
+    )
+
+
+class WebhookOut(BaseModel):
+    """An inbound webhook as every answer but its creation shows it: never its secret."""
+
+    id: str
+    workflow_id: str
+    input_node: str
+    config_source: Literal["published", "draft"]
+    url: str = Field(description="Where to send signed calls: `POST` to it, no API key")
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(
+        description="The signing secret (`whsec_` + base64 of 32 random bytes, Standard "
+        "Webhooks). Shown only in this answer: keep it; it is stored encrypted and never "
+        "answered again",
+        json_schema_extra={"format": "password"},
+    )
+
+
+class WebhookRunOut(BaseModel):
+    """What a webhook call answers: the run it started (or, for a `webhook-id` sent before,
+    the run the first call started)."""
+
+    run_id: str
+    status: str = Field(description="The run's status when answered (`pending` when just started)")

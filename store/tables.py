@@ -141,3 +141,30 @@ class SecretRow(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_secrets_org_created", "organization_id", "created_at", "name"),)
+
+
+class InboundWebhookRow(Base):
+    """An inbound webhook (API.md "Triggers"): which workflow and start node its signed calls
+    run, and its signing secret only as AES-GCM ciphertext (runlane/secret_box.py), bound to
+    the organization and webhook id, with the id of the key that sealed it."""
+
+    __tablename__ = "inbound_webhooks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    workflow_id: Mapped[str] = mapped_column(String(64), ForeignKey("workflows.id"))
+    input_node: Mapped[str] = mapped_column(String(64))
+    config_source: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index(
+            "ix_inbound_webhooks_org_workflow_created",
+            "organization_id",
+            "workflow_id",
+            "created_at",
+            "id",
+        ),
+    )
