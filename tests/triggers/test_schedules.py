@@ -4,17 +4,22 @@ through the run service (API.md "Triggers" -> "Schedules")."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError
+from temporalio.worker import Replayer
 
+from runlane.converter import data_converter
 from tests.api.helpers import create_published, linear_definition, wait_for_run, wait_until
 from tests.conftest import ORG_B_KEY
+from triggers.schedule_workflow import ScheduledRunWorkflow
 
 INPUTS = {"json_inputs": {"meta": {"customer_id": "cust_1"}}, "text_inputs": {"note": "hi"}}
 
@@ -351,3 +356,52 @@ async def test_backfill_starts_a_run_per_missed_time(
     times = sorted(datetime.fromisoformat(r["trigger"]["scheduled_at"]) for r in runs)
     assert all(start < t <= end for t in times), times
     assert len(set(times)) == 5
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def test_launcher_histories_replay(
+    api: httpx.AsyncClient, client: Client, cleanup: list[str]
+) -> None:
+    """The launcher's histories replay with today's code: live ones (a fire that ran its run,
+    one that could not start it) and the recorded ones under histories/ (in-flight launchers
+    of earlier versions). RUNLANE_RECORD_HISTORIES=1 writes the live ones there."""
+    definition = linear_definition()
+    workflow_id = await create_published(api, definition)
+    schedule = await create_schedule(api, cleanup, workflow_id, spec={"interval_s": 3600})
+    run = (await api.post(f"/v1/schedules/{schedule['id']}/trigger")).json()
+    await wait_for_run(api, run["id"])
+    nodes = [
+        {**n, "config": {"schema": {"type": "object", "required": ["amount"]}}}
+        if n["id"] == "meta"
+        else n
+        for n in definition["nodes"]
+    ]
+    await publish(api, workflow_id, {**definition, "nodes": nodes})
+    assert (await api.post(f"/v1/schedules/{schedule['id']}/trigger")).status_code == 422
+
+    async def launchers() -> list[Any] | None:
+        query = f"WorkflowType = 'ScheduledRunWorkflow' AND RunlaneScheduleId = '{schedule['id']}'"
+        closed = [e async for e in client.list_workflows(query) if e.close_time is not None]
+        return closed if len(closed) == 2 else None
+
+    replayer = Replayer(workflows=[ScheduledRunWorkflow], data_converter=data_converter())
+    live = {}
+    for execution in await wait_until(launchers):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        status = "failed" if execution.status == WorkflowExecutionStatus.FAILED else "completed"
+        live[f"scheduled_run_{status}"] = await handle.fetch_history()
+    assert set(live) == {"scheduled_run_completed", "scheduled_run_failed"}
+    if os.environ.get("RUNLANE_RECORD_HISTORIES"):
+        HISTORIES.mkdir(exist_ok=True)
+        for name, history in live.items():
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+    recorded = [
+        WorkflowHistory.from_json(path.stem, path.read_text())
+        for path in sorted(HISTORIES.glob("*.json"))
+    ]
+    assert len(recorded) >= 2
+    for history in [*live.values(), *recorded]:
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+        assert result.replay_failure is None
