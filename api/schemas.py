@@ -739,6 +739,30 @@ MAX_SCHEDULE_SECONDS = 315_360_000
 ScheduleText = Annotated[str, StoredText, UnicodeText]
 
 
+def _moment_text(value: Any) -> Any:
+    # In a JSON body a number would otherwise be read as a Unix time.
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string, such as 2024-05-01T12:00:00Z")
+    return _rfc3339_text(value)
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_moment_text)]
+
+
+def _json_integer(value: Any) -> Any:
+    # A JSON integer (87.0 is one too); never the text "87" or a boolean.
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+# Whole seconds up to ten years, with the bounds said in the JSON schema.
+IntervalSeconds = Annotated[
+    int, Field(ge=1, le=MAX_SCHEDULE_SECONDS), BeforeValidator(_json_integer)
+]
+JitterSeconds = Annotated[int, Field(ge=0, le=MAX_SCHEDULE_SECONDS), BeforeValidator(_json_integer)]
+
+
 class ScheduleSpecIn(BaseModel):
     """When the schedule fires: the times of `cron` and of `interval_s` together (at least one
     of them), read in `timezone`."""
@@ -756,22 +780,21 @@ class ScheduleSpecIn(BaseModel):
         description='Cron expressions, e.g. "0 9 * * MON-FRI" (5 fields; optionally seconds '
         'first and years last; "@daily" and the like). A bad one → 422',
     )
-    interval_s: int | None = Field(
-        default=None, ge=1, le=MAX_SCHEDULE_SECONDS, description="Fire every this many seconds"
+    interval_s: IntervalSeconds | None = Field(
+        default=None,
+        description="Fire every this many seconds",
     )
     timezone: Annotated[ScheduleText, Field(min_length=1, max_length=64)] | None = Field(
         default=None,
         description="IANA time zone the cron expressions are read in (default UTC); an "
         "unknown one → 422",
     )
-    jitter_s: int | None = Field(
+    jitter_s: JitterSeconds | None = Field(
         default=None,
-        ge=0,
-        le=MAX_SCHEDULE_SECONDS,
         description="Delay each fire by a random 0..jitter_s seconds",
     )
-    start_at: Rfc3339 | None = Field(default=None, description="No fire before this time")
-    end_at: Rfc3339 | None = Field(
+    start_at: Moment | None = Field(default=None, description="No fire before this time")
+    end_at: Moment | None = Field(
         default=None, description="No fire after this time (later than start_at)"
     )
 
@@ -833,7 +856,7 @@ class ScheduleCreate(BaseModel):
         "(`409 workflow_not_published` now if none is); `draft`: the draft then",
     )
     overlap: ScheduleOverlap = Field(default="skip", description=_OVERLAP_DESCRIPTION)
-    paused: bool = False
+    paused: bool = Field(default=False, strict=True)
     note: ScheduleNote = Field(default="", description="For people; shown in the Temporal UI too")
 
 
@@ -845,7 +868,7 @@ class SchedulePatch(BaseModel):
     spec: ScheduleSpecIn | None = Field(default=None, description="Replaces the whole spec")
     inputs: ScheduleInputs | None = Field(default=None, description="Replaces all the inputs")
     overlap: ScheduleOverlap | None = Field(default=None, description=_OVERLAP_DESCRIPTION)
-    paused: bool | None = None
+    paused: bool | None = Field(default=None, strict=True)
     note: ScheduleNote | None = None
 
 
@@ -898,8 +921,8 @@ class ScheduleOut(BaseModel):
 class BackfillIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start_at: Rfc3339 = Field(description="From this time (exclusive)")
-    end_at: Rfc3339 = Field(description="To this time (inclusive); not in the future")
+    start_at: Moment = Field(description="From this time (exclusive)")
+    end_at: Moment = Field(description="To this time (inclusive); not in the future")
 
 
 class BackfillOut(BaseModel):

@@ -4,6 +4,7 @@ through the run service (API.md "Triggers" -> "Schedules")."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -405,3 +406,91 @@ async def test_launcher_histories_replay(
     for history in [*live.values(), *recorded]:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
         assert result.replay_failure is None
+
+
+HOSTILE_BODIES: list[Any] = [
+    None,
+    [],
+    "spec",
+    {"spec": None},
+    {"spec": []},
+    {"spec": {"interval_s": "60"}},
+    {"spec": {"interval_s": True}},
+    {"spec": {"interval_s": 10**40}},
+    {"spec": {"interval_s": 60, "jitter_s": -1}},
+    {"spec": {"cron": ["* * * * *"] * 21}},
+    {"spec": {"cron": ["x" * 201]}},
+    {"spec": {"cron": ["0 9 * * *\u0000"]}},
+    {"spec": {"cron": "0 9 * * *"}},
+    {"spec": {"cron": ["@every 0s"]}},
+    {"spec": {"cron": ["0 0 31 2 *"], "timezone": "../../etc/passwd"}},
+    {"spec": {"interval_s": 60, "timezone": "\ud800"}},
+    {"spec": {"interval_s": 60, "start_at": "0001-01-01T00:00:00+01:00"}},
+    {"spec": {"interval_s": 60, "end_at": "9999-12-31T23:59:59-01:00"}},
+    {"spec": {"interval_s": 60, "start_at": "2030-01-01"}},
+    {"spec": {"interval_s": 60, "start_at": 1700000000}},
+    {"spec": {"interval_s": 60}, "note": "\ud800"},
+    {"spec": {"interval_s": 60}, "note": "n" * 2001},
+    {"spec": {"interval_s": 60}, "inputs": {"documents": {"doc": {"content": "eA=="}}}},
+    {"spec": {"interval_s": 60}, "inputs": {"documents": {"doc": {"file_id": "file_nope"}}}},
+    {"spec": {"interval_s": 60}, "inputs": {"json_inputs": {"meta": 1e999}}},
+    {"spec": {"interval_s": 60}, "inputs": {"json_inputs": {"ghost": {}}}},
+    {"spec": {"interval_s": 60}, "inputs": {"text_inputs": {"note": 5}}},
+    {"spec": {"interval_s": 60}, "inputs": {"text_inputs": {"note": "x" * (5 * 1024 * 1024)}}},
+    {"spec": {"interval_s": 60}, "config_source": "tomorrow"},
+    {"spec": {"interval_s": 60}, "paused": "yes"},
+]
+
+
+async def test_hostile_bodies_get_a_4xx_and_change_nothing(
+    api: httpx.AsyncClient, cleanup: list[str]
+) -> None:
+    workflow_id = await create_published(api, linear_definition())
+    schedule = await create_schedule(api, cleanup, workflow_id, spec={"interval_s": 3600})
+    before = (await api.get(f"/v1/schedules/{schedule['id']}")).json()
+    for body in HOSTILE_BODIES:
+        for method, path in (
+            ("POST", f"/v1/workflows/{workflow_id}/schedules"),
+            ("PATCH", f"/v1/schedules/{schedule['id']}"),
+        ):
+            if method == "PATCH" and body == {"spec": None}:
+                continue  # (null leaves the spec as it is: a valid PATCH)
+            patch_body = body
+            if (
+                method == "PATCH"
+                and isinstance(body, dict)
+                and body.get("spec") == {"interval_s": 60}
+            ):
+                patch_body = {k: v for k, v in body.items() if k != "spec"}
+            # (json.dumps escapes lone surrogates, which httpx's encoder refuses)
+            response = await api.request(
+                method,
+                path,
+                content=json.dumps(patch_body),
+                headers={"Content-Type": "application/json"},
+            )
+            assert 400 <= response.status_code < 500, (method, body, response.text)
+            assert response.json()["error"]["message"], response.text
+    for raw in (b"\xff\xfe{", b'{"spec": {"interval_s": 60}', b"[" * 100_000):
+        response = await api.post(
+            f"/v1/workflows/{workflow_id}/schedules",
+            content=raw,
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+    for body in (
+        {"start_at": "0001-01-01T00:00:00+01:00", "end_at": "2020-01-01T00:00:00Z"},
+        {"start_at": "2020-01-01T00:00:00Z"},
+        {"start_at": "2020-01-01T00:00:00Z", "end_at": "2020-01-01T00:00:00Z"},
+        {"start_at": "2020-01-01", "end_at": "2020-01-02"},
+    ):
+        response = await api.post(f"/v1/schedules/{schedule['id']}/backfill", json=body)
+        assert response.status_code == 422, (body, response.text)
+    listed = (await api.get("/v1/schedules")).json()["data"]
+    assert [s["id"] for s in listed] == [schedule["id"]]
+    after = (await api.get(f"/v1/schedules/{schedule['id']}")).json()
+    for field in ("spec", "inputs", "note", "overlap", "paused", "config_source"):
+        assert after[field] == before[field], field
+    for cursor in ("x", "%ED%A0%80", "%FF", "W10", "a" * 2000):
+        response = await api.get(f"/v1/schedules?cursor={cursor}")
+        assert response.status_code == 422, response.text
