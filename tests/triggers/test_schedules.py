@@ -18,7 +18,13 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from runlane.converter import data_converter
-from tests.api.helpers import create_published, linear_definition, wait_for_run, wait_until
+from tests.api.helpers import (
+    create_published,
+    linear_definition,
+    review_definition,
+    wait_for_run,
+    wait_until,
+)
 from tests.conftest import ORG_B_KEY
 from triggers.schedule_workflow import ScheduledRunWorkflow
 
@@ -494,3 +500,31 @@ async def test_hostile_bodies_get_a_4xx_and_change_nothing(
     for cursor in ("x", "%ED%A0%80", "%FF", "W10", "a" * 2000):
         response = await api.get(f"/v1/schedules?cursor={cursor}")
         assert response.status_code == 422, response.text
+
+
+async def test_the_overlap_policy_applies_to_runs(
+    api: httpx.AsyncClient, cleanup: list[str]
+) -> None:
+    """Each launcher lasts as long as its run: `skip` starts no second run while the first
+    waits for a review (a trigger still does), `cancel_other` cancels the waiting run."""
+    workflow_id = await create_published(api, review_definition())
+    inputs = {"json_inputs": {"meta": {"amount": 5}}}
+    skipping = await create_schedule(
+        api, cleanup, workflow_id, spec={"interval_s": 1}, inputs=inputs, overlap="skip"
+    )
+    first = (await wait_until(lambda: _at_least(api, skipping["id"], 1)))[-1]
+    await wait_for_run(api, first["id"], until={"waiting_for_human"})
+    await asyncio.sleep(2.5)  # two more due times: both skipped
+    assert [r["id"] for r in await schedule_runs(api, skipping["id"])] == [first["id"]]
+    triggered = await api.post(f"/v1/schedules/{skipping['id']}/trigger")
+    assert triggered.status_code == 202, triggered.text
+    assert triggered.json()["id"] != first["id"]
+    assert (await api.delete(f"/v1/schedules/{skipping['id']}")).status_code == 204
+
+    cancelling = await create_schedule(
+        api, cleanup, workflow_id, spec={"interval_s": 1}, inputs=inputs, overlap="cancel_other"
+    )
+    first = (await wait_until(lambda: _at_least(api, cancelling["id"], 1)))[-1]  # the oldest
+    ended = await wait_for_run(api, first["id"], until={"cancelled"})
+    assert ended["status"] == "cancelled"
+    assert len(await wait_until(lambda: _at_least(api, cancelling["id"], 2))) >= 2
