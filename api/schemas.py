@@ -906,7 +906,12 @@ class ScheduleOut(BaseModel):
     spec: ScheduleSpecOut
     inputs: ScheduleInputs
     config_source: Literal["published", "draft"]
-    overlap: ScheduleOverlap
+    overlap: Literal[
+        "skip", "buffer_one", "allow_all", "cancel_other", "buffer_all", "terminate_other"
+    ] = Field(
+        description="The Temporal Schedule's overlap policy: one of the four this API sets, or "
+        "`buffer_all` / `terminate_other` when an operator chose one in the Temporal UI"
+    )
     paused: bool = Field(description="Paused here or in the Temporal UI")
     note: str
     next_run_times: list[datetime] = Field(description="The next (up to) 5 fires")

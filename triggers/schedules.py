@@ -71,9 +71,13 @@ from triggers.schedule_fire import (
     scheduled_run_id,
 )
 from triggers.schedule_workflow import SCHEDULED_START_TIME, ScheduledRunWorkflow
-from workflows.models import Trigger
+from workflows.models import RunInput, Trigger
 
 Overlap = Literal["skip", "buffer_one", "allow_all", "cancel_other"]
+# What a schedule may read back: an operator may pick Temporal's other policies in its UI.
+OverlapShown = Literal[
+    "skip", "buffer_one", "allow_all", "cancel_other", "buffer_all", "terminate_other"
+]
 ConfigSource = Literal["published", "draft"]
 
 OVERLAP_POLICIES: dict[str, ScheduleOverlapPolicy] = {
@@ -82,7 +86,14 @@ OVERLAP_POLICIES: dict[str, ScheduleOverlapPolicy] = {
     "allow_all": ScheduleOverlapPolicy.ALLOW_ALL,
     "cancel_other": ScheduleOverlapPolicy.CANCEL_OTHER,
 }
-_OVERLAP_NAMES = {policy: name for name, policy in OVERLAP_POLICIES.items()}
+_OVERLAP_NAMES: dict[ScheduleOverlapPolicy, OverlapShown] = {
+    ScheduleOverlapPolicy.SKIP: "skip",
+    ScheduleOverlapPolicy.BUFFER_ONE: "buffer_one",
+    ScheduleOverlapPolicy.ALLOW_ALL: "allow_all",
+    ScheduleOverlapPolicy.CANCEL_OTHER: "cancel_other",
+    ScheduleOverlapPolicy.BUFFER_ALL: "buffer_all",
+    ScheduleOverlapPolicy.TERMINATE_OTHER: "terminate_other",
+}
 
 LAUNCHER_TYPE = "ScheduledRunWorkflow"
 RECENT_RUNS = 10
@@ -167,7 +178,7 @@ class RecentRun:
 class ScheduleView:
     record: ScheduleRecord
     spec: TimeSpec
-    overlap: Overlap
+    overlap: OverlapShown
     paused: bool
     next_run_times: list[datetime]
     recent_runs: list[RecentRun]
@@ -340,7 +351,7 @@ class ScheduleService:
 
     async def _check_start(
         self, org: str, workflow_id: str, inputs: dict[str, Any], config_source: ConfigSource
-    ) -> Any:
+    ) -> RunInput:
         """Prepare (and drop) a run as a fire now would: the same errors as a start."""
         return await self._runs.prepare_start(
             org,
@@ -408,7 +419,8 @@ class ScheduleService:
         return ScheduleView(
             record=record,
             spec=TimeSpec.of_stored(record.spec),
-            overlap=_OVERLAP_NAMES.get(schedule.policy.overlap, "skip"),  # type: ignore[arg-type]
+            # (Unspecified is Temporal's default: skip.)
+            overlap=_OVERLAP_NAMES.get(schedule.policy.overlap, "skip"),
             paused=schedule.state.paused,
             next_run_times=list(description.info.next_action_times[:NEXT_RUN_TIMES]),
             recent_runs=await self._recent_runs(record),
