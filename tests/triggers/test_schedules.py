@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
+from runlane import search_attributes
 from runlane.converter import data_converter
 from tests.api.helpers import (
     create_published,
@@ -148,7 +149,7 @@ async def _at_least(
 
 
 async def test_a_fire_runs_the_snapshot_published_when_it_fires(
-    api: httpx.AsyncClient, cleanup: list[str]
+    api: httpx.AsyncClient, client: Client, cleanup: list[str]
 ) -> None:
     definition = linear_definition()
     workflow_id = await create_published(api, definition)
@@ -156,6 +157,14 @@ async def test_a_fire_runs_the_snapshot_published_when_it_fires(
         api, cleanup, workflow_id, spec={"cron": ["0 9 * * MON-FRI"], "timezone": "Europe/Paris"}
     )
     assert schedule["spec"] == {"cron": ["0 9 * * MON-FRI"], "timezone": "Europe/Paris"}
+    # Operators recognise it in Temporal: the same id, the organization and the workflow.
+    described = await client.get_schedule_handle(schedule["id"]).describe()
+    assert (
+        described.typed_search_attributes.get(search_attributes.ORGANIZATION)
+        == schedule["organization_id"]
+    )
+    assert (await described.memo())["workflow_id"] == workflow_id
+    assert described.schedule.spec.time_zone_name == "Europe/Paris"
     assert await publish(api, workflow_id, versioned(definition, "Shape v2")) == 2
 
     triggered = await api.post(f"/v1/schedules/{schedule['id']}/trigger")
