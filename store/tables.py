@@ -168,3 +168,29 @@ class InboundWebhookRow(Base):
             "id",
         ),
     )
+
+
+class ScheduleRow(Base):
+    """A schedule's part that Runlane owns: whose it is, the workflow and inputs it runs, the
+    operator's note, the listing order, and the spec as written. Its timing (paused, overlap,
+    next and recent fires) is the Temporal Schedule's by the same id (triggers/schedules.py)."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    workflow_id: Mapped[str] = mapped_column(String(64))
+    # The spec as the API took it (Temporal compiles cron text into calendars, so it cannot
+    # answer it back); the Temporal Schedule holds the same times.
+    spec: Mapped[dict[str, Any]]
+    # {"json_inputs", "text_inputs", "documents": {node: {"file_id"}}}, as the API took them.
+    inputs: Mapped[dict[str, Any]]
+    config_source: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_schedules_org_created", "organization_id", "created_at", "id"),
+        Index("ix_schedules_org_workflow_created", "organization_id", "workflow_id", "created_at"),
+    )

@@ -11,7 +11,11 @@ import httpx
 from temporalio.client import Client
 
 from runlane.settings import Settings
+from runs.factory import run_service
 from store.db import Database
+from store.schedules import ScheduleRepository
+from triggers.schedule_fire import ScheduleFire
+from triggers.schedule_workflow import ScheduledRunWorkflow
 
 
 @dataclass
@@ -25,4 +29,10 @@ def trigger_work(
 ) -> TriggerWork:
     """The workflows and activities of schedules and event deliveries, over this process's
     Temporal client, store and HTTP client."""
-    return TriggerWork()
+    # Schedules: the launcher prepares each fire's run through the run service, as a REST
+    # start does (triggers/schedule_fire.py).
+    fire = ScheduleFire(
+        ScheduleRepository(database),
+        run_service(client=client, database=database, settings=settings),
+    )
+    return TriggerWork(workflows=[ScheduledRunWorkflow], activities=[fire.prepare_run])
