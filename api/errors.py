@@ -17,7 +17,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from runlane.errors import Conflict, InvalidInput, NotFound, RunlaneError, TooLarge, Unavailable
+from runlane.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RunlaneError,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
 from runlane.unicode import replaced
 
 log = logging.getLogger("runlane.api")
@@ -53,6 +61,7 @@ class ApiError(Exception):
 
 # The status each kind of domain error answers with.
 STATUS_OF: dict[type[RunlaneError], int] = {
+    Unauthorized: 401,
     NotFound: 404,
     Conflict: 409,
     TooLarge: 413,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -22,6 +21,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+from runlane.json_values import json_value_problem
 from runlane.unicode import NOT_UNICODE, has_lone_surrogate
 
 # The run record's models live with the code that renders them (event webhooks send it too);
@@ -94,30 +94,6 @@ CommandId = Annotated[
 ]
 FileName = Annotated[str, Field(min_length=1, max_length=500), StoredText]
 MimeType = Annotated[str, Field(min_length=1, max_length=200), StoredText]
-
-
-# Deeper values would be accepted and then fail serialization (pydantic stops near 255 levels,
-# wrappers included) as a 500; no real definition or input comes close.
-MAX_JSON_DEPTH = 64
-
-
-def json_value_problem(value: Any) -> str | None:
-    """Why `value` cannot be stored and answered back as JSON, or None."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                return f"nested more than {MAX_JSON_DEPTH} levels deep"
-            stack.extend((child, depth + 1) for child in _children(item))
-        elif isinstance(item, float) and not math.isfinite(item):
-            # 1e999 parses as inf; JSON has no inf or NaN to answer it with.
-            return "numbers must be finite JSON numbers"
-    return None
-
-
-def _children(item: dict[Any, Any] | list[Any]) -> list[Any]:
-    return list(item.values()) if isinstance(item, dict) else item
 
 
 def _plain_json(value: Any) -> Any:
@@ -604,6 +580,257 @@ class CodecSessionOut(BaseModel):
     organization: str
     expires_at: datetime = Field(description="When the session cookie expires (12 hours on)")
     codec_endpoint: str = Field(description="The URL to set as the Temporal UI's codec endpoint")
+
+
+# ------------------------------------------------------------------ inbound webhooks
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_node: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="The start_json node the calls' JSON body feeds; default: the workflow's "
+        "only start_json node",
+    )
+    config_source: Literal["published", "draft"] = Field(
+        default="published",
+        description="`published`: each call runs the snapshot published when it arrives; "
+        "`draft`: the draft as it is then",
+    )
+
+
+class WebhookOut(BaseModel):
+    """An inbound webhook as every answer but its creation shows it: never its secret."""
+
+    id: str
+    workflow_id: str
+    input_node: str
+    config_source: Literal["published", "draft"]
+    url: str = Field(description="Where to send signed calls: `POST` to it, no API key")
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(
+        description="The signing secret (`whsec_` + base64 of 32 random bytes, Standard "
+        "Webhooks). Shown only in this answer: keep it; it is stored encrypted and never "
+        "answered again",
+        json_schema_extra={"format": "password"},
+    )
+
+
+class WebhookRunOut(BaseModel):
+    """What a webhook call answers: the run it started (or, for a `webhook-id` sent before,
+    the run the first call started)."""
+
+    run_id: str
+    status: str = Field(description="The run's status when answered (`pending` when just started)")
+
+
+# ------------------------------------------------------------------ schedules
+
+# Ten years, in seconds: the longest interval or jitter a schedule takes.
+MAX_SCHEDULE_SECONDS = 315_360_000
+ScheduleText = Annotated[str, StoredText, UnicodeText]
+
+
+def _moment_text(value: Any) -> Any:
+    # In a JSON body a number would otherwise be read as a Unix time.
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string, such as 2024-05-01T12:00:00Z")
+    return _rfc3339_text(value)
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_moment_text)]
+
+
+def _json_integer(value: Any) -> Any:
+    # A JSON integer (87.0 is one too); never the text "87" or a boolean.
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+# Whole seconds up to ten years, with the bounds said in the JSON schema.
+IntervalSeconds = Annotated[
+    int, Field(ge=1, le=MAX_SCHEDULE_SECONDS), BeforeValidator(_json_integer)
+]
+JitterSeconds = Annotated[int, Field(ge=0, le=MAX_SCHEDULE_SECONDS), BeforeValidator(_json_integer)]
+
+
+class ScheduleSpecIn(BaseModel):
+    """When the schedule fires: the times of `cron` and of `interval_s` together (at least one
+    of them), read in `timezone`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: (
+        Annotated[
+            list[Annotated[ScheduleText, Field(min_length=1, max_length=200)]],
+            Field(max_length=20),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description='Cron expressions, e.g. "0 9 * * MON-FRI" (5 fields; optionally seconds '
+        'first and years last; "@daily" and the like). A bad one → 422',
+    )
+    interval_s: IntervalSeconds | None = Field(
+        default=None,
+        description="Fire every this many seconds",
+    )
+    timezone: Annotated[ScheduleText, Field(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="IANA time zone the cron expressions are read in (default UTC); an "
+        "unknown one → 422",
+    )
+    jitter_s: JitterSeconds | None = Field(
+        default=None,
+        description="Delay each fire by a random 0..jitter_s seconds",
+    )
+    start_at: Moment | None = Field(default=None, description="No fire before this time")
+    end_at: Moment | None = Field(
+        default=None, description="No fire after this time (later than start_at)"
+    )
+
+
+def _omitted_if_none(value: Any) -> bool:
+    return value is None
+
+
+class ScheduleSpecOut(BaseModel):
+    """The spec as it was given (fields not given are left out)."""
+
+    cron: list[str] | None = Field(default=None, exclude_if=_omitted_if_none)
+    interval_s: int | None = Field(default=None, exclude_if=_omitted_if_none)
+    timezone: str | None = Field(default=None, exclude_if=_omitted_if_none)
+    jitter_s: int | None = Field(default=None, exclude_if=_omitted_if_none)
+    start_at: datetime | None = Field(default=None, exclude_if=_omitted_if_none)
+    end_at: datetime | None = Field(default=None, exclude_if=_omitted_if_none)
+
+
+class ScheduleDocument(BaseModel):
+    """A document input of every run: an uploaded file (`POST /v1/files`), by id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file_id: Annotated[ScheduleText, Field(min_length=1, max_length=200)]
+
+
+class ScheduleInputs(BaseModel):
+    """The inputs of every run the schedule starts, keyed by start node id, checked like a
+    run start's (`422` naming the node)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    json_inputs: Annotated[dict[str, Any], PlainJson] = Field(default_factory=dict)
+    text_inputs: Annotated[dict[str, str], UnicodeText] = Field(default_factory=dict)
+    documents: Annotated[dict[str, ScheduleDocument], UnicodeText] = Field(
+        default_factory=dict,
+        description="Documents by reference only (`{node: {file_id}}`): upload them first",
+    )
+
+
+ScheduleOverlap = Literal["skip", "buffer_one", "allow_all", "cancel_other"]
+_OVERLAP_DESCRIPTION = (
+    "What a fire does while the schedule's previous run still runs: `skip` it (default), "
+    "`buffer_one` (start it when the previous ends, at most one waiting), `allow_all` (start "
+    "it beside), `cancel_other` (cancel the previous run, then start)"
+)
+ScheduleNote = Annotated[ScheduleText, Field(max_length=2000)]
+
+
+class ScheduleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: ScheduleSpecIn
+    inputs: ScheduleInputs = Field(default_factory=ScheduleInputs)
+    config_source: Literal["published", "draft"] = Field(
+        default="published",
+        description="`published`: each run runs the snapshot published when it fires "
+        "(`409 workflow_not_published` now if none is); `draft`: the draft then",
+    )
+    overlap: ScheduleOverlap = Field(default="skip", description=_OVERLAP_DESCRIPTION)
+    paused: bool = Field(default=False, strict=True)
+    note: ScheduleNote = Field(default="", description="For people; shown in the Temporal UI too")
+
+
+class SchedulePatch(BaseModel):
+    """What to change; what is left out (or null) stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: ScheduleSpecIn | None = Field(default=None, description="Replaces the whole spec")
+    inputs: ScheduleInputs | None = Field(default=None, description="Replaces all the inputs")
+    overlap: ScheduleOverlap | None = Field(default=None, description=_OVERLAP_DESCRIPTION)
+    paused: bool | None = Field(default=None, strict=True)
+    note: ScheduleNote | None = None
+
+
+class ScheduleFireErrorOut(BaseModel):
+    code: str = Field(
+        description="The error a run start would have answered, e.g. "
+        "`workflow_not_published`, `invalid_inputs`, `unknown_secret`"
+    )
+    message: str
+
+
+class ScheduleRunOut(BaseModel):
+    """One fire of the schedule: the run it started, or why it could not start one."""
+
+    run_id: str | None = Field(
+        description="The run; null when the fire could not start one (then `error` says why)"
+    )
+    scheduled_at: datetime | None = Field(description="The time the fire was due")
+    status: str = Field(
+        description="The run's status; `error` with `run_id` null for a fire that could not "
+        "start a run (workflow deleted or unpublished, inputs no longer valid, a secret "
+        "missing)"
+    )
+    error: ScheduleFireErrorOut | None = Field(
+        default=None,
+        description="Only for a fire that could not start a run",
+        exclude_if=_omitted_if_none,
+    )
+
+
+class ScheduleOut(BaseModel):
+    id: str
+    organization_id: str
+    workflow_id: str
+    spec: ScheduleSpecOut
+    inputs: ScheduleInputs
+    config_source: Literal["published", "draft"]
+    overlap: Literal[
+        "skip", "buffer_one", "allow_all", "cancel_other", "buffer_all", "terminate_other"
+    ] = Field(
+        description="The Temporal Schedule's overlap policy: one of the four this API sets, or "
+        "`buffer_all` / `terminate_other` when an operator chose one in the Temporal UI"
+    )
+    paused: bool = Field(description="Paused here or in the Temporal UI")
+    note: str
+    next_run_times: list[datetime] = Field(description="The next (up to) 5 fires")
+    recent_runs: list[ScheduleRunOut] = Field(
+        description="The newest (up to) 10 fires, newest first: runs this schedule started "
+        "(also by `trigger` and `backfill`) and fires that could not start one"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class BackfillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_at: Moment = Field(description="From this time (exclusive)")
+    end_at: Moment = Field(description="To this time (inclusive); not in the future")
+
+
+class BackfillOut(BaseModel):
+    scheduled: int = Field(
+        description="Runs started: one per time the schedule matches in the range"
+    )
 
 
 # ------------------------------------------------------------------ event webhooks

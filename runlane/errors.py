@@ -39,6 +39,11 @@ class Unavailable(RunlaneError):
     """A dependency (Temporal) cannot be reached or read right now; trying later may work."""
 
 
+class Unauthorized(RunlaneError):
+    """The caller did not prove who it is: e.g. an inbound webhook call whose signature does
+    not verify."""
+
+
 def not_found(kind: str, identifier: str) -> NotFound:
     return NotFound(f"{kind}_not_found", f"No {kind} {identifier} in this organization.")
 

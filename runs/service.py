@@ -265,25 +265,48 @@ class RunService:
         command = Command(org, command_id, "start", workflow_id, body or {})
 
         async def prepare(run_id: str) -> RunInput:
-            definition, ref = await definition_for(
-                org, workflow_id, config_source, self._workflows, self._registry, self._published
-            )
-            subworkflows = await self._subworkflows.resolve(org, ref.workflow_id, definition)
-            users = self._published.secret_users(ref.snapshot_id, definition)
-            await check_secrets(org, users, self._secrets)
-            inputs = await self._inputs.resolve(org, definition, requested)
-            return self._starter.run_input(
-                run_id=run_id,
-                org=org,
-                workflow=ref,
-                definition=definition,
-                inputs=inputs,
+            return await self.prepare_start(
+                org,
+                workflow_id,
+                requested,
+                config_source=config_source,
                 trigger=trigger or Trigger(),
-                subworkflows=subworkflows,
-                events=await self._subscribed_events(org),
+                run_id=run_id,
             )
 
         return await self._launch(command, prepare)
+
+    async def prepare_start(
+        self,
+        org: str,
+        workflow_id: str,
+        requested: RequestedInputs,
+        *,
+        config_source: ConfigSource,
+        trigger: Trigger,
+        run_id: str,
+    ) -> RunInput:
+        """What a new run of the workflow would start with, checked as a start checks it: the
+        definition published now (or the draft), its subworkflow targets frozen, its secrets
+        present, the inputs valid for its start nodes (inline documents are stored). Starts
+        nothing: `start` and the schedules' launcher (triggers/) start what it returns."""
+        definition, ref = await definition_for(
+            org, workflow_id, config_source, self._workflows, self._registry, self._published
+        )
+        subworkflows = await self._subworkflows.resolve(org, ref.workflow_id, definition)
+        users = self._published.secret_users(ref.snapshot_id, definition)
+        await check_secrets(org, users, self._secrets)
+        inputs = await self._inputs.resolve(org, definition, requested)
+        return self._starter.run_input(
+            run_id=run_id,
+            org=org,
+            workflow=ref,
+            definition=definition,
+            inputs=inputs,
+            trigger=trigger,
+            subworkflows=subworkflows,
+            events=await self._subscribed_events(org),
+        )
 
     @needs_temporal
     async def restart(

@@ -218,7 +218,7 @@ class RunStarter:
                 if attach_to_existing
                 else WorkflowIDConflictPolicy.FAIL
             ),
-            search_attributes=TypedSearchAttributes(_search_attributes(run_input)),
+            search_attributes=TypedSearchAttributes(run_search_attributes(run_input)),
             static_summary=(
                 f"{run_input.workflow.name_at_run_time} "
                 f"({'v' + str(version) if version else 'draft'}, {run_input.trigger.type})"
@@ -227,7 +227,9 @@ class RunStarter:
         return handle.result_run_id
 
 
-def _search_attributes(run_input: RunInput) -> list[SearchAttributePair]:
+def run_search_attributes(run_input: RunInput) -> list[SearchAttributePair]:
+    """What every run started from its input carries: the REST start, and the runs a
+    schedule's launcher starts as its child (triggers/schedule_workflow.py)."""
     pairs: list[SearchAttributePair] = [
         SearchAttributePair(search_attributes.ORGANIZATION, run_input.organization_id),
         SearchAttributePair(search_attributes.WORKFLOW_ID, run_input.workflow.workflow_id),

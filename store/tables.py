@@ -144,6 +144,59 @@ class SecretRow(Base):
     __table_args__ = (Index("ix_secrets_org_created", "organization_id", "created_at", "name"),)
 
 
+class InboundWebhookRow(Base):
+    """An inbound webhook (API.md "Triggers"): which workflow and start node its signed calls
+    run, and its signing secret only as AES-GCM ciphertext (runlane/secret_box.py), bound to
+    the organization and webhook id, with the id of the key that sealed it."""
+
+    __tablename__ = "inbound_webhooks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    workflow_id: Mapped[str] = mapped_column(String(64), ForeignKey("workflows.id"))
+    input_node: Mapped[str] = mapped_column(String(64))
+    config_source: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index(
+            "ix_inbound_webhooks_org_workflow_created",
+            "organization_id",
+            "workflow_id",
+            "created_at",
+            "id",
+        ),
+    )
+
+
+class ScheduleRow(Base):
+    """A schedule's part that Runlane owns: whose it is, the workflow and inputs it runs, the
+    operator's note, the listing order, and the spec as written. Its timing (paused, overlap,
+    next and recent fires) is the Temporal Schedule's by the same id (triggers/schedules.py)."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    workflow_id: Mapped[str] = mapped_column(String(64))
+    # The spec as the API took it (Temporal compiles cron text into calendars, so it cannot
+    # answer it back); the Temporal Schedule holds the same times.
+    spec: Mapped[dict[str, Any]]
+    # {"json_inputs", "text_inputs", "documents": {node: {"file_id"}}}, as the API took them.
+    inputs: Mapped[dict[str, Any]]
+    config_source: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_schedules_org_created", "organization_id", "created_at", "id"),
+        Index("ix_schedules_org_workflow_created", "organization_id", "workflow_id", "created_at"),
+    )
+
+
 class WebhookEndpointRow(Base):
     """An organization's event webhook endpoint (API.md "Outbound event webhooks"): its signing
     secret only as AES-GCM ciphertext (runlane/secret_box.py), bound to the organization and

@@ -11,10 +11,14 @@ import httpx
 from temporalio.client import Client
 
 from runlane.settings import Settings
+from runs.factory import run_service
 from store.db import Database
 from store.endpoints import EndpointRepository
+from store.schedules import ScheduleRepository
 from triggers.delivery import EventDeliveryWorkflow
 from triggers.delivery_activities import DeliveryActivities
+from triggers.schedule_fire import ScheduleFire
+from triggers.schedule_workflow import ScheduledRunWorkflow
 from triggers.sender import EventSender
 
 
@@ -29,6 +33,14 @@ def trigger_work(
 ) -> TriggerWork:
     """The workflows and activities of schedules and event deliveries, over this process's
     Temporal client, store and HTTP client."""
+    # Schedules: the launcher prepares each fire's run through the run service, as a REST
+    # start does (triggers/schedule_fire.py).
+    fire = ScheduleFire(
+        ScheduleRepository(database),
+        run_service(client=client, database=database, settings=settings),
+    )
+    # Event webhooks: the run's hand-over of its events, and each event's delivery
+    # (triggers/delivery.py).
     deliveries = DeliveryActivities(
         client=client,
         settings=settings,
@@ -36,6 +48,6 @@ def trigger_work(
         sender=EventSender(http_client, allow_private=settings.http_allow_private),
     )
     return TriggerWork(
-        workflows=[EventDeliveryWorkflow],
-        activities=[deliveries.emit_events, deliveries.attempt_delivery],
+        workflows=[ScheduledRunWorkflow, EventDeliveryWorkflow],
+        activities=[fire.prepare_run, deliveries.emit_events, deliveries.attempt_delivery],
     )

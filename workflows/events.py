@@ -23,7 +23,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import RunInput, RunInputs, RunState
+    from workflows.models import RunInput, RunInputs, RunState, RunStatus
     from workflows.steps import Clock
 
 EventType = Literal[
@@ -84,12 +84,15 @@ class Events:
     to nothing (every run started before events existed) schedules nothing: its history and
     its replays are unchanged, so no patch marker is needed.
 
-    Event ids come from `workflow.uuid4()`: the same on every replay, and new after a reset
-    (the SDK reseeds the workflow's randomness from the reset's new execution), so an event a
-    retry emits is never taken for one of the execution it replaced. The reset task itself runs
-    again, and what it emits is emitted again: delivered at least once. `run.started` alone has
-    an id derived from the run id, so a retry that runs the first task again does not start
-    the run twice for its subscribers (a delivery workflow id is used once)."""
+    An event's id is derived from the Temporal execution (`workflow.info().run_id`) and the
+    event's place among those it emitted: the same on every replay of that execution, and new
+    in the execution a reset (retry) creates, so an event emitted after a reset is never taken
+    for one of the execution it replaced. (Not `workflow.uuid4()`: a reset keeps the
+    workflow's random seed, and a retry's events came out under the ids of the events the
+    reset dropped.) The reset task itself runs again, and what it emits is emitted again:
+    delivered at least once. `run.started` alone has an id derived from the run id, so a
+    retry that runs the first task again does not start the run twice for its subscribers (a
+    delivery workflow id is used once)."""
 
     def __init__(
         self,
@@ -104,17 +107,24 @@ class Events:
         self._clock = clock
         self._waiting = waiting
         self._noted: list[RunEvent] = []
+        # Events this execution emitted so far (replays count them again the same).
+        self._emitted = 0
         self._hand_overs: list[asyncio.Task[None]] = []
 
-    def emit(self, type: EventType, node_id: str | None = None) -> None:
+    def emit(
+        self, type: EventType, node_id: str | None = None, *, status: RunStatus | None = None
+    ) -> None:
+        """Note an event with the run as it is now (with `status`, when the run is about to
+        take it)."""
         if type not in self._subscribed:
             return
-        run, trimmed = self._snapshot()
+        run, trimmed = self._snapshot(status)
+        self._emitted += 1
         if type == "run.started":
-            digest = hashlib.sha256(f"{self._state.run_id}\x1f{type}".encode()).hexdigest()
-            event_id = f"evt_{digest[:32]}"
+            source = f"{self._state.run_id}\x1f{type}"
         else:
-            event_id = f"evt_{workflow.uuid4().hex}"
+            source = f"{workflow.info().run_id}\x1f{self._emitted}"
+        event_id = f"evt_{hashlib.sha256(source.encode()).hexdigest()[:32]}"
         self._noted.append(
             RunEvent(
                 id=event_id,
@@ -128,11 +138,16 @@ class Events:
             )
         )
 
-    def _snapshot(self) -> tuple[RunState, bool]:
+    def _snapshot(self, status: RunStatus | None) -> tuple[RunState, bool]:
         """The run now, without steps and review payloads (a copy: the run goes on changing
         before the hand-over's input is serialized)."""
         run = self._state.model_copy(
-            update={"steps": [], "pending_reviews": [], "waiting_for_node_ids": self._waiting()},
+            update={
+                "steps": [],
+                "pending_reviews": [],
+                "waiting_for_node_ids": self._waiting(),
+                "status": status or self._state.status,
+            },
         ).model_copy(deep=True)
         size = len(json.dumps(run.model_dump(mode="json"), ensure_ascii=False, default=str))
         if size <= MAX_EVENT_RUN_BYTES:

@@ -178,8 +178,7 @@ class RunWorkflow:
             await self._execute_graph()
         except asyncio.CancelledError:
             await self._attempts.settle()
-            self._finish("cancelled")
-            await self._events.handed_over()
+            await self._finish("cancelled")
             raise
         except NodeFailed as failure:
             role = self._input.plans[failure.node_id].role
@@ -196,17 +195,15 @@ class RunWorkflow:
         if too_large is not None and workflow.patched(_STATE_SIZE_PATCH):
             await self._end_in_error(too_large, too_large.message)
         await self._attempts.settle()
-        self._finish("completed")
+        await self._finish("completed")
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._events.handed_over()
         return self.state()
 
     async def _end_in_error(self, error: RunError, message: str) -> NoReturn:
         self._state.error = error
         await self._attempts.settle()
-        self._finish("error")
+        await self._finish("error")
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._events.handed_over()
         # Failing the Temporal execution shows operators a failed run in the UI, and the
         # failed node's events are what "retry from the failure point" resets to.
         # The final state rides along so the API can read an ended run without a worker.
@@ -489,7 +486,7 @@ class RunWorkflow:
 
     # ----------------------------------------------------------------- the end
 
-    def _finish(self, status: RunStatus) -> None:
+    async def _finish(self, status: RunStatus) -> None:
         self._reviews.end()
         now = self._clock.now()
         timing = self._state.timing
@@ -498,10 +495,14 @@ class RunWorkflow:
             timing.duration_ms = ms(timing.started_at, now)
             timing.active_duration_ms = timing.duration_ms - timing.accumulated_human_waiting_ms
         self._attempts.end(status, now)
+        # The run reads as ended (its status, its search attributes) only once the events
+        # saying so are handed over: a caller who sees it ended may retry it at once, and a
+        # reset then would drop a hand-over still in flight. (A run with no subscription
+        # hands nothing over and ends in this task, as it always did.)
+        self._events.emit(_ENDED_EVENTS[status], status=status)
+        await self._events.handed_over()
         self._visibility.set_status(status)
         self._visibility.ended()
-        self._events.emit(_ENDED_EVENTS[status])
-        self._events.flush()
 
     def _final_outputs(self) -> Any:
         ends = [n for n, plan in self._input.plans.items() if plan.role == "end"]
