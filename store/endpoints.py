@@ -8,8 +8,6 @@ only by `targets`, which event delivery calls to sign what it sends.
 
 from __future__ import annotations
 
-import base64
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,13 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from runlane.paging import Order
 from runlane.secret_box import Sealed, SecretDecryptError, SecretKeys
+from runlane.signing_secrets import new_signing_secret
 from store.db import Database
 from store.pagination import Page, after_time_cursor, encode_time_cursor, make_page, ordered
 from store.tables import WebhookDeliveryRow, WebhookEndpointRow
-
-# Standard Webhooks: "whsec_" and base64 of 24 to 64 random bytes.
-SECRET_PREFIX = "whsec_"
-_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -87,10 +82,6 @@ EndpointTargets = list[EndpointTarget]
 EventTypes = list[str]
 
 
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(os.urandom(_SECRET_BYTES)).decode()
-
-
 def _sealed_name(endpoint_id: str) -> str:
     # Bound to the endpoint, under a name no organization secret can have (those are
     # [A-Za-z0-9_]): a ciphertext copied between the two tables does not decrypt.
@@ -113,7 +104,7 @@ class EndpointRepository:
     ) -> tuple[EndpointRecord, str]:
         """A new endpoint, and its secret (which nothing answers again)."""
         endpoint_id = "we_" + uuid.uuid4().hex
-        secret = new_secret()
+        secret = new_signing_secret()
         sealed = self._keys.seal(org, _sealed_name(endpoint_id), secret)
         now = datetime.now(UTC)
         events = sorted(set(events))

@@ -11,9 +11,7 @@ sent again (or sent ten times at once) answer the first run, never start a secon
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from runlane.errors import NotFound, Unauthorized, Unavailable, invalid, not_fou
 from runlane.json_values import parse_json_body
 from runlane.paging import Order
 from runlane.secret_box import SecretDecryptError
+from runlane.signing_secrets import new_signing_secret
 from runs.inputs import RequestedInputs
 from runs.models import Outcome
 from runs.service import RunService
@@ -37,9 +36,6 @@ from workflows.models import Trigger
 
 log = logging.getLogger("runlane.triggers")
 
-SECRET_PREFIX = "whsec_"
-# Standard Webhooks allows 24 to 64 random bytes; 32 is what its reference libraries make.
-SECRET_BYTES = 32
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 # A `webhook-id` becomes part of an idempotency key and the run's trigger: visible ASCII, and
 # short (Standard Webhooks senders use ids like `msg_2KWPBgLlAfxdpx2AI54pPJ85f4W`).
@@ -62,10 +58,6 @@ class CreatedWebhook:
 
     webhook: InboundWebhookRecord
     secret: str
-
-
-def new_signing_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(os.urandom(SECRET_BYTES)).decode()
 
 
 class InboundWebhooks:
