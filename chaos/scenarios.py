@@ -775,6 +775,32 @@ async def org_a_objects(ctx: Context) -> dict[str, str]:
     await wait_status(ctx, ended, {"waiting_for_human"})
     (await call(ctx.api, "POST", f"/v1/workflows/runs/{ended}/cancel", json={})).raise_for_status()
     await wait_status(ctx, ended, ENDED)
+    # Triggers: a schedule (hourly, paused: it never fires here), an inbound webhook and an
+    # event endpoint (deleted again when the probe is done, so later scenarios' runs emit
+    # nothing).
+    schedule = await call(
+        ctx.api,
+        "POST",
+        f"/v1/workflows/{workflow_id}/schedules",
+        json={
+            "spec": {"interval_s": 3600},
+            "inputs": {"json_inputs": {"in": {"secret": canary}}},
+            "note": canary,
+        },
+    )
+    schedule.raise_for_status()
+    schedule_id = str(schedule.json()["id"])
+    paused = await call(ctx.api, "PATCH", f"/v1/schedules/{schedule_id}", json={"paused": True})
+    paused.raise_for_status()
+    webhook = await call(ctx.api, "POST", f"/v1/workflows/{workflow_id}/webhooks", json={})
+    webhook.raise_for_status()
+    endpoint = await call(
+        ctx.api,
+        "POST",
+        "/v1/webhook-endpoints",
+        json={"url": f"http://127.0.0.1:9/{canary}", "events": ["run.completed"]},
+    )
+    endpoint.raise_for_status()
     return {
         "canary": canary,
         "workflow_id": workflow_id,
@@ -783,6 +809,9 @@ async def org_a_objects(ctx: Context) -> dict[str, str]:
         "waiting_run_id": waiting,
         "ended_run_id": ended,
         "node_id": "review",
+        "schedule_id": schedule_id,
+        "webhook_id": str(webhook.json()["id"]),
+        "endpoint_id": str(endpoint.json()["id"]),
     }
 
 
@@ -796,6 +825,9 @@ def fill(path: str, objects: dict[str, str], missing: bool) -> tuple[str, list[s
         "file_id": objects["file_id"],
         "snapshot_id": objects["snapshot_id"],
         "node_id": objects["node_id"],
+        "schedule_id": objects["schedule_id"],
+        "webhook_id": objects["webhook_id"],
+        "endpoint_id": objects["endpoint_id"],
     }
     used = []
     for name, value in values.items():
@@ -837,6 +869,16 @@ def body_for(method: str, path: str, objects: dict[str, str], codec: dict[str, A
         return {"json_inputs": {"in": {"n": 1}}}
     if path.endswith("/reviews/{node_id}"):
         return {"decision": "approve"}
+    if path.endswith("/schedules"):
+        return {"spec": {"interval_s": 3600}, "inputs": {"json_inputs": {"in": {"n": 1}}}}
+    if path == "/v1/schedules/{schedule_id}":
+        return {"note": "org b"}
+    if path.endswith("/backfill"):
+        return {"start_at": "2026-01-01T00:00:00Z", "end_at": "2026-01-01T02:00:00Z"}
+    if path == "/v1/webhook-endpoints":
+        return {"url": "http://127.0.0.1:9/org-b", "events": ["run.completed"]}
+    if path == "/v1/webhook-endpoints/{endpoint_id}":
+        return {"description": "org b"}
     if path.endswith("/publish"):
         return None
     if path == "/v1/workflows":
@@ -851,6 +893,14 @@ async def cross_org(ctx: Context) -> dict[str, Any]:
     again on ids that name nothing: org A's objects must be answered exactly like missing ones
     (API.md), and no answer may carry org A's ids or data."""
     objects = await org_a_objects(ctx)
+    try:
+        return await _cross_org(ctx, objects)
+    finally:
+        # Org A's endpoint would otherwise subscribe every later run of org A.
+        await call(ctx.api, "DELETE", f"/v1/webhook-endpoints/{objects['endpoint_id']}")
+
+
+async def _cross_org(ctx: Context, objects: dict[str, str]) -> dict[str, Any]:
     secrets = {v for k, v in objects.items() if k != "node_id"}
     codec = await codec_payloads(ctx, objects["waiting_run_id"])
     schema = (await call(ctx.api, "GET", "/openapi.json")).json()
@@ -885,7 +935,12 @@ async def cross_org(ctx: Context) -> dict[str, Any]:
                 problems.append("reveals " + ", ".join(revealed))
             if a_ids and 200 <= as_a.status < 300:
                 problems.append(f"acted on org A's object ({as_a.status})")
-            if names_a and (
+            # A webhook's calls take no API key (nobody's organization): an unsigned call to
+            # org A's webhook is refused as unsigned, to a missing one as missing.
+            if path.startswith("/hooks/"):
+                if as_a.status != 401:
+                    problems.append(f"an unsigned call answered {as_a.status}, not 401")
+            elif names_a and (
                 as_a.status != as_missing.status
                 or normalized(as_a.text, [*a_ids, *query.values()])
                 != normalized(as_missing.text, [*missing_ids, *missing_query.values()])

@@ -75,4 +75,13 @@ def test_readme_snippets_work_against_make_run(tmp_path: Path) -> None:
         assert "Only runs in error or cancelled can be retried" in output
         # Secrets: the run's call was authenticated with the stored key, which it never shows.
         assert "\nrunlane_key\n200\nthe key is not in the step\n" in output
+        # Triggers: a schedule fired a run now, a signed webhook call started one (and its
+        # replay answered the same run), and a receiver verified the run's events.
+        assert re.search(r"^schedule sch_", output, re.M)
+        assert "'type': 'schedule'" in output and "'schedule_id': 'sch_" in output
+        assert "'webhook_id': 'wh_" in output and "the same run, no second one" in output
+        assert "no signature in webhook-signature matches" in output
+        assert re.search(r"^run\.started run_\S+ running evt_", output, re.M)
+        assert re.search(r"^run\.completed run_\S+ completed evt_", output, re.M)
+        assert re.search(r"^run\.completed run_\S+ succeeded 1 20\d$", output, re.M)
         check_stop(run, ports, marker)
