@@ -2,11 +2,16 @@
 and how long an event takes from a run's completion to its receipt.
 
 Three receivers (real HTTP servers on 127.0.0.1, answering 204) are subscribed to every event
-type. Throughput: runs of the I/O chain of `throughput_io`, in alternating rounds with the
-endpoints enabled and disabled (a run emits what was subscribed when it started), each round
-of the enabled side ending only once every receiver has every `run.completed` of it, so the
-delivery work is counted on that side. Latency: one run at a time, the receipt time of
-`run.completed` at each receiver minus the run's `completed_at` (the run's recorded end).
+type. Throughput, in alternating rounds with the endpoints enabled and disabled (a run emits
+what was subscribed when it started), each round of the enabled side ending only once every
+receiver has every `run.completed` of it, so the delivery work is counted on that side:
+- the judged figure: runs of the I/O chain of `throughput_io` (10 http_request nodes to a peer
+  answering at once), which keep both cores busy: every CPU millisecond the deliveries take
+  is a millisecond the runs lose;
+- for comparison, runs that wait on their peer as runs calling real services do (5 nodes, the
+  peer answering after 100 ms).
+Latency: one run at a time, the receipt time of `run.completed` at each receiver minus the
+run's `completed_at` (the run's recorded end).
 """
 
 from __future__ import annotations
@@ -15,12 +20,16 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench import scenarios
+from workflows.events import EVENT_TYPES
+
+ALL_TYPES = list(EVENT_TYPES)
 
 
 @dataclass
@@ -29,6 +38,44 @@ class Receipt:
     run_id: str
     completed_at: str | None
     received_at: float
+
+
+@dataclass
+class SlowPeer:
+    """Answers every request with `{}` after `delay_s`, like a service across a network."""
+
+    delay_s: float = 0.1
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/slow"
+
+    def start(self) -> None:
+        delay_s = self.delay_s
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                time.sleep(delay_s)
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
 
 
 @dataclass
@@ -88,33 +135,82 @@ async def _wait_received(receivers: list[Receiver], run_ids: set[str], timeout: 
         await asyncio.sleep(0.02)
 
 
+@dataclass
+class Compared:
+    """Runs per second and CPU seconds per run by process, with and without the endpoints."""
+
+    runs: int
+    rate: dict[str, float]
+    cpu: dict[str, dict[str, float]]
+
+    def figures(self, prefix: str = "") -> dict[str, Any]:
+        return {
+            f"{prefix}runs": self.runs,
+            f"{prefix}with_endpoints_runs_per_s": round(self.rate["with"], 2),
+            f"{prefix}without_endpoints_runs_per_s": round(self.rate["without"], 2),
+            f"{prefix}throughput_ratio": round(self.rate["with"] / self.rate["without"], 2),
+            # CPU seconds per run by process (`bench` holds the receivers and the peers).
+            f"{prefix}with_endpoints_cpu_s_per_run": {
+                k: round(v, 4) for k, v in self.cpu["with"].items()
+            },
+            f"{prefix}without_endpoints_cpu_s_per_run": {
+                k: round(v, 4) for k, v in self.cpu["without"].items()
+            },
+        }
+
+
+async def _compare(
+    ctx: scenarios.Context,
+    workflow_id: str,
+    receivers: list[Receiver],
+    subscribed: Callable[[bool], Awaitable[None]],
+    count: int,
+    rounds: int = 4,
+) -> Compared:
+    """`count` runs on each side (16 at a time), in alternating rounds."""
+    size = count // rounds
+    walls = {"with": 0.0, "without": 0.0}
+    cpu: dict[str, dict[str, float]] = {"with": {}, "without": {}}
+    gate = asyncio.Semaphore(16)
+
+    async def one(started: set[str]) -> None:
+        async with gate:
+            run_id = await scenarios.start_run(ctx, workflow_id)
+            started.add(run_id)
+            await scenarios.run_result(ctx, run_id)
+
+    for _ in range(rounds):
+        for side in ("with", "without"):
+            await subscribed(side == "with")
+            started: set[str] = set()
+            before = scenarios.cpu_snapshot(ctx)
+            began = time.perf_counter()
+            await asyncio.gather(*(one(started) for _ in range(size)))
+            if side == "with":
+                await _wait_received(receivers, started, timeout=300)
+            walls[side] += time.perf_counter() - began
+            after = scenarios.cpu_snapshot(ctx)
+            for name in after:
+                spent = (after[name] - before[name]) / (size * rounds)
+                cpu[side][name] = cpu[side].get(name, 0.0) + spent
+    runs = size * rounds
+    return Compared(runs, {side: runs / wall for side, wall in walls.items()}, cpu)
+
+
 async def event_delivery(ctx: scenarios.Context) -> dict[str, Any]:
     count = 40 if ctx.quick else 200
     samples = 10 if ctx.quick else 40
-    rounds = 4
     receivers = [Receiver() for _ in range(3)]
     for receiver in receivers:
         receiver.start()
+    slow = SlowPeer(delay_s=0.1)
+    slow.start()
     endpoint_ids: list[str] = []
     try:
         for receiver in receivers:
             created = await ctx.api.post(
                 "/v1/webhook-endpoints",
-                json={
-                    "url": receiver.url,
-                    "events": [
-                        "run.started",
-                        "run.waiting_for_human",
-                        "run.completed",
-                        "run.failed",
-                        "run.cancelled",
-                        "run.retried",
-                        "review.requested",
-                        "review.decided",
-                        "review.escalated",
-                    ],
-                    "description": "bench",
-                },
+                json={"url": receiver.url, "events": ALL_TYPES, "description": "bench"},
             )
             created.raise_for_status()
             endpoint_ids.append(created.json()["id"])
@@ -140,40 +236,20 @@ async def event_delivery(ctx: scenarios.Context) -> dict[str, Any]:
                 ended = datetime.fromisoformat(receipt.completed_at).timestamp()
                 latencies.append((receipt.received_at - ended) * 1000)
 
-        # Throughput with and without the three endpoints, alternating rounds.
-        size = count // rounds
-        walls = {"with": 0.0, "without": 0.0}
-        gate = asyncio.Semaphore(16)
-
-        async def one(started: set[str]) -> None:
-            async with gate:
-                run_id = await scenarios.start_run(ctx, workflow_id)
-                started.add(run_id)
-                await scenarios.run_result(ctx, run_id)
-
-        for _ in range(rounds):
-            for side in ("with", "without"):
-                await subscribed(side == "with")
-                started: set[str] = set()
-                began = time.perf_counter()
-                await asyncio.gather(*(one(started) for _ in range(size)))
-                if side == "with":
-                    await _wait_received(receivers, started, timeout=300)
-                walls[side] += time.perf_counter() - began
-        runs = size * rounds
-        rate = {side: runs / wall for side, wall in walls.items()}
+        busy = await _compare(ctx, workflow_id, receivers, subscribed, count)
+        waiting_id = await scenarios.publish(ctx, scenarios.http_chain(5, slow.url))
+        waiting = await _compare(ctx, waiting_id, receivers, subscribed, count // 2)
         return {
             "endpoints": len(receivers),
             "latency_samples": len(latencies),
             "latency_p50_ms": round(scenarios.percentile(latencies, 50), 1),
             "latency_p95_ms": round(scenarios.percentile(latencies, 95), 1),
-            "runs": runs,
-            "with_endpoints_runs_per_s": round(rate["with"], 2),
-            "without_endpoints_runs_per_s": round(rate["without"], 2),
-            "throughput_ratio": round(rate["with"] / rate["without"], 2),
+            **busy.figures(),
+            **waiting.figures("peer_100ms_"),
         }
     finally:
         for endpoint_id in endpoint_ids:
             await ctx.api.delete(f"/v1/webhook-endpoints/{endpoint_id}")
         for receiver in receivers:
             receiver.stop()
+        slow.stop()

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.profile api      # 32 clients start 10-node pure runs
     .venv/bin/python -m bench.profile worker   # 16 clients run 10-node http_request chains
+    .venv/bin/python -m bench.profile worker_events   # the same, 3 event endpoints subscribed
 
 py-spy (PyPI, a dev dependency) samples the process for the load's duration; the report,
 written to bench/results/profile-<process>.txt, lists where the process spends its time: own
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import events, scenarios
 from bench.stack import REPO, Stack
 from tests.peer import Peer
 
@@ -56,6 +57,23 @@ async def _load(stack: Stack, definition: dict[str, Any], clients: int, wait_for
         return count
 
 
+async def _load_with_endpoints(stack: Stack, peer: Peer) -> int:
+    """The worker's load with three receivers subscribed to every event type."""
+    receivers = [events.Receiver() for _ in range(3)]
+    async with stack.api_client() as api:
+        for receiver in receivers:
+            receiver.start()
+            created = await api.post(
+                "/v1/webhook-endpoints", json={"url": receiver.url, "events": events.ALL_TYPES}
+            )
+            created.raise_for_status()
+    try:
+        return await _load(stack, scenarios.http_chain(10, f"{peer.url}/p"), 16, True)
+    finally:
+        for receiver in receivers:
+            receiver.stop()
+
+
 LOADS: dict[str, tuple[str, Callable[[Stack, Peer], Any]]] = {
     "api": (
         "runs started by 32 clients",
@@ -64,6 +82,10 @@ LOADS: dict[str, tuple[str, Callable[[Stack, Peer], Any]]] = {
     "worker": (
         "10-node http_request runs completed by 16 clients",
         lambda stack, peer: _load(stack, scenarios.http_chain(10, f"{peer.url}/p"), 16, True),
+    ),
+    "worker_events": (
+        "10-node http_request runs completed by 16 clients, 3 endpoints subscribed",
+        _load_with_endpoints,
     ),
 }
 
@@ -108,7 +130,7 @@ def main() -> None:
     peer.start()
     try:
         collapsed = stack.workdir / f"{args.process}.collapsed"
-        spy = record(stack.pid(args.process), SECONDS + 2, collapsed)
+        spy = record(stack.pid(args.process.split("_")[0]), SECONDS + 2, collapsed)
         time.sleep(1)  # py-spy attaches
         count = asyncio.run(load(stack, peer))
         spy.wait(timeout=60)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from runlane.paging import Order
 from runlane.secret_box import Sealed, SecretDecryptError, SecretKeys
@@ -240,55 +241,70 @@ class EndpointRepository:
         endpoint_ids: Sequence[str],
     ) -> None:
         """A `pending` delivery per endpoint, unless it has one for this event already (a
-        first attempt that ran again after a worker crash)."""
-        for endpoint_id in endpoint_ids:
-            now = datetime.now(UTC)
-            row = WebhookDeliveryRow(
-                id="wd_" + uuid.uuid4().hex,
-                organization_id=org,
-                endpoint_id=endpoint_id,
-                event_id=event_id,
-                event_type=event_type,
-                run_id=run_id,
-                status="pending",
-                attempts=0,
-                last_status_code=None,
-                last_error=None,
-                next_attempt_at=None,
-                created_at=now,
-                updated_at=now,
-            )
-            try:
-                async with self._db.session() as session, session.begin():
-                    session.add(row)
-            except IntegrityError:
-                continue
-
-    async def record_attempt(
-        self, event_id: str, outcome: AttemptOutcome, *, next_attempt_at: datetime | None
-    ) -> None:
-        """One more attempt: `succeeded`, else `retrying` until `next_attempt_at`, or `failed`
-        when there is none."""
-        if outcome.succeeded:
-            status = "succeeded"
-            next_attempt_at = None
-        else:
-            status = "retrying" if next_attempt_at is not None else "failed"
-        table = WebhookDeliveryRow
-        query = (
-            update(table)
-            .where(table.event_id == event_id, table.endpoint_id == outcome.endpoint_id)
-            .values(
-                status=status,
-                attempts=table.attempts + 1,
-                last_status_code=outcome.status_code,
-                last_error=outcome.error,
-                next_attempt_at=next_attempt_at,
-                updated_at=datetime.now(UTC),
-            )
+        first attempt that ran again after a worker crash). One statement: every event's
+        first attempt writes here, beside the runs' own work."""
+        if not endpoint_ids:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "id": "wd_" + uuid.uuid4().hex,
+                "organization_id": org,
+                "endpoint_id": endpoint_id,
+                "event_id": event_id,
+                "event_type": event_type,
+                "run_id": run_id,
+                "status": "pending",
+                "attempts": 0,
+                "last_status_code": None,
+                "last_error": None,
+                "next_attempt_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for endpoint_id in endpoint_ids
+        ]
+        dialect_insert = (
+            postgresql_insert if self._db.engine.dialect.name == "postgresql" else sqlite_insert
+        )
+        statement = (
+            dialect_insert(WebhookDeliveryRow)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["event_id", "endpoint_id"])
         )
         async with self._db.session() as session, session.begin():
-            await session.execute(query)
+            await session.execute(statement)
+
+    async def record_attempts(
+        self,
+        event_id: str,
+        outcomes: Sequence[AttemptOutcome],
+        *,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """One more attempt at each outcome's endpoint, in one transaction: `succeeded`, else
+        `retrying` until `next_attempt_at`, or `failed` when there is none."""
+        table = WebhookDeliveryRow
+        now = datetime.now(UTC)
+        async with self._db.session() as session, session.begin():
+            for outcome in outcomes:
+                if outcome.succeeded:
+                    status, next_at = "succeeded", None
+                else:
+                    status = "retrying" if next_attempt_at is not None else "failed"
+                    next_at = next_attempt_at
+                await session.execute(
+                    update(table)
+                    .where(table.event_id == event_id, table.endpoint_id == outcome.endpoint_id)
+                    .values(
+                        status=status,
+                        attempts=table.attempts + 1,
+                        last_status_code=outcome.status_code,
+                        last_error=outcome.error,
+                        next_attempt_at=next_at,
+                        updated_at=now,
+                    )
+                )
 
     async def stop_deliveries(self, event_id: str, endpoint_ids: Sequence[str], why: str) -> None:
         """Deliveries that will not be attempted again (their endpoint was disabled or stopped

@@ -14,14 +14,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from runlane.settings import Settings
 from store.endpoints import AttemptOutcome, EndpointRepository
-from triggers.delivery import (
-    ATTEMPT_DELIVERY,
-    AttemptInput,
-    AttemptResult,
-    DeliveryInput,
-    EventDeliveryWorkflow,
-    RetrySchedule,
-)
+from triggers.delivery import ATTEMPT_DELIVERY, EventDeliveryWorkflow
+from triggers.delivery_models import AttemptInput, AttemptResult, DeliveryInput, RetrySchedule
 from triggers.sender import EventSender, event_body
 from workflows.events import EMIT_EVENTS, EmittedEvents, RunEvent
 
@@ -75,6 +69,9 @@ class DeliveryActivities:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=f"{event.type} of {event.run_id}",
+                # Its first task comes back in this call's answer to this worker (it polls
+                # the same queue): no task-queue round trip per event.
+                request_eager_start=True,
             )
         except WorkflowAlreadyStartedError:
             pass
@@ -113,8 +110,7 @@ class DeliveryActivities:
             if attempt.retry_in_s is not None
             else None
         )
-        for outcome in outcomes:
-            await self._endpoints.record_attempt(event.id, outcome, next_attempt_at=next_attempt_at)
+        await self._endpoints.record_attempts(event.id, outcomes, next_attempt_at=next_attempt_at)
         return AttemptResult(
             delivered=[o.endpoint_id for o in outcomes if o.succeeded],
             undelivered=[o.endpoint_id for o in outcomes if not o.succeeded],

@@ -14,8 +14,8 @@ from runlane.settings import Settings
 from store.db import Database
 from store.endpoints import EndpointRepository
 from tests.conftest import ORG_A_KEY
-from triggers.delivery import DeliveryResult
 from triggers.delivery_activities import DeliveryActivities
+from triggers.delivery_models import DeliveryResult
 from triggers.sender import EventSender
 from workflows.events import EmittedEvents, EventType, RunEvent
 from workflows.models import RunInputs, RunState, Timing, Trigger, WorkflowRef

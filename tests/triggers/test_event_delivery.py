@@ -29,7 +29,8 @@ from tests.triggers.events import (
     run_event,
     subscribe,
 )
-from triggers.delivery import DeliveryResult, EventDeliveryWorkflow
+from triggers.delivery import EventDeliveryWorkflow
+from triggers.delivery_models import DeliveryResult
 from triggers.sender import EventSender, event_body
 from triggers.wiring import trigger_work
 from workflows.events import EmittedEvents
