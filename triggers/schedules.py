@@ -524,7 +524,9 @@ class ScheduleService:
                 schedule.state.note = note or None
             return ScheduleUpdate(schedule=schedule)
 
-        if spec is not None or overlap is not None or paused is not None or note is not None:
+        async def update_temporal(_: ScheduleRecord) -> None:
+            if spec is None and overlap is None and paused is None and note is None:
+                return
             try:
                 await self._handle(schedule_id).update(change)
             except RPCError as err:
@@ -534,12 +536,18 @@ class ScheduleService:
                 if refused is not None:
                     raise refused from None
                 raise
+
+        # The Temporal Schedule is changed with the row held: Temporal drops, silently, an
+        # update made from a description another update has since changed (its conflict
+        # token), so two PATCHes at once would otherwise both answer 200 with one of them
+        # lost there (and the row showing a spec that is not the one that fires).
         updated = await self._schedules.update(
             org,
             schedule_id,
             spec=spec.stored() if spec is not None else None,
             inputs=inputs,
             note=note,
+            during=update_temporal,
         )
         if updated is None:
             raise not_found("schedule", schedule_id)
@@ -555,7 +563,9 @@ class ScheduleService:
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:  # (already gone: remove the row too)
                 raise
-        await self._schedules.delete(org, schedule_id)
+        if not await self._schedules.delete(org, schedule_id):
+            # Deleted meanwhile (two DELETEs at once): the second answers as a later one does.
+            raise not_found("schedule", schedule_id)
 
     # ------------------------------------------------------------------ fire by hand
 
