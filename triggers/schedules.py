@@ -43,6 +43,7 @@ from temporalio.client import (
     WorkflowHistoryEventFilterType,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.converter import WorkflowSerializationContext
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -102,6 +103,10 @@ NEXT_RUN_TIMES = 5
 # Below the 1,000 times Temporal lists at most (ListScheduleMatchingTimes stops there): a
 # longer list is then known to be too long.
 MAX_BACKFILL = 500
+# What a fire's prepared run may weigh, encoded as Temporal gets it (the launcher's activity
+# answers it, the launcher starts its run with it): Temporal's default payload limit (2 MiB),
+# less room for the rest of the message.
+MAX_RUN_INPUT_BYTES = 2 * 1024 * 1024 - 64 * 1024
 # How long `trigger` waits for the run it started to exist before answering 503.
 TRIGGER_WAIT = timedelta(seconds=10)
 _POLL_S = 0.1
@@ -353,14 +358,30 @@ class ScheduleService:
         self, org: str, workflow_id: str, inputs: dict[str, Any], config_source: ConfigSource
     ) -> RunInput:
         """Prepare (and drop) a run as a fire now would: the same errors as a start."""
-        return await self._runs.prepare_start(
+        run_id = ids.new_id(ids.RUN)
+        prepared = await self._runs.prepare_start(
             org,
             workflow_id,
             requested_inputs(inputs),
             config_source=config_source,
             trigger=Trigger(type="schedule"),
-            run_id=ids.new_id(ids.RUN),
+            run_id=run_id,
         )
+        # A start learns it from Temporal's refusal; a fire would learn it only when its
+        # prepared run could not be handed over (every fire failing after its retries).
+        converter = self._client.data_converter.with_context(
+            WorkflowSerializationContext(namespace=self._client.namespace, workflow_id=run_id)
+        )
+        payloads = await converter.encode([prepared])
+        if sum(payload.ByteSize() for payload in payloads) > MAX_RUN_INPUT_BYTES:
+            raise TooLarge(
+                "run_too_large",
+                "The run's input (its definition and inputs) is larger than Temporal accepts "
+                "in one payload (about 2 MB, compressed). Split the workflow, or pass large "
+                "data as documents.",
+                {"limit_bytes": MAX_RUN_INPUT_BYTES},
+            )
+        return prepared
 
     # ------------------------------------------------------------------ read
 

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -767,3 +768,29 @@ async def test_patches_at_once_all_apply_in_temporal_as_in_the_answer(
     note = (await api.get(url)).json()["note"]
     described = await client.get_schedule_handle(schedule_id).describe()
     assert described.schedule.state.note == note
+
+
+async def test_inputs_temporal_cannot_carry_are_refused_when_the_schedule_is_made(
+    api: httpx.AsyncClient, cleanup: list[str]
+) -> None:
+    """Under the 4 MiB JSON rule, but over Temporal's payload limit once compressed (random
+    text does not compress): a run start answers 413; a schedule was created (201), and each
+    fire then failed after its retries (a trigger answered 503 after 10 s)."""
+    workflow_id = await create_published(api, linear_definition())
+    noise = base64.b64encode(os.urandom(int(2.9 * MIB))).decode()
+    heavy = {"json_inputs": {"meta": {"customer_id": noise}}, "text_inputs": {"note": "x"}}
+    url = f"/v1/workflows/{workflow_id}/schedules"
+    refused = await api.post(url, json={"spec": {"interval_s": 3600}, "inputs": heavy})
+    assert refused.status_code == 413, refused.text[:500]
+    assert refused.json()["error"]["code"] == "run_too_large"
+    assert (await api.get("/v1/schedules")).json()["data"] == []
+
+    created = await api.post(
+        url, json={"spec": {"interval_s": 3600}, "inputs": INPUTS, "paused": True}
+    )
+    assert created.status_code == 201, created.text
+    cleanup.append(created.json()["id"])
+    patched = await api.patch(f"/v1/schedules/{created.json()['id']}", json={"inputs": heavy})
+    assert patched.status_code == 413, patched.text[:500]
+    read = (await api.get(f"/v1/schedules/{created.json()['id']}")).json()
+    assert read["inputs"]["json_inputs"] == INPUTS["json_inputs"]
