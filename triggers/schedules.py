@@ -189,9 +189,14 @@ class ScheduleView:
     recent_runs: list[RecentRun]
 
 
+# Files some tzdata directories hold beside the zones: `localtime` is the host's own zone
+# (Temporal would read it on its server, whichever zone that is), not an IANA name.
+_NOT_ZONES = frozenset({"localtime"})
+
+
 @cache
 def _known_timezones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones() | {"UTC"})
+    return frozenset((zoneinfo.available_timezones() - _NOT_ZONES) | {"UTC"})
 
 
 def _problem(loc: Sequence[str | int], message: str) -> dict[str, Any]:
@@ -200,9 +205,17 @@ def _problem(loc: Sequence[str | int], message: str) -> dict[str, Any]:
 
 def _cron_fields(expression: str) -> int:
     tokens = expression.split()
-    if tokens and tokens[0].upper().startswith(("CRON_TZ=", "TZ=")):
+    if _cron_zone(expression) is not None:
         tokens = tokens[1:]
     return len(tokens)
+
+
+def _cron_zone(expression: str) -> str | None:
+    """The zone a `CRON_TZ=` (or `TZ=`) prefix names, if the expression has one."""
+    tokens = expression.split()
+    if tokens and tokens[0].upper().startswith(("CRON_TZ=", "TZ=")):
+        return tokens[0].split("=", 1)[1]
+    return None
 
 
 def spec_problems(spec: TimeSpec, where: str = "spec") -> list[dict[str, Any]]:
@@ -212,6 +225,17 @@ def spec_problems(spec: TimeSpec, where: str = "spec") -> list[dict[str, Any]]:
     if not spec.cron and spec.interval_s is None:
         problems.append(_problem([where], "give cron expressions, interval_s, or both"))
     for index, expression in enumerate(spec.cron):
+        zone = _cron_zone(expression)
+        if zone is not None and zone not in _known_timezones():
+            # (Temporal reads `Local` as its server's zone, whichever that is.)
+            problems.append(
+                _problem(
+                    [where, "cron", index],
+                    f"'{zone}' in '{expression}' is not an IANA time zone name (e.g. "
+                    "Europe/Paris, UTC)",
+                )
+            )
+            continue
         if expression.strip().startswith("@"):
             continue  # @daily, @every 1h, ...: Temporal's parser decides
         if not 5 <= _cron_fields(expression) <= 7:

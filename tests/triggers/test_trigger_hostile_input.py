@@ -794,3 +794,29 @@ async def test_inputs_temporal_cannot_carry_are_refused_when_the_schedule_is_mad
     assert patched.status_code == 413, patched.text[:500]
     read = (await api.get(f"/v1/schedules/{created.json()['id']}")).json()
     assert read["inputs"]["json_inputs"] == INPUTS["json_inputs"]
+
+
+async def test_zones_are_iana_names_also_in_a_cron_prefix(
+    api: httpx.AsyncClient, cleanup: list[str]
+) -> None:
+    """`localtime` (a file of the tzdata directory) and `CRON_TZ=Local` were taken: both
+    mean the zone of whatever host reads them (Temporal's server)."""
+    workflow_id = await create_published(api, linear_definition())
+    url = f"/v1/workflows/{workflow_id}/schedules"
+    for spec, where in (
+        ({"cron": ["0 9 * * *"], "timezone": "localtime"}, ["body", "spec", "timezone"]),
+        ({"cron": ["CRON_TZ=Local 0 9 * * *"]}, ["body", "spec", "cron", 0]),
+        ({"cron": ["0 8 * * *", "TZ=Mars/Olympus 0 9 * * *"]}, ["body", "spec", "cron", 1]),
+    ):
+        refused = await api.post(url, json={"spec": spec, "inputs": INPUTS})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_schedule_spec", error
+        assert [e["loc"] for e in error["details"]["errors"]] == [where], error
+    assert (await api.get("/v1/schedules")).json()["data"] == []
+    created = await api.post(
+        url, json={"spec": {"cron": ["CRON_TZ=Europe/Paris 0 9 * * *"]}, "inputs": INPUTS}
+    )
+    assert created.status_code == 201, created.text
+    cleanup.append(created.json()["id"])
+    assert all(t.endswith(("07:00:00Z", "08:00:00Z")) for t in created.json()["next_run_times"])
