@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -110,6 +111,8 @@ MAX_RUN_INPUT_BYTES = 2 * 1024 * 1024 - 64 * 1024
 # How long `trigger` waits for the run it started to exist before answering 503.
 TRIGGER_WAIT = timedelta(seconds=10)
 _POLL_S = 0.1
+# Temporal out of reach (runs/temporal_errors.py answers those 503).
+_UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 # Schedules of a listed page read from Temporal at once.
 _READ_CONCURRENCY = 10
 
@@ -456,6 +459,28 @@ class ScheduleService:
                 raise not_found("schedule", record.id) from None
             raise
 
+    @asynccontextmanager
+    async def _on_schedule(self, record: ScheduleRecord) -> AsyncIterator[None]:
+        """A call on the Temporal Schedule: when it fails because the schedule was deleted
+        meanwhile (a DELETE at the same time), the answer is the one a moment later would be,
+        the schedule is missing, not Temporal's error about it (a NOT_FOUND that read as
+        `run_not_found`, or a CANCELLED call that answered 502)."""
+        try:
+            yield
+        except RPCError as err:
+            if err.status in _UNREACHABLE or not await self._deleted(record):
+                raise
+            raise not_found("schedule", record.id) from None
+
+    async def _deleted(self, record: ScheduleRecord) -> bool:
+        if await self._schedules.get(record.organization_id, record.id) is None:
+            return True
+        try:
+            await self._handle(record.id).describe()
+        except RPCError as err:
+            return err.status == RPCStatusCode.NOT_FOUND
+        return False
+
     async def _view(
         self, record: ScheduleRecord, description: ScheduleDescription | None = None
     ) -> ScheduleView:
@@ -573,10 +598,9 @@ class ScheduleService:
             if spec is None and overlap is None and paused is None and note is None:
                 return
             try:
-                await self._handle(schedule_id).update(change)
+                async with self._on_schedule(record):
+                    await self._handle(schedule_id).update(change)
             except RPCError as err:
-                if err.status == RPCStatusCode.NOT_FOUND:
-                    raise not_found("schedule", schedule_id) from None
                 refused = _refused_spec(err)
                 if refused is not None:
                     raise refused from None
@@ -604,10 +628,10 @@ class ScheduleService:
         (each ends with its run)."""
         record = await self._record(org, schedule_id)
         try:
-            await self._handle(record.id).delete()
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:  # (already gone: remove the row too)
-                raise
+            async with self._on_schedule(record):
+                await self._handle(record.id).delete()
+        except NotFound:
+            pass  # (gone from Temporal already: remove the row too, if it is still there)
         if not await self._schedules.delete(org, schedule_id):
             # Deleted meanwhile (two DELETEs at once): the second answers as a later one does.
             raise not_found("schedule", schedule_id)
@@ -622,7 +646,8 @@ class ScheduleService:
         record = await self._record(org, schedule_id)
         handle = self._handle(record.id)
         before = _launchers(await self._describe(record))
-        await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+        async with self._on_schedule(record):
+            await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
         deadline = time.monotonic() + TRIGGER_WAIT.total_seconds()
         launcher: tuple[str, str] | None = None
         while launcher is None:
@@ -677,14 +702,15 @@ class ScheduleService:
             problems.append(_problem(["end_at"], "a backfill covers past times only"))
         if problems:
             raise invalid("invalid_backfill", _summary(problems), problems)
-        matching = await self._client.workflow_service.list_schedule_matching_times(
-            ListScheduleMatchingTimesRequest(
-                namespace=self._client.namespace,
-                schedule_id=record.id,
-                start_time=_timestamp(start_at),
-                end_time=_timestamp(end_at),
+        async with self._on_schedule(record):
+            matching = await self._client.workflow_service.list_schedule_matching_times(
+                ListScheduleMatchingTimesRequest(
+                    namespace=self._client.namespace,
+                    schedule_id=record.id,
+                    start_time=_timestamp(start_at),
+                    end_time=_timestamp(end_at),
+                )
             )
-        )
         count = len(matching.start_time)
         if count > MAX_BACKFILL:
             held = f"{count} or more" if count >= 1000 else str(count)
@@ -694,11 +720,12 @@ class ScheduleService:
             )
             raise invalid("backfill_too_large", message, [_problem(["start_at"], message)])
         if count:
-            await self._handle(record.id).backfill(
-                ScheduleBackfill(
-                    start_at=start_at, end_at=end_at, overlap=ScheduleOverlapPolicy.ALLOW_ALL
+            async with self._on_schedule(record):
+                await self._handle(record.id).backfill(
+                    ScheduleBackfill(
+                        start_at=start_at, end_at=end_at, overlap=ScheduleOverlapPolicy.ALLOW_ALL
+                    )
                 )
-            )
         return count
 
 

@@ -820,3 +820,32 @@ async def test_zones_are_iana_names_also_in_a_cron_prefix(
     assert created.status_code == 201, created.text
     cleanup.append(created.json()["id"])
     assert all(t.endswith(("07:00:00Z", "08:00:00Z")) for t in created.json()["next_run_times"])
+
+
+async def test_calls_racing_a_delete_answer_that_the_schedule_is_missing(
+    api: httpx.AsyncClient, cleanup: list[str]
+) -> None:
+    """A trigger, backfill or PATCH that meets the Temporal Schedule deleted under it answered
+    404 `run_not_found` (Temporal's NOT_FOUND, mapped for runs) or 502 (a call cancelled as
+    the schedule went): it is the schedule that is missing."""
+    workflow_id = await create_published(api, linear_definition())
+    backfill = {"start_at": "2020-01-01T00:00:00Z", "end_at": "2020-01-01T05:00:00Z"}
+    seen: set[tuple[int, str]] = set()
+    for _ in range(12):
+        created = await api.post(
+            f"/v1/workflows/{workflow_id}/schedules",
+            json={"spec": {"interval_s": 3600}, "inputs": INPUTS, "paused": True},
+        )
+        url = f"/v1/schedules/{created.json()['id']}"
+        cleanup.append(created.json()["id"])
+        answers = await asyncio.gather(
+            api.delete(url),
+            api.post(f"{url}/trigger"),
+            api.post(f"{url}/backfill", json=backfill),
+            api.patch(url, json={"note": "x"}),
+            api.delete(url),
+        )
+        for answer in answers:
+            code = answer.json()["error"]["code"] if answer.status_code >= 400 else ""
+            seen.add((answer.status_code, code))
+    assert seen <= {(204, ""), (202, ""), (200, ""), (404, "schedule_not_found")}, seen
