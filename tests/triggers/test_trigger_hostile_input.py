@@ -613,6 +613,12 @@ async def test_hostile_input_to_every_trigger_operation_gets_a_4xx_and_changes_n
         probe.broken.append(
             "CREATED: " + "; ".join(str(r.json()["spec"])[:100] for r in created_by_probe)
         )
+    # The webhook's secret is what it was: a signed call still starts a run.
+    body = b'{"customer_id": "after"}'
+    delivered = await api.post(
+        f"/hooks/{webhook2['id']}", content=body, headers=signed(webhook2["secret"], body, "ok")
+    )
+    assert delivered.status_code == 202, delivered.text
     # B's objects too.
     assert (await org_b.get(f"/v1/schedules/{b_schedule['id']}")).status_code == 200
     b_hooks = (await org_b.get(f"/v1/workflows/{b_hook_workflow}/webhooks")).json()["data"]
