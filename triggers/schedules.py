@@ -335,50 +335,62 @@ class ScheduleService:
         if problems:
             raise invalid("invalid_schedule_spec", _summary(problems), problems)
         schedule_id = ids.new_id(SCHEDULE_PREFIX)
-        record = await self._schedules.add(
-            org,
-            schedule_id,
-            workflow_id=workflow_id,
-            spec=spec.stored(),
-            inputs=inputs,
-            config_source=config_source,
-            note=note,
-        )
-        attributes = TypedSearchAttributes(
-            [
-                SearchAttributePair(search_attributes.ORGANIZATION, org),
-                SearchAttributePair(search_attributes.WORKFLOW_ID, workflow_id),
-                SearchAttributePair(search_attributes.SCHEDULE_ID, schedule_id),
-            ]
-        )
         name = prepared.workflow.name_at_run_time
-        try:
-            await self._client.create_schedule(
+
+        async def make() -> ScheduleRecord:
+            record = await self._schedules.add(
+                org,
                 schedule_id,
-                Schedule(
-                    action=ScheduleActionStartWorkflow(
-                        ScheduledRunWorkflow.run,
-                        LaunchInput(organization_id=org, schedule_id=schedule_id),
-                        id=schedule_id,
-                        task_queue=self._task_queue,
-                        typed_search_attributes=attributes,
-                        static_summary=f"Schedule {schedule_id}: a run of {name} "
-                        f"({workflow_id}) for {org}",
-                    ),
-                    spec=spec.temporal(),
-                    policy=SchedulePolicy(overlap=OVERLAP_POLICIES[overlap]),
-                    state=ScheduleState(paused=paused, note=note or None),
-                ),
-                memo={"organization_id": org, "workflow_id": workflow_id, "workflow_name": name},
-                search_attributes=attributes,
+                workflow_id=workflow_id,
+                spec=spec.stored(),
+                inputs=inputs,
+                config_source=config_source,
+                note=note,
             )
-        except BaseException as err:
-            # Nothing half-made: the row goes with the refused schedule.
-            await self._schedules.delete(org, schedule_id)
-            refused = _refused_spec(err) if isinstance(err, RPCError) else None
-            if refused is not None:
-                raise refused from None
-            raise
+            attributes = TypedSearchAttributes(
+                [
+                    SearchAttributePair(search_attributes.ORGANIZATION, org),
+                    SearchAttributePair(search_attributes.WORKFLOW_ID, workflow_id),
+                    SearchAttributePair(search_attributes.SCHEDULE_ID, schedule_id),
+                ]
+            )
+            try:
+                await self._client.create_schedule(
+                    schedule_id,
+                    Schedule(
+                        action=ScheduleActionStartWorkflow(
+                            ScheduledRunWorkflow.run,
+                            LaunchInput(organization_id=org, schedule_id=schedule_id),
+                            id=schedule_id,
+                            task_queue=self._task_queue,
+                            typed_search_attributes=attributes,
+                            static_summary=f"Schedule {schedule_id}: a run of {name} "
+                            f"({workflow_id}) for {org}",
+                        ),
+                        spec=spec.temporal(),
+                        policy=SchedulePolicy(overlap=OVERLAP_POLICIES[overlap]),
+                        state=ScheduleState(paused=paused, note=note or None),
+                    ),
+                    memo={
+                        "organization_id": org,
+                        "workflow_id": workflow_id,
+                        "workflow_name": name,
+                    },
+                    search_attributes=attributes,
+                )
+            except BaseException as err:
+                # Nothing half-made: the row goes with the refused schedule.
+                await self._schedules.delete(org, schedule_id)
+                refused = _refused_spec(err) if isinstance(err, RPCError) else None
+                if refused is not None:
+                    raise refused from None
+                raise
+            return record
+
+        # Made whole even when the request is cut meanwhile (its client gone): cut between
+        # Temporal's create and the row's removal, it left a Temporal Schedule without a row,
+        # firing launchers that fail for ever, which no API call shows or deletes.
+        record = await asyncio.shield(asyncio.ensure_future(make()))
         return await self._view(record)
 
     async def _check_start(

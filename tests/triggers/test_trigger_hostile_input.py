@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from runlane import search_attributes
 from tests.api.helpers import create_published, linear_definition, wait_until
 from tests.conftest import ORG_B_KEY
 from tests.triggers.test_inbound_webhooks import definition as webhook_definition
@@ -855,3 +856,32 @@ async def test_calls_racing_a_delete_answer_that_the_schedule_is_missing(
             code = answer.json()["error"]["code"] if answer.status_code >= 400 else ""
             seen.add((answer.status_code, code))
     assert seen <= {(204, ""), (202, ""), (200, ""), (404, "schedule_not_found")}, seen
+
+
+async def test_a_create_cut_short_leaves_no_temporal_schedule_without_its_row(
+    api: httpx.AsyncClient, client: Client, cleanup: list[str]
+) -> None:
+    """A client that hangs up while its schedule is being made (the request cancelled) left,
+    now and then, a Temporal Schedule whose row had been removed: it fired launchers that
+    failed for ever, and no API call showed or deleted it."""
+    workflow_id = await create_published(api, linear_definition())
+    organization = (await api.get(f"/v1/workflows/{workflow_id}")).json()["organization_id"]
+    body = {"spec": {"interval_s": 3600}, "inputs": INPUTS, "paused": True}
+    for attempt in range(60):
+        try:
+            await asyncio.wait_for(
+                api.post(f"/v1/workflows/{workflow_id}/schedules", json=body),
+                timeout=0.002 + attempt * 0.001,
+            )
+        except TimeoutError:
+            pass
+
+    async def agree() -> set[str] | None:
+        listed = await api.get("/v1/schedules", params={"limit": 200})
+        rows = {s["id"] for s in listed.json()["data"]}
+        query = f"{search_attributes.ORGANIZATION.name} = '{organization}'"
+        in_temporal = {s.id async for s in await client.list_schedules(query=query)}
+        cleanup.extend(in_temporal - set(cleanup))
+        return rows if rows == in_temporal else None
+
+    await wait_until(agree)
