@@ -622,13 +622,19 @@ class ScheduleService:
         # update made from a description another update has since changed (its conflict
         # token), so two PATCHes at once would otherwise both answer 200 with one of them
         # lost there (and the row showing a spec that is not the one that fires).
-        updated = await self._schedules.update(
-            org,
-            schedule_id,
-            spec=spec.stored() if spec is not None else None,
-            inputs=inputs,
-            note=note,
-            during=update_temporal,
+        # (Carried through when the request is cut meanwhile, as a create is: cut after the
+        # Temporal update, the row would not have followed it.)
+        updated = await asyncio.shield(
+            asyncio.ensure_future(
+                self._schedules.update(
+                    org,
+                    schedule_id,
+                    spec=spec.stored() if spec is not None else None,
+                    inputs=inputs,
+                    note=note,
+                    during=update_temporal,
+                )
+            )
         )
         if updated is None:
             raise not_found("schedule", schedule_id)

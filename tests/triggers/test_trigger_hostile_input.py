@@ -885,3 +885,34 @@ async def test_a_create_cut_short_leaves_no_temporal_schedule_without_its_row(
         return rows if rows == in_temporal else None
 
     await wait_until(agree)
+
+
+async def test_a_patch_cut_short_leaves_the_row_and_temporal_agreeing(
+    api: httpx.AsyncClient, client: Client, cleanup: list[str]
+) -> None:
+    """A PATCH whose client hangs up after Temporal took the new spec, before the row did:
+    the read would show a spec that is not the one that fires."""
+    workflow_id = await create_published(api, linear_definition())
+    created = await api.post(
+        f"/v1/workflows/{workflow_id}/schedules",
+        json={"spec": {"interval_s": 3600}, "inputs": INPUTS, "paused": True},
+    )
+    schedule_id = created.json()["id"]
+    cleanup.append(schedule_id)
+    url = f"/v1/schedules/{schedule_id}"
+
+    async def agree() -> bool:
+        read = (await api.get(url)).json()
+        described = await client.get_schedule_handle(schedule_id).describe()
+        every = [i.every.total_seconds() for i in described.schedule.spec.intervals]
+        return every == [read["spec"]["interval_s"]]
+
+    for attempt in range(40):
+        try:
+            await asyncio.wait_for(
+                api.patch(url, json={"spec": {"interval_s": 60 * (attempt + 2)}}),
+                timeout=0.002 + attempt * 0.001,
+            )
+        except TimeoutError:
+            pass
+        await wait_until(agree, timeout=3)
