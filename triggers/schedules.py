@@ -14,14 +14,15 @@ through the run service (the definition published *then*) and runs it as its chi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import zoneinfo
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
@@ -74,6 +75,9 @@ from triggers.schedule_fire import (
 )
 from triggers.schedule_workflow import SCHEDULED_START_TIME, ScheduledRunWorkflow
 from workflows.models import RunInput, Trigger
+
+log = logging.getLogger("runlane.triggers")
+T = TypeVar("T")
 
 Overlap = Literal["skip", "buffer_one", "allow_all", "cancel_other"]
 # What a schedule may read back: an operator may pick Temporal's other policies in its UI.
@@ -390,7 +394,7 @@ class ScheduleService:
         # Made whole even when the request is cut meanwhile (its client gone): cut between
         # Temporal's create and the row's removal, it left a Temporal Schedule without a row,
         # firing launchers that fail for ever, which no API call shows or deletes.
-        record = await asyncio.shield(asyncio.ensure_future(make()))
+        record = await _carried_through(make())
         return await self._view(record)
 
     async def _check_start(
@@ -624,16 +628,14 @@ class ScheduleService:
         # lost there (and the row showing a spec that is not the one that fires).
         # (Carried through when the request is cut meanwhile, as a create is: cut after the
         # Temporal update, the row would not have followed it.)
-        updated = await asyncio.shield(
-            asyncio.ensure_future(
-                self._schedules.update(
-                    org,
-                    schedule_id,
-                    spec=spec.stored() if spec is not None else None,
-                    inputs=inputs,
-                    note=note,
-                    during=update_temporal,
-                )
+        updated = await _carried_through(
+            self._schedules.update(
+                org,
+                schedule_id,
+                spec=spec.stored() if spec is not None else None,
+                inputs=inputs,
+                note=note,
+                during=update_temporal,
             )
         )
         if updated is None:
@@ -745,6 +747,23 @@ class ScheduleService:
                     )
                 )
         return count
+
+
+async def _carried_through(change: Coroutine[Any, Any, T]) -> T:
+    """`change` run to its end even when the request awaiting it is cancelled (its client
+    gone): the row and the Temporal Schedule are changed together or not at all. Its outcome
+    is logged when nobody is left to receive it."""
+    task = asyncio.ensure_future(change)
+
+    def unheard(done: asyncio.Future[T]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("schedule change ended after its request: %s", done.exception())
+
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(unheard)
+        raise
 
 
 def _recent(view: RunView) -> RecentRun:
