@@ -7,11 +7,13 @@ timing lives in its Temporal Schedule (triggers/schedules.py), never here.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy import update as sql_update
 
 from runlane.paging import Order
 from store.db import Database
@@ -88,22 +90,38 @@ class ScheduleRepository:
         spec: dict[str, Any] | None = None,
         inputs: dict[str, Any] | None = None,
         note: str | None = None,
+        during: Callable[[ScheduleRecord], Awaitable[None]] | None = None,
     ) -> ScheduleRecord | None:
         """Replace what is given; `updated_at` moves on every call (the Temporal side of the
-        schedule may be what changed). None when there is no such schedule."""
+        schedule may be what changed). None when there is no such schedule.
+
+        `during` runs with the row held, before it is written: changes of one schedule run
+        one after the other, each with what it changes elsewhere (its Temporal Schedule), so
+        the row and that side never end up holding different changes. When `during` raises,
+        nothing is written."""
         if not is_schedule_id(schedule_id):
             return None
         async with self._db.session() as session, session.begin():
-            row = await session.get(ScheduleRow, schedule_id, with_for_update=True)
-            if row is None or row.organization_id != org:
+            # A write first: it takes the row's lock on PostgreSQL, the database's write lock
+            # on SQLite (a read first would let two changes read, then one fail to write).
+            claimed = await session.execute(
+                sql_update(ScheduleRow)
+                .where(ScheduleRow.id == schedule_id, ScheduleRow.organization_id == org)
+                .values(updated_at=datetime.now(UTC))
+            )
+            if not getattr(claimed, "rowcount", 0):
                 return None
+            row = await session.get(ScheduleRow, schedule_id, populate_existing=True)
+            if row is None:
+                return None
+            if during is not None:
+                await during(_record(row))
             if spec is not None:
                 row.spec = spec
             if inputs is not None:
                 row.inputs = inputs
             if note is not None:
                 row.note = note
-            row.updated_at = datetime.now(UTC)
         return _record(row)
 
     async def list(

@@ -14,13 +14,15 @@ through the run service (the definition published *then*) and runs it as its chi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
@@ -43,6 +45,7 @@ from temporalio.client import (
     WorkflowHistoryEventFilterType,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.converter import WorkflowSerializationContext
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -73,6 +76,9 @@ from triggers.schedule_fire import (
 from triggers.schedule_workflow import SCHEDULED_START_TIME, ScheduledRunWorkflow
 from workflows.models import RunInput, Trigger
 
+log = logging.getLogger("runlane.triggers")
+T = TypeVar("T")
+
 Overlap = Literal["skip", "buffer_one", "allow_all", "cancel_other"]
 # What a schedule may read back: an operator may pick Temporal's other policies in its UI.
 OverlapShown = Literal[
@@ -102,9 +108,15 @@ NEXT_RUN_TIMES = 5
 # Below the 1,000 times Temporal lists at most (ListScheduleMatchingTimes stops there): a
 # longer list is then known to be too long.
 MAX_BACKFILL = 500
+# What a fire's prepared run may weigh, encoded as Temporal gets it (the launcher's activity
+# answers it, the launcher starts its run with it): Temporal's default payload limit (2 MiB),
+# less room for the rest of the message.
+MAX_RUN_INPUT_BYTES = 2 * 1024 * 1024 - 64 * 1024
 # How long `trigger` waits for the run it started to exist before answering 503.
 TRIGGER_WAIT = timedelta(seconds=10)
 _POLL_S = 0.1
+# Temporal out of reach (runs/temporal_errors.py answers those 503).
+_UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 # Schedules of a listed page read from Temporal at once.
 _READ_CONCURRENCY = 10
 
@@ -184,9 +196,14 @@ class ScheduleView:
     recent_runs: list[RecentRun]
 
 
+# Files some tzdata directories hold beside the zones: `localtime` is the host's own zone
+# (Temporal would read it on its server, whichever zone that is), not an IANA name.
+_NOT_ZONES = frozenset({"localtime"})
+
+
 @cache
 def _known_timezones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones() | {"UTC"})
+    return frozenset((zoneinfo.available_timezones() - _NOT_ZONES) | {"UTC"})
 
 
 def _problem(loc: Sequence[str | int], message: str) -> dict[str, Any]:
@@ -195,9 +212,17 @@ def _problem(loc: Sequence[str | int], message: str) -> dict[str, Any]:
 
 def _cron_fields(expression: str) -> int:
     tokens = expression.split()
-    if tokens and tokens[0].upper().startswith(("CRON_TZ=", "TZ=")):
+    if _cron_zone(expression) is not None:
         tokens = tokens[1:]
     return len(tokens)
+
+
+def _cron_zone(expression: str) -> str | None:
+    """The zone a `CRON_TZ=` (or `TZ=`) prefix names, if the expression has one."""
+    tokens = expression.split()
+    if tokens and tokens[0].upper().startswith(("CRON_TZ=", "TZ=")):
+        return tokens[0].split("=", 1)[1]
+    return None
 
 
 def spec_problems(spec: TimeSpec, where: str = "spec") -> list[dict[str, Any]]:
@@ -207,6 +232,17 @@ def spec_problems(spec: TimeSpec, where: str = "spec") -> list[dict[str, Any]]:
     if not spec.cron and spec.interval_s is None:
         problems.append(_problem([where], "give cron expressions, interval_s, or both"))
     for index, expression in enumerate(spec.cron):
+        zone = _cron_zone(expression)
+        if zone is not None and zone not in _known_timezones():
+            # (Temporal reads `Local` as its server's zone, whichever that is.)
+            problems.append(
+                _problem(
+                    [where, "cron", index],
+                    f"'{zone}' in '{expression}' is not an IANA time zone name (e.g. "
+                    "Europe/Paris, UTC)",
+                )
+            )
+            continue
         if expression.strip().startswith("@"):
             continue  # @daily, @every 1h, ...: Temporal's parser decides
         if not 5 <= _cron_fields(expression) <= 7:
@@ -303,64 +339,92 @@ class ScheduleService:
         if problems:
             raise invalid("invalid_schedule_spec", _summary(problems), problems)
         schedule_id = ids.new_id(SCHEDULE_PREFIX)
-        record = await self._schedules.add(
-            org,
-            schedule_id,
-            workflow_id=workflow_id,
-            spec=spec.stored(),
-            inputs=inputs,
-            config_source=config_source,
-            note=note,
-        )
-        attributes = TypedSearchAttributes(
-            [
-                SearchAttributePair(search_attributes.ORGANIZATION, org),
-                SearchAttributePair(search_attributes.WORKFLOW_ID, workflow_id),
-                SearchAttributePair(search_attributes.SCHEDULE_ID, schedule_id),
-            ]
-        )
         name = prepared.workflow.name_at_run_time
-        try:
-            await self._client.create_schedule(
+
+        async def make() -> ScheduleRecord:
+            record = await self._schedules.add(
+                org,
                 schedule_id,
-                Schedule(
-                    action=ScheduleActionStartWorkflow(
-                        ScheduledRunWorkflow.run,
-                        LaunchInput(organization_id=org, schedule_id=schedule_id),
-                        id=schedule_id,
-                        task_queue=self._task_queue,
-                        typed_search_attributes=attributes,
-                        static_summary=f"Schedule {schedule_id}: a run of {name} "
-                        f"({workflow_id}) for {org}",
-                    ),
-                    spec=spec.temporal(),
-                    policy=SchedulePolicy(overlap=OVERLAP_POLICIES[overlap]),
-                    state=ScheduleState(paused=paused, note=note or None),
-                ),
-                memo={"organization_id": org, "workflow_id": workflow_id, "workflow_name": name},
-                search_attributes=attributes,
+                workflow_id=workflow_id,
+                spec=spec.stored(),
+                inputs=inputs,
+                config_source=config_source,
+                note=note,
             )
-        except BaseException as err:
-            # Nothing half-made: the row goes with the refused schedule.
-            await self._schedules.delete(org, schedule_id)
-            refused = _refused_spec(err) if isinstance(err, RPCError) else None
-            if refused is not None:
-                raise refused from None
-            raise
+            attributes = TypedSearchAttributes(
+                [
+                    SearchAttributePair(search_attributes.ORGANIZATION, org),
+                    SearchAttributePair(search_attributes.WORKFLOW_ID, workflow_id),
+                    SearchAttributePair(search_attributes.SCHEDULE_ID, schedule_id),
+                ]
+            )
+            try:
+                await self._client.create_schedule(
+                    schedule_id,
+                    Schedule(
+                        action=ScheduleActionStartWorkflow(
+                            ScheduledRunWorkflow.run,
+                            LaunchInput(organization_id=org, schedule_id=schedule_id),
+                            id=schedule_id,
+                            task_queue=self._task_queue,
+                            typed_search_attributes=attributes,
+                            static_summary=f"Schedule {schedule_id}: a run of {name} "
+                            f"({workflow_id}) for {org}",
+                        ),
+                        spec=spec.temporal(),
+                        policy=SchedulePolicy(overlap=OVERLAP_POLICIES[overlap]),
+                        state=ScheduleState(paused=paused, note=note or None),
+                    ),
+                    memo={
+                        "organization_id": org,
+                        "workflow_id": workflow_id,
+                        "workflow_name": name,
+                    },
+                    search_attributes=attributes,
+                )
+            except BaseException as err:
+                # Nothing half-made: the row goes with the refused schedule.
+                await self._schedules.delete(org, schedule_id)
+                refused = _refused_spec(err) if isinstance(err, RPCError) else None
+                if refused is not None:
+                    raise refused from None
+                raise
+            return record
+
+        # Made whole even when the request is cut meanwhile (its client gone): cut between
+        # Temporal's create and the row's removal, it left a Temporal Schedule without a row,
+        # firing launchers that fail for ever, which no API call shows or deletes.
+        record = await _carried_through(make())
         return await self._view(record)
 
     async def _check_start(
         self, org: str, workflow_id: str, inputs: dict[str, Any], config_source: ConfigSource
     ) -> RunInput:
         """Prepare (and drop) a run as a fire now would: the same errors as a start."""
-        return await self._runs.prepare_start(
+        run_id = ids.new_id(ids.RUN)
+        prepared = await self._runs.prepare_start(
             org,
             workflow_id,
             requested_inputs(inputs),
             config_source=config_source,
             trigger=Trigger(type="schedule"),
-            run_id=ids.new_id(ids.RUN),
+            run_id=run_id,
         )
+        # A start learns it from Temporal's refusal; a fire would learn it only when its
+        # prepared run could not be handed over (every fire failing after its retries).
+        converter = self._client.data_converter.with_context(
+            WorkflowSerializationContext(namespace=self._client.namespace, workflow_id=run_id)
+        )
+        payloads = await converter.encode([prepared])
+        if sum(payload.ByteSize() for payload in payloads) > MAX_RUN_INPUT_BYTES:
+            raise TooLarge(
+                "run_too_large",
+                "The run's input (its definition and inputs) is larger than Temporal accepts "
+                "in one payload (about 2 MB, compressed). Split the workflow, or pass large "
+                "data as documents.",
+                {"limit_bytes": MAX_RUN_INPUT_BYTES},
+            )
+        return prepared
 
     # ------------------------------------------------------------------ read
 
@@ -410,6 +474,28 @@ class ScheduleService:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise not_found("schedule", record.id) from None
             raise
+
+    @asynccontextmanager
+    async def _on_schedule(self, record: ScheduleRecord) -> AsyncIterator[None]:
+        """A call on the Temporal Schedule: when it fails because the schedule was deleted
+        meanwhile (a DELETE at the same time), the answer is the one a moment later would be,
+        the schedule is missing, not Temporal's error about it (a NOT_FOUND that read as
+        `run_not_found`, or a CANCELLED call that answered 502)."""
+        try:
+            yield
+        except RPCError as err:
+            if err.status in _UNREACHABLE or not await self._deleted(record):
+                raise
+            raise not_found("schedule", record.id) from None
+
+    async def _deleted(self, record: ScheduleRecord) -> bool:
+        if await self._schedules.get(record.organization_id, record.id) is None:
+            return True
+        try:
+            await self._handle(record.id).describe()
+        except RPCError as err:
+            return err.status == RPCStatusCode.NOT_FOUND
+        return False
 
     async def _view(
         self, record: ScheduleRecord, description: ScheduleDescription | None = None
@@ -524,22 +610,33 @@ class ScheduleService:
                 schedule.state.note = note or None
             return ScheduleUpdate(schedule=schedule)
 
-        if spec is not None or overlap is not None or paused is not None or note is not None:
+        async def update_temporal(_: ScheduleRecord) -> None:
+            if spec is None and overlap is None and paused is None and note is None:
+                return
             try:
-                await self._handle(schedule_id).update(change)
+                async with self._on_schedule(record):
+                    await self._handle(schedule_id).update(change)
             except RPCError as err:
-                if err.status == RPCStatusCode.NOT_FOUND:
-                    raise not_found("schedule", schedule_id) from None
                 refused = _refused_spec(err)
                 if refused is not None:
                     raise refused from None
                 raise
-        updated = await self._schedules.update(
-            org,
-            schedule_id,
-            spec=spec.stored() if spec is not None else None,
-            inputs=inputs,
-            note=note,
+
+        # The Temporal Schedule is changed with the row held: Temporal drops, silently, an
+        # update made from a description another update has since changed (its conflict
+        # token), so two PATCHes at once would otherwise both answer 200 with one of them
+        # lost there (and the row showing a spec that is not the one that fires).
+        # (Carried through when the request is cut meanwhile, as a create is: cut after the
+        # Temporal update, the row would not have followed it.)
+        updated = await _carried_through(
+            self._schedules.update(
+                org,
+                schedule_id,
+                spec=spec.stored() if spec is not None else None,
+                inputs=inputs,
+                note=note,
+                during=update_temporal,
+            )
         )
         if updated is None:
             raise not_found("schedule", schedule_id)
@@ -551,11 +648,13 @@ class ScheduleService:
         (each ends with its run)."""
         record = await self._record(org, schedule_id)
         try:
-            await self._handle(record.id).delete()
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:  # (already gone: remove the row too)
-                raise
-        await self._schedules.delete(org, schedule_id)
+            async with self._on_schedule(record):
+                await self._handle(record.id).delete()
+        except NotFound:
+            pass  # (gone from Temporal already: remove the row too, if it is still there)
+        if not await self._schedules.delete(org, schedule_id):
+            # Deleted meanwhile (two DELETEs at once): the second answers as a later one does.
+            raise not_found("schedule", schedule_id)
 
     # ------------------------------------------------------------------ fire by hand
 
@@ -567,7 +666,8 @@ class ScheduleService:
         record = await self._record(org, schedule_id)
         handle = self._handle(record.id)
         before = _launchers(await self._describe(record))
-        await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+        async with self._on_schedule(record):
+            await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
         deadline = time.monotonic() + TRIGGER_WAIT.total_seconds()
         launcher: tuple[str, str] | None = None
         while launcher is None:
@@ -622,14 +722,15 @@ class ScheduleService:
             problems.append(_problem(["end_at"], "a backfill covers past times only"))
         if problems:
             raise invalid("invalid_backfill", _summary(problems), problems)
-        matching = await self._client.workflow_service.list_schedule_matching_times(
-            ListScheduleMatchingTimesRequest(
-                namespace=self._client.namespace,
-                schedule_id=record.id,
-                start_time=_timestamp(start_at),
-                end_time=_timestamp(end_at),
+        async with self._on_schedule(record):
+            matching = await self._client.workflow_service.list_schedule_matching_times(
+                ListScheduleMatchingTimesRequest(
+                    namespace=self._client.namespace,
+                    schedule_id=record.id,
+                    start_time=_timestamp(start_at),
+                    end_time=_timestamp(end_at),
+                )
             )
-        )
         count = len(matching.start_time)
         if count > MAX_BACKFILL:
             held = f"{count} or more" if count >= 1000 else str(count)
@@ -639,12 +740,30 @@ class ScheduleService:
             )
             raise invalid("backfill_too_large", message, [_problem(["start_at"], message)])
         if count:
-            await self._handle(record.id).backfill(
-                ScheduleBackfill(
-                    start_at=start_at, end_at=end_at, overlap=ScheduleOverlapPolicy.ALLOW_ALL
+            async with self._on_schedule(record):
+                await self._handle(record.id).backfill(
+                    ScheduleBackfill(
+                        start_at=start_at, end_at=end_at, overlap=ScheduleOverlapPolicy.ALLOW_ALL
+                    )
                 )
-            )
         return count
+
+
+async def _carried_through(change: Coroutine[Any, Any, T]) -> T:
+    """`change` run to its end even when the request awaiting it is cancelled (its client
+    gone): the row and the Temporal Schedule are changed together or not at all. Its outcome
+    is logged when nobody is left to receive it."""
+    task = asyncio.ensure_future(change)
+
+    def unheard(done: asyncio.Future[T]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("schedule change ended after its request: %s", done.exception())
+
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(unheard)
+        raise
 
 
 def _recent(view: RunView) -> RecentRun:
