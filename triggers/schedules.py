@@ -666,6 +666,7 @@ class ScheduleService:
         record = await self._record(org, schedule_id)
         handle = self._handle(record.id)
         before = _launchers(await self._describe(record))
+        await _next_second_after(max(before.values(), default=None))
         async with self._on_schedule(record):
             await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
         deadline = time.monotonic() + TRIGGER_WAIT.total_seconds()
@@ -782,6 +783,17 @@ def _launchers(description: ScheduleDescription) -> dict[tuple[str, str], dateti
         for action in description.info.recent_actions
         if isinstance(action.action, ScheduleActionExecutionStartWorkflow)
     }
+
+
+async def _next_second_after(due: datetime | None) -> None:
+    """Temporal names a fire's workflow by the second it is due: a trigger in the second of the
+    schedule's latest fire would take that fire's workflow id, and Temporal would drop it (the
+    caller then waited TRIGGER_WAIT for a run that never came). Waits into the next second."""
+    if due is None:
+        return
+    now = datetime.now(UTC)
+    if due.replace(microsecond=0) >= now.replace(microsecond=0):
+        await asyncio.sleep(1.01 - now.microsecond / 1_000_000)
 
 
 def _check_deadline(deadline: float) -> None:
