@@ -16,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zoneinfo
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any, Literal, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -34,10 +32,8 @@ from temporalio.client import (
     ScheduleBackfill,
     ScheduleDescription,
     ScheduleHandle,
-    ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
-    ScheduleSpec,
     ScheduleState,
     ScheduleUpdate,
     ScheduleUpdateInput,
@@ -72,6 +68,14 @@ from triggers.schedule_fire import (
     LaunchInput,
     requested_inputs,
     scheduled_run_id,
+)
+from triggers.schedule_spec import (
+    OUT_OF_RANGE,
+    TimeSpec,
+    body_problem,
+    refused_spec,
+    representable,
+    spec_problems,
 )
 from triggers.schedule_workflow import SCHEDULED_START_TIME, ScheduledRunWorkflow
 from workflows.models import RunInput, Trigger
@@ -122,60 +126,6 @@ _READ_CONCURRENCY = 10
 
 
 @dataclass(frozen=True)
-class TimeSpec:
-    """When a schedule fires, as the API takes it (API.md): cron expressions and/or a fixed
-    interval, in a timezone, with optional jitter and bounds."""
-
-    cron: list[str] = field(default_factory=list)
-    interval_s: int | None = None
-    timezone: str | None = None
-    jitter_s: int | None = None
-    start_at: datetime | None = None
-    end_at: datetime | None = None
-
-    def stored(self) -> dict[str, Any]:
-        """As the row keeps it (and the API answers it): only what was given."""
-        values: dict[str, Any] = {
-            "cron": list(self.cron) or None,
-            "interval_s": self.interval_s,
-            "timezone": self.timezone,
-            "jitter_s": self.jitter_s,
-            "start_at": self.start_at.astimezone(UTC).isoformat() if self.start_at else None,
-            "end_at": self.end_at.astimezone(UTC).isoformat() if self.end_at else None,
-        }
-        return {key: value for key, value in values.items() if value is not None}
-
-    @classmethod
-    def of_stored(cls, stored: dict[str, Any]) -> TimeSpec:
-        def moment(key: str) -> datetime | None:
-            value = stored.get(key)
-            return datetime.fromisoformat(value) if isinstance(value, str) else None
-
-        return cls(
-            cron=list(stored.get("cron") or []),
-            interval_s=stored.get("interval_s"),
-            timezone=stored.get("timezone"),
-            jitter_s=stored.get("jitter_s"),
-            start_at=moment("start_at"),
-            end_at=moment("end_at"),
-        )
-
-    def temporal(self) -> ScheduleSpec:
-        return ScheduleSpec(
-            cron_expressions=list(self.cron),
-            intervals=(
-                [ScheduleIntervalSpec(every=timedelta(seconds=self.interval_s))]
-                if self.interval_s
-                else []
-            ),
-            time_zone_name=self.timezone,
-            jitter=timedelta(seconds=self.jitter_s) if self.jitter_s else None,
-            start_at=self.start_at,
-            end_at=self.end_at,
-        )
-
-
-@dataclass(frozen=True)
 class RecentRun:
     """A fire of the schedule: the run it started, or (`run_id` None, status `error`) why it
     could not start one."""
@@ -198,101 +148,6 @@ class ScheduleView:
 
 # Files some tzdata directories hold beside the zones: `localtime` is the host's own zone
 # (Temporal would read it on its server, whichever zone that is), not an IANA name.
-_NOT_ZONES = frozenset({"localtime"})
-
-
-@cache
-def _known_timezones() -> frozenset[str]:
-    return frozenset((zoneinfo.available_timezones() - _NOT_ZONES) | {"UTC"})
-
-
-def _problem(loc: Sequence[str | int], message: str) -> dict[str, Any]:
-    return {"loc": ["body", *loc], "message": message}
-
-
-def _cron_fields(expression: str) -> int:
-    tokens = expression.split()
-    if _cron_zone(expression) is not None:
-        tokens = tokens[1:]
-    return len(tokens)
-
-
-def _cron_zone(expression: str) -> str | None:
-    """The zone a `CRON_TZ=` (or `TZ=`) prefix names, if the expression has one."""
-    tokens = expression.split()
-    if tokens and tokens[0].upper().startswith(("CRON_TZ=", "TZ=")):
-        return tokens[0].split("=", 1)[1]
-    return None
-
-
-def spec_problems(spec: TimeSpec, where: str = "spec") -> list[dict[str, Any]]:
-    """What can be told of a spec before Temporal reads it (Temporal's own parser has the last
-    word on cron expressions: its refusal is mapped the same way)."""
-    problems: list[dict[str, Any]] = []
-    if not spec.cron and spec.interval_s is None:
-        problems.append(_problem([where], "give cron expressions, interval_s, or both"))
-    for index, expression in enumerate(spec.cron):
-        zone = _cron_zone(expression)
-        if zone is not None and zone not in _known_timezones():
-            # (Temporal reads `Local` as its server's zone, whichever that is.)
-            problems.append(
-                _problem(
-                    [where, "cron", index],
-                    f"'{zone}' in '{expression}' is not an IANA time zone name (e.g. "
-                    "Europe/Paris, UTC)",
-                )
-            )
-            continue
-        if expression.strip().startswith("@"):
-            continue  # @daily, @every 1h, ...: Temporal's parser decides
-        if not 5 <= _cron_fields(expression) <= 7:
-            problems.append(
-                _problem(
-                    [where, "cron", index],
-                    f"'{expression}' is not a cron expression: it needs 5 fields (minute hour "
-                    "day-of-month month day-of-week), optionally seconds first and years last",
-                )
-            )
-    if spec.timezone is not None and spec.timezone not in _known_timezones():
-        problems.append(
-            _problem(
-                [where, "timezone"],
-                f"'{spec.timezone}' is not an IANA time zone name (e.g. Europe/Paris, UTC)",
-            )
-        )
-    for key, moment in (("start_at", spec.start_at), ("end_at", spec.end_at)):
-        if moment is not None and not _representable(moment):
-            problems.append(_problem([where, key], _OUT_OF_RANGE))
-    if not problems and spec.start_at and spec.end_at and spec.end_at <= spec.start_at:
-        problems.append(_problem([where, "end_at"], "end_at must be later than start_at"))
-    return problems
-
-
-_OUT_OF_RANGE = "must be between 1970-01-01 and 9999-01-01 (UTC)"
-
-
-def _representable(moment: datetime) -> bool:
-    """Within what Temporal's timestamps (and our UTC column) hold; an offset can push a
-    representable local time out of range."""
-    try:
-        in_utc = moment.astimezone(UTC)
-    except OverflowError:
-        return False
-    return 1970 <= in_utc.year < 9999
-
-
-def _refused_spec(err: RPCError, where: str = "spec") -> InvalidInput | None:
-    """Temporal's refusal of a spec (a cron its parser does not read, an interval too small)."""
-    if err.status != RPCStatusCode.INVALID_ARGUMENT:
-        return None
-    message = err.message
-    return invalid(
-        "invalid_schedule_spec",
-        f"Temporal refused the schedule's spec: {message}",
-        [_problem([where], message)],
-    )
-
-
 def _timestamp(moment: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
@@ -385,7 +240,7 @@ class ScheduleService:
             except BaseException as err:
                 # Nothing half-made: the row goes with the refused schedule.
                 await self._schedules.delete(org, schedule_id)
-                refused = _refused_spec(err) if isinstance(err, RPCError) else None
+                refused = refused_spec(err) if isinstance(err, RPCError) else None
                 if refused is not None:
                     raise refused from None
                 raise
@@ -617,7 +472,7 @@ class ScheduleService:
                 async with self._on_schedule(record):
                     await self._handle(schedule_id).update(change)
             except RPCError as err:
-                refused = _refused_spec(err)
+                refused = refused_spec(err)
                 if refused is not None:
                     raise refused from None
                 raise
@@ -713,14 +568,14 @@ class ScheduleService:
         record = await self._record(org, schedule_id)
         await self._describe(record)
         problems = [
-            _problem([key], _OUT_OF_RANGE)
+            body_problem([key], OUT_OF_RANGE)
             for key, moment in (("start_at", start_at), ("end_at", end_at))
-            if not _representable(moment)
+            if not representable(moment)
         ]
         if not problems and end_at <= start_at:
-            problems.append(_problem(["end_at"], "end_at must be later than start_at"))
+            problems.append(body_problem(["end_at"], "end_at must be later than start_at"))
         if not problems and end_at > datetime.now(UTC):
-            problems.append(_problem(["end_at"], "a backfill covers past times only"))
+            problems.append(body_problem(["end_at"], "a backfill covers past times only"))
         if problems:
             raise invalid("invalid_backfill", _summary(problems), problems)
         async with self._on_schedule(record):
@@ -739,7 +594,7 @@ class ScheduleService:
                 f"The range holds {held} scheduled times; one backfill starts at most "
                 f"{MAX_BACKFILL}. Split it."
             )
-            raise invalid("backfill_too_large", message, [_problem(["start_at"], message)])
+            raise invalid("backfill_too_large", message, [body_problem(["start_at"], message)])
         if count:
             async with self._on_schedule(record):
                 await self._handle(record.id).backfill(

@@ -22,7 +22,8 @@ from api.run_views import record_of
 from runlane.errors import not_found
 from store.pagination import InvalidCursor, Page
 from store.schedules import ScheduleRepository
-from triggers.schedules import ScheduleService, ScheduleView, TimeSpec
+from triggers.schedule_spec import TimeSpec
+from triggers.schedules import ScheduleService, ScheduleView
 
 router = APIRouter(tags=["schedules"], dependencies=[JsonBody], responses=schemas.ERROR_RESPONSES)
 
