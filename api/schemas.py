@@ -39,6 +39,7 @@ from runs.records import (  # noqa: F401
     TimingOut,
     TriggerOut,
 )
+from workflows.events import EventType
 
 T = TypeVar("T")
 
@@ -835,18 +836,8 @@ class BackfillOut(BaseModel):
 
 # ------------------------------------------------------------------ event webhooks
 
-# `workflows.events.EventType`, spelled out for the OpenAPI document.
-WebhookEventType = Literal[
-    "run.started",
-    "run.waiting_for_human",
-    "run.completed",
-    "run.failed",
-    "run.cancelled",
-    "run.retried",
-    "review.requested",
-    "review.decided",
-    "review.escalated",
-]
+# The events a run emits (workflows/events.py): the OpenAPI document lists them.
+WebhookEventType = EventType
 EndpointUrl = Annotated[
     str,
     Field(

@@ -21,12 +21,13 @@ import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from typing import Any
 
 from bench import scenarios
+from bench.loopback import Answer, LoopbackServer
 from workflows.events import EVENT_TYPES
 
 ALL_TYPES = list(EVENT_TYPES)
@@ -40,82 +41,35 @@ class Receipt:
     received_at: float
 
 
-@dataclass
-class SlowPeer:
+class SlowPeer(LoopbackServer):
     """Answers every request with `{}` after `delay_s`, like a service across a network."""
 
-    delay_s: float = 0.1
-    server: ThreadingHTTPServer | None = None
+    def __init__(self, delay_s: float = 0.1) -> None:
+        super().__init__(self._answer_late, "/slow")
+        self._delay_s = delay_s
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/slow"
-
-    def start(self) -> None:
-        delay_s = self.delay_s
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server interface
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                time.sleep(delay_s)
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+    def _answer_late(self, headers: Message, body: bytes) -> Answer:
+        time.sleep(self._delay_s)
+        return 200, b"{}"
 
 
-@dataclass
-class Receiver:
-    receipts: list[Receipt] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    server: ThreadingHTTPServer | None = None
+class Receiver(LoopbackServer):
+    """Takes every event (204), noting when each arrived."""
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/events"
+    def __init__(self) -> None:
+        super().__init__(self._receive, "/events")
+        self.receipts: list[Receipt] = []
+        self.lock = threading.Lock()
 
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server interface
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                received_at = time.time()
-                body = json.loads(raw)
-                run = body["data"]["run"]
-                with receiver.lock:
-                    receiver.receipts.append(
-                        Receipt(body["type"], run["id"], run.get("completed_at"), received_at)
-                    )
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+    def _receive(self, headers: Message, raw: bytes) -> Answer:
+        received_at = time.time()
+        body = json.loads(raw)
+        run = body["data"]["run"]
+        with self.lock:
+            self.receipts.append(
+                Receipt(body["type"], run["id"], run.get("completed_at"), received_at)
+            )
+        return 204, b""
 
     def completed(self, run_ids: set[str]) -> dict[str, Receipt]:
         with self.lock:

@@ -13,10 +13,10 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from typing import Any
 
+from bench.loopback import Answer, LoopbackServer
 from chaos import scenarios
 
 # The delivery retry schedule the chaos stack runs with (chaos/run.py): short, so that a
@@ -28,49 +28,29 @@ RETRY_SETTINGS = {
 EXPECTED_TYPES = ("run.started", "run.completed")
 
 
-@dataclass
-class Receiver:
-    accepting: bool = False
-    # webhook-id -> (event type, run id), and every request seen (accepted or not).
-    events: dict[str, tuple[str, str]] = field(default_factory=dict)
-    requests: Counter[str] = field(default_factory=Counter)
-    accepted: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    server: ThreadingHTTPServer | None = None
+class Receiver(LoopbackServer):
+    """Refuses every event (503) until `accepting`, then takes them (204); notes each request
+    by its `webhook-id`."""
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/chaos-events"
+    def __init__(self) -> None:
+        super().__init__(self._receive, "/chaos-events")
+        self.accepting = False
+        # webhook-id -> (event type, run id), and every request seen (accepted or not).
+        self.events: dict[str, tuple[str, str]] = {}
+        self.requests: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.lock = threading.Lock()
 
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server interface
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                webhook_id = self.headers.get("webhook-id", "")
-                body = json.loads(raw)
-                with receiver.lock:
-                    receiver.events[webhook_id] = (body["type"], body["data"]["run"]["id"])
-                    receiver.requests[webhook_id] += 1
-                    accept = receiver.accepting
-                    if accept:
-                        receiver.accepted[webhook_id] += 1
-                self.send_response(204 if accept else 503)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+    def _receive(self, headers: Message, raw: bytes) -> Answer:
+        webhook_id = headers.get("webhook-id", "")
+        body = json.loads(raw)
+        with self.lock:
+            self.events[webhook_id] = (body["type"], body["data"]["run"]["id"])
+            self.requests[webhook_id] += 1
+            if not self.accepting:
+                return 503, b""
+            self.accepted[webhook_id] += 1
+        return 204, b""
 
     def received(self) -> dict[tuple[str, str], list[str]]:
         """(run id, event type) -> the webhook-ids it was accepted under."""
