@@ -37,10 +37,16 @@ from runs.starter import PublishedDefinitions
 from runs.subworkflows import SubworkflowTargets
 from runs.temporal_errors import Reachability
 from store.db import Database
+from store.endpoints import EndpointRepository
 from store.files import FileRepository
 from store.pagination import CursorOrderMismatch, InvalidCursor
+from store.schedules import ScheduleRepository
 from store.secrets import SecretRepository
+from store.webhooks import InboundWebhookRepository
 from store.workflows import WorkflowRepository
+from triggers.endpoints import EndpointService
+from triggers.inbound import InboundWebhooks
+from triggers.schedules import ScheduleService
 
 
 async def get_api_settings() -> Settings:
@@ -122,6 +128,51 @@ async def get_run_service(
 
 
 RunsDep = Annotated[RunService, Depends(get_run_service)]
+
+
+async def get_inbound_webhooks(
+    database: DatabaseDep,
+    settings: SettingsDep,
+    workflows: WorkflowsDep,
+    registry: RegistryDep,
+    published: PublishedDep,
+    runs: RunsDep,
+) -> InboundWebhooks:
+    # The lifespan refused to start without a valid RUNLANE_SECRETS_KEY: this parses (cached).
+    return InboundWebhooks(
+        webhooks=InboundWebhookRepository(database, settings.secret_keys()),
+        workflows=workflows,
+        registry=registry,
+        published=published,
+        runs=runs,
+    )
+
+
+InboundDep = Annotated[InboundWebhooks, Depends(get_inbound_webhooks)]
+
+
+async def get_schedule_service(
+    client: TemporalDep, database: DatabaseDep, settings: SettingsDep, runs: RunsDep
+) -> ScheduleService:
+    return ScheduleService(
+        client=client,
+        schedules=ScheduleRepository(database),
+        runs=runs,
+        task_queue=settings.task_queue,
+    )
+
+
+SchedulesDep = Annotated[ScheduleService, Depends(get_schedule_service)]
+
+
+async def get_endpoint_service(db: DatabaseDep, settings: SettingsDep) -> EndpointService:
+    # The lifespan refused to start without a valid RUNLANE_SECRETS_KEY: this parses (cached).
+    return EndpointService(
+        EndpointRepository(db, settings.secret_keys()), allow_private=settings.http_allow_private
+    )
+
+
+EndpointsDep = Annotated[EndpointService, Depends(get_endpoint_service)]
 
 
 async def get_subworkflow_targets(

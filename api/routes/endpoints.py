@@ -3,15 +3,12 @@ the log of what was delivered to them."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
 from api import schemas
-from api.deps import DatabaseDep, JsonBody, OrgDep, PageDep, SettingsDep, cursor_error
-from store.endpoints import DeliveryRecord, EndpointRecord, EndpointRepository
+from api.deps import EndpointsDep, JsonBody, OrgDep, PageDep, cursor_error
+from store.endpoints import DeliveryRecord, EndpointRecord
 from store.pagination import InvalidCursor
-from triggers.endpoints import EndpointService
 
 router = APIRouter(
     prefix="/v1/webhook-endpoints",
@@ -19,16 +16,6 @@ router = APIRouter(
     dependencies=[JsonBody],
     responses=schemas.ERROR_RESPONSES,
 )
-
-
-async def get_endpoint_service(db: DatabaseDep, settings: SettingsDep) -> EndpointService:
-    # The lifespan refused to start without a valid RUNLANE_SECRETS_KEY: this parses (cached).
-    return EndpointService(
-        EndpointRepository(db, settings.secret_keys()), allow_private=settings.http_allow_private
-    )
-
-
-EndpointsDep = Annotated[EndpointService, Depends(get_endpoint_service)]
 
 
 def endpoint_out(record: EndpointRecord) -> schemas.WebhookEndpointOut:

@@ -2,44 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
 from api import schemas
 from api.deps import (
-    DatabaseDep,
     JsonBody,
     OrgDep,
     PageDep,
-    RunsDep,
+    SchedulesDep,
     SettingsDep,
-    TemporalDep,
     WorkflowsDep,
     cursor_error,
 )
 from api.run_views import record_of
 from runlane.errors import not_found
 from store.pagination import InvalidCursor, Page
-from store.schedules import ScheduleRepository
 from triggers.schedule_spec import TimeSpec
-from triggers.schedules import ScheduleService, ScheduleView
+from triggers.schedules import ScheduleView
 
 router = APIRouter(tags=["schedules"], dependencies=[JsonBody], responses=schemas.ERROR_RESPONSES)
-
-
-async def get_schedule_service(
-    client: TemporalDep, database: DatabaseDep, settings: SettingsDep, runs: RunsDep
-) -> ScheduleService:
-    return ScheduleService(
-        client=client,
-        schedules=ScheduleRepository(database),
-        runs=runs,
-        task_queue=settings.task_queue,
-    )
-
-
-SchedulesDep = Annotated[ScheduleService, Depends(get_schedule_service)]
 
 
 def time_spec(spec: schemas.ScheduleSpecIn) -> TimeSpec:

@@ -9,47 +9,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 
 from api import schemas
 from api.deps import (
-    DatabaseDep,
+    InboundDep,
     JsonBody,
     OrgDep,
     PageDep,
-    PublishedDep,
-    RegistryDep,
-    RunsDep,
-    SettingsDep,
-    WorkflowsDep,
     cursor_error,
 )
 from store.pagination import InvalidCursor
-from store.webhooks import InboundWebhookRecord, InboundWebhookRepository
-from triggers.inbound import InboundWebhooks
+from store.webhooks import InboundWebhookRecord
 
 RECEIVE_ROUTE = "receive_webhook"
 
 
-async def get_inbound_webhooks(
-    database: DatabaseDep,
-    settings: SettingsDep,
-    workflows: WorkflowsDep,
-    registry: RegistryDep,
-    published: PublishedDep,
-    runs: RunsDep,
-) -> InboundWebhooks:
-    # The lifespan refused to start without a valid RUNLANE_SECRETS_KEY: this parses (cached).
-    return InboundWebhooks(
-        webhooks=InboundWebhookRepository(database, settings.secret_keys()),
-        workflows=workflows,
-        registry=registry,
-        published=published,
-        runs=runs,
-    )
-
-
-InboundDep = Annotated[InboundWebhooks, Depends(get_inbound_webhooks)]
 OptionalWebhookCreate = Annotated[schemas.WebhookCreate | None, Body()]
 
 management = APIRouter(
