@@ -48,12 +48,7 @@ _ATTEMPT_RETRY = RetryPolicy(
 )
 
 
-# Not sandboxed. The sandbox builds a fresh module world for every workflow it runs: 13 ms of
-# worker CPU per event here (`make bench`, event_delivery: 67 against 88 ms more worker CPU per
-# run), and an event is a workflow. This one is a loop of a local activity and durable timers:
-# it reads time only through workflow.now(), starts nothing but its activity, and imports
-# only models; tests/triggers/test_event_delivery.py replays its history, which guards it.
-@workflow.defn(sandboxed=False)
+@workflow.defn
 class EventDeliveryWorkflow:
     """See the module docstring."""
 
