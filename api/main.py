@@ -17,8 +17,10 @@ from api import schemas
 from api.deps import TemporalDep
 from api.errors import ApiError, error_body, install_error_handlers
 from api.routes import (
+    bulk,
     codec,
     codec_session,
+    compare,
     endpoints,
     files,
     node_types,
@@ -27,6 +29,7 @@ from api.routes import (
     runs,
     schedules,
     secrets,
+    usage,
     web,
     webhooks,
     workflows,
@@ -171,6 +174,9 @@ def create_app() -> FastAPI:
     # Runs first: `/v1/workflows/runs` must not be read as a workflow id.
     app.include_router(runs.router)
     app.include_router(recovery.router)
+    app.include_router(compare.router)
+    app.include_router(bulk.router)
+    app.include_router(usage.router)
     app.include_router(reviews.router)
     app.include_router(workflows.router)
     app.include_router(files.router)

@@ -914,3 +914,12 @@ class WebhookDeliveryOut(BaseModel):
     next_attempt_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+# ---------------------------------------------------------------- compare and dry run
+
+
+# ---------------------------------------------------------------- bulk operations
+
+
+# ---------------------------------------------------------------- effects and usage

@@ -484,3 +484,9 @@ class RunService:
     ) -> Outcome:
         """The same run again: reset to its failure point, or from the start with overrides."""
         return await self._retries.retry(org, run_id, spec, command_id=command_id, body=body)
+
+    # ------------------------------------------------------------------ compare and dry run
+
+    # ------------------------------------------------------------------ bulk operations
+
+    # ------------------------------------------------------------------ effects and usage
