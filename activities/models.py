@@ -105,6 +105,9 @@ class PureBatchInput(BaseModel):
     temporal_run_id: str = ""
     first_execution_run_id: str = ""
     task_event_id: int = 0
+    # False in an execution a retry from a node made: what it keeps is in its retry request,
+    # and everything else runs again, so nothing is taken back from the replaced execution.
+    take_back: bool = True
 
 
 class OutcomeError(BaseModel):

@@ -46,7 +46,11 @@ class RecordedOutcomes:
     async def before_reset(self, batch: PureBatchInput, activity_id: str) -> dict[str, NodeOutcome]:
         """The outcomes, by node id, that the batch `activity_id` recorded in the execution a
         reset replaced, when `batch` runs in the reset task; else nothing."""
-        if not batch.temporal_run_id or batch.temporal_run_id == batch.first_execution_run_id:
+        if (
+            not batch.take_back
+            or not batch.temporal_run_id
+            or batch.temporal_run_id == batch.first_execution_run_id
+        ):
             return {}
         origin = await self._origin(batch.run_id, batch.temporal_run_id)
         if origin is None or origin.task_event_id != batch.task_event_id:

@@ -401,41 +401,101 @@ class RestartBody(BaseModel):
 
 
 class RetryBody(BaseModel):
-    # As `_overrides_need_start` checks: inputs are given only with "from": "start".
+    # As `_consistent` checks: where from, and which inputs go with it (a plan_id names both,
+    # and the run service checks the rest against its plan).
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
         json_schema_extra={
             "anyOf": [
-                {"required": ["from"], "properties": {"from": {"const": "start"}}},
-                _absent("documents", "json_inputs", "text_inputs"),
+                {
+                    "required": ["from"],
+                    "properties": {"from": {"const": "start"}, "node_id": {"type": "null"}},
+                },
+                {
+                    "required": ["from", "node_id"],
+                    "properties": {
+                        "from": {"const": "node"},
+                        "node_id": {"type": "string"},
+                        "documents": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["plan_id"],
+                    "properties": {"from": {"type": "null"}, "plan_id": {"type": "string"}},
+                },
+                {
+                    "allOf": [
+                        {"properties": {"from": {"enum": ["failure_point", None]}}},
+                        _absent("documents", "json_inputs", "text_inputs", "node_id"),
+                    ]
+                },
             ]
         },
     )
 
     command_id: CommandId = None
-    from_: Literal["failure_point", "start"] = Field(default="failure_point", alias="from")
-    documents: Annotated[dict[str, DocumentInput] | None, UnicodeText] = None
-    json_inputs: Annotated[dict[str, Any] | None, PlainJson] = None
-    text_inputs: Annotated[dict[str, str] | None, UnicodeText] = None
+    from_: Literal["failure_point", "start", "node"] | None = Field(
+        default=None,
+        alias="from",
+        description="Where the retry resumes: `failure_point` (the default), `start`, or `node` "
+        "(with `node_id`: that node and everything downstream of it run again, the rest keeps "
+        "its recorded outputs; allowed on any ended run). With `plan_id`: the plan's",
+    )
+    node_id: str | None = Field(
+        default=None, max_length=200, description='The node to retry from (`"from": "node"`)'
+    )
+    plan_id: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^plan_[A-Za-z0-9_-]+\.[0-9a-f]{32}$",
+        description="A plan's `plan_id` (GET .../retry-plan): do exactly what that plan said, "
+        "or 409 `plan_stale` when the run changed since",
+    )
+    documents: Annotated[dict[str, DocumentInput] | None, UnicodeText] = Field(
+        default=None, description='Overriding documents (`"from": "start"` only)'
+    )
+    json_inputs: Annotated[dict[str, Any] | None, PlainJson] = Field(
+        default=None,
+        description='Overriding JSON inputs (`"from": "start"` or `"node"`; with `node`, the '
+        "start nodes named run again with them)",
+    )
+    text_inputs: Annotated[dict[str, str] | None, UnicodeText] = Field(
+        default=None, description='Overriding text inputs (`"from": "start"` or `"node"`)'
+    )
 
     @model_validator(mode="after")
-    def _overrides_need_start(self) -> RetryBody:
-        overrides = (self.documents, self.json_inputs, self.text_inputs)
-        if self.from_ != "start" and any(o is not None for o in overrides):
-            raise ValueError('input overrides need "from": "start"')
+    def _consistent(self) -> RetryBody:
+        planned = self.plan_id is not None and self.from_ is None
+        if self.from_ == "node" and self.node_id is None:
+            raise ValueError('"from": "node" needs node_id')
+        if self.node_id is not None and self.from_ != "node" and not planned:
+            raise ValueError('node_id goes with "from": "node"')
+        if self.documents is not None and self.from_ != "start" and not planned:
+            raise ValueError('document overrides need "from": "start"')
+        inputs = (self.json_inputs, self.text_inputs)
+        if any(i is not None for i in inputs) and self.from_ not in ("start", "node"):
+            if not planned:
+                raise ValueError('input overrides need "from": "start" or "node"')
         return self
 
 
 class RetryPlanOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    from_: Literal["failure_point", "start"] = Field(serialization_alias="from")
+    plan_id: str = Field(
+        description="Give it to POST .../retry to do exactly this, or be told `409 plan_stale` "
+        "if the run changed since"
+    )
+    from_: Literal["failure_point", "start", "node"] = Field(serialization_alias="from")
+    node_id: str | None = Field(default=None, description='With `"from": "node"`: the node')
     allowed: bool
     reason: str | None = None
-    reuse: list[str]
-    rerun: list[str]
-    repeated_side_effects: list[str]
+    reuse: list[str] = Field(description="Steps that keep their recorded outcome")
+    rerun: list[str] = Field(description="Steps that run again")
+    repeated_side_effects: list[str] = Field(
+        description="Side-effecting steps that had run and run again"
+    )
 
 
 # ------------------------------------------------------------------ reviews

@@ -96,8 +96,29 @@ class RawMapWorkflow:
         return sum(await asyncio.gather(*(item(i) for i in range(count))))
 
 
+@workflow.defn
+class RawMidCallChainWorkflow:
+    """`length` steps: local activities, with one regular activity calling the peer at `mid`
+    (the shape of `retry_from_node`'s run)."""
+
+    @workflow.run
+    async def run(self, length: int, mid: int) -> int:
+        value = 0
+        for index in range(length):
+            if index == mid:
+                value = await workflow.execute_activity(
+                    "raw_http", value, start_to_close_timeout=TIMEOUT
+                )
+            else:
+                value = await workflow.execute_local_activity(
+                    raw_step, value, start_to_close_timeout=TIMEOUT
+                )
+        return value
+
+
 WORKFLOWS = [
     RawChainWorkflow,
+    RawMidCallChainWorkflow,
     RawFanoutWorkflow,
     RawReviewWorkflow,
     RawLongChainWorkflow,

@@ -48,6 +48,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] =
     "start_throughput": scenarios.start_throughput,
     "review_resume": scenarios.review_resume,
     "retry_long": scenarios.retry_long,
+    "retry_from_node": scenarios.retry_from_node,
     "run_1000_nodes": lambda ctx: scenarios.big_run(ctx, 1000),
     "run_10000_nodes": lambda ctx: scenarios.big_run(ctx, 10_000),
     "run_10000_wide": lambda ctx: scenarios.big_run(ctx, 10_000, shape="wide"),
@@ -86,6 +87,14 @@ TARGETS = [
         "… and steps the API shows run again",
     ),
     ("retry_long", "ratio", "<=", 1.2, "retry ≤ 1.2× a raw reset's time"),
+    (
+        "retry_from_node",
+        "exactly_downstream",
+        "==",
+        True,
+        "retry from the middle node of 1,000 re-runs exactly it and what is downstream",
+    ),
+    ("retry_from_node", "ratio", "<=", 1.2, "… in ≤ 1.2× a raw reset's time (same shape)"),
     (
         "waiting_memory",
         "worker_kb_per_waiting_run",

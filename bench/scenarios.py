@@ -30,6 +30,7 @@ from bench.raw import (
     RawFanoutWorkflow,
     RawLongChainWorkflow,
     RawMapWorkflow,
+    RawMidCallChainWorkflow,
     RawReviewWorkflow,
 )
 from bench.stack import Stack, cpu_seconds, rss_bytes
@@ -777,6 +778,88 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
         "runlane_outcomes_taken_from_history": sum(1 for o in outcomes if o.reused),
         "runlane_wall_s": round(runlane_wall, 3),
         "attempts": [(a["attempt"], a["resumed_from_node_id"]) for a in attempts],
+        "raw_reset_wall_s": round(raw_wall, 3),
+        "ratio": round(runlane_wall / raw_wall, 2),
+    }
+
+
+async def retry_from_node(ctx: Context) -> dict[str, Any]:
+    """A completed 1,000-node chain with one HTTP call in the middle, retried from that call:
+    the call and everything downstream of it run again, everything before it keeps its outputs.
+    Beside it, a raw workflow of the same shape (local activities, one regular activity in the
+    middle) reset to the workflow task that scheduled that activity."""
+    length = 200 if ctx.quick else 1000
+    mid = length // 2
+    definition = transform_chain(length - 2)  # + in and out: `length` nodes
+    ids = [n["id"] for n in definition["nodes"]]
+    definition["nodes"][mid] = {
+        "id": "mid",
+        "type": "http_request",
+        "config": {"method": "POST", "url": f"{ctx.peer.url}/mid"},
+    }
+    # The node after the call reads the call's answer rather than the node before it.
+    definition["nodes"][mid + 1]["config"] = {"output": "{{mid.status}}"}
+    ids[mid] = "mid"
+    definition["edges"] = chain_edges(ids)
+    workflow_id = await publish(ctx, definition)
+    run_id = await start_run(ctx, workflow_id, {"json_inputs": {"in": {"v": 1}}})
+    await run_result(ctx, run_id)
+    plan = (
+        await ctx.api.get(
+            f"/v1/workflows/runs/{run_id}/retry-plan", params={"from": "node", "node_id": "mid"}
+        )
+    ).json()
+    calls_before = ctx.peer.count("/mid")
+    started = time.perf_counter()
+    (
+        await ctx.api.post(f"/v1/workflows/runs/{run_id}/retry", json={"plan_id": plan["plan_id"]})
+    ).raise_for_status()
+    while True:
+        run = (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json()
+        if run["attempt"] == 2 and run["status"] in ("completed", "error"):
+            break
+        await asyncio.sleep(0.02)
+    runlane_wall = time.perf_counter() - started
+    steps = (await ctx.api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
+    run_again = {s["node_id"] for s in steps if s["attempt"] == 2}
+    downstream = set(ids[mid:])
+
+    raw_id = f"rawmid-{uuid.uuid4().hex}"
+    handle = await ctx.client.start_workflow(
+        RawMidCallChainWorkflow.run, args=[length, mid], id=raw_id, task_queue=ctx.raw_queue
+    )
+    await handle.result()
+    history = await handle.fetch_history()
+    scheduled = next(
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+    task_started = max(
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and e.event_id < scheduled
+    )
+    started = time.perf_counter()
+    reset = await ctx.client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=ctx.client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=raw_id),
+            reason="bench",
+            workflow_task_finish_event_id=task_started,
+            request_id=uuid.uuid4().hex,
+        )
+    )
+    await ctx.client.get_workflow_handle(raw_id, run_id=reset.run_id).result()
+    raw_wall = time.perf_counter() - started
+    return {
+        "nodes": length,
+        "status": run["status"],
+        "downstream_nodes": len(downstream),
+        "steps_run_again": len(run_again),
+        "exactly_downstream": run_again == downstream,
+        "calls_repeated": ctx.peer.count("/mid") - calls_before,
+        "runlane_wall_s": round(runlane_wall, 3),
         "raw_reset_wall_s": round(raw_wall, 3),
         "ratio": round(runlane_wall / raw_wall, 2),
     }

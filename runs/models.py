@@ -29,9 +29,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class RetrySpec:
-    from_: RetryFrom = "failure_point"
-    # From the start only: inputs overriding the run's own.
+    """What a retry asks for: where from (`node_id` with "node"), or the plan it carries out
+    (`plan_id`, which then names both)."""
+
+    from_: RetryFrom | None = None  # (None: the plan's, else the failure point)
+    node_id: str | None = None
+    # From the start or a node: inputs overriding the run's own.
     overrides: RequestedInputs | None = None
+    plan_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from runlane.errors import Conflict
 from runs.retry_plan import RetryPlan, TaskBoundaries, retry_request
-from workflows.models import RunState
+from workflows.models import RetryRequest, RunState
 from workflows.run_workflow import RunWorkflow
 
 _EXCLUDED_ON_RESET = [
@@ -36,6 +36,7 @@ async def reset_run(
     state: RunState,
     plan: RetryPlan,
     request_id: str,
+    request: RetryRequest | None = None,
 ) -> str:
     """Reset the execution to the plan's point, then tell the new execution its attempt.
 
@@ -44,8 +45,10 @@ async def reset_run(
     whether its reset already happened. Returns the new Temporal run id.
     """
     assert plan.allowed and plan.reset_event_id is not None
-    request = retry_request(state, plan, request_id)
+    request = request or retry_request(state, plan, request_id)
     where = f"node {plan.resumed_from_node_id}" if plan.resumed_from_node_id else "the start"
+    if plan.from_ == "node":
+        where = f"the start, keeping what is not downstream of node {plan.node_id}"
     try:
         response = await client.workflow_service.reset_workflow_execution(
             ResetWorkflowExecutionRequest(

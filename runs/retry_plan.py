@@ -26,6 +26,15 @@ attempt reaches the new execution as the `retry` signal right after the reset.
 
 Retrying from the start is not a reset: the run's workflow id gets a fresh execution whose
 input carries the attempts so far and the overriding inputs, so nothing can race them.
+
+Retrying from a chosen node (any ended run, completed too) resets the run to its first task:
+the `retry` signal then carries the recorded outcomes of every completed step not downstream of
+that node, and the new execution waits for it before it runs anything (RunWorkflow.
+_await_retry_request), so those steps keep their outputs and are not executed again, parallel
+branches included, wherever in the history they ran. The node, everything downstream of it, the
+start nodes whose inputs the retry overrides and the steps that had not completed run again.
+Resetting to a later point would not do: whatever started after it would run again, downstream
+of the node or not.
 """
 
 from __future__ import annotations
@@ -39,10 +48,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
 from activities.registry import NodeRegistry, NodeType
-from workflows.models import RetryRequest, RunState, StepState
+from runlane.definition import Graph
+from workflows.models import OUTPUTS_NOT_RECORDED, RetryRequest, RunInputs, RunState, StepState
 
-RetryFrom = Literal["failure_point", "start"]
+RetryFrom = Literal["failure_point", "start", "node"]
 RETRYABLE_STATUSES = ("error", "cancelled")
+# A retry from a node: any ended run.
+ENDED_STATUSES = ("completed", "error", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,11 @@ class RetryPlan:
     repeated_side_effects: list[str] = field(default_factory=list)
     reset_event_id: int | None = None
     resumed_from_node_id: str | None = None
+    # A retry from a node: the node, and the steps whose recorded outcomes the retry keeps.
+    node_id: str | None = None
+    kept: list[str] = field(default_factory=list)
+    # The plan's token (runs/plan_tokens.py): a retry given it does exactly this.
+    plan_id: str | None = None
 
 
 class TaskBoundaries:
@@ -274,6 +291,87 @@ def plan_retry(
     )
 
 
+def downstream(graph: Graph, node_id: str) -> list[str]:
+    """The nodes reachable from `node_id` (not itself), in topological order."""
+    seen: set[str] = set()
+    queue = [node_id]
+    while queue:
+        for edge in graph.outgoing[queue.pop()]:
+            if edge.target not in seen:
+                seen.add(edge.target)
+                queue.append(edge.target)
+    return [n for n in graph.topological_order if n in seen and n != node_id]
+
+
+def plan_from_node(
+    state: RunState,
+    descendants: Collection[str],
+    registry: NodeRegistry,
+    node_id: str,
+    boundaries: TaskBoundaries,
+    side_effecting: Collection[str] = (),
+    overridden: Collection[str] = (),
+) -> RetryPlan:
+    """A retry from `node_id`: `descendants` are the nodes downstream of it, `overridden` the
+    start nodes whose inputs the retry replaces (they run again with the new values)."""
+    if state.status not in ENDED_STATUSES:
+        return RetryPlan(
+            from_="node",
+            node_id=node_id,
+            allowed=False,
+            reason=f"Only ended runs can be retried; this run is {state.status}. Wait for it "
+            "to end, or cancel it and then retry it.",
+        )
+    if state.error is not None and state.error.message.endswith(OUTPUTS_NOT_RECORDED):
+        return RetryPlan(
+            from_="node",
+            node_id=node_id,
+            allowed=False,
+            reason="This run's outputs were too large to record, so there are none to keep; "
+            'retry it with {"from": "start"} or restart it.',
+        )
+    reset_event_id = boundaries.snap(state.first_task_event_id)
+    if reset_event_id is not None:
+        reset_event_id = boundaries.before_cancel_request(reset_event_id)
+    if reset_event_id is None:
+        return RetryPlan(
+            from_="node",
+            node_id=node_id,
+            allowed=False,
+            reason="This run was cancelled before its first workflow task started, so "
+            'resetting it would cancel it again; retry it with {"from": "start"} or restart it.',
+        )
+    again = {node_id, *descendants, *overridden}
+    # Skips are decided again, the same way (what decides them is kept or runs again).
+    kept_steps = [s for s in state.steps if s.node_id not in again]
+    reuse = [s.node_id for s in kept_steps if s.status in ("completed", "skipped")]
+    kept = [s.node_id for s in kept_steps if s.status == "completed"]
+    reused = set(reuse)
+    rerun = [s.node_id for s in state.steps if s.node_id not in reused]
+    repeated = [
+        s.node_id
+        for s in state.steps
+        if s.node_id in again
+        and s.started_at is not None
+        and (
+            s.node_id in side_effecting
+            or ((spec := registry.get(s.node_type)) is not None and spec.side_effecting)
+        )
+    ]
+    return RetryPlan(
+        from_="node",
+        node_id=node_id,
+        allowed=True,
+        reason=_child_runs_reason(state.steps, rerun, registry),
+        reuse=reuse,
+        rerun=rerun,
+        repeated_side_effects=repeated,
+        reset_event_id=reset_event_id,
+        resumed_from_node_id=node_id,
+        kept=kept,
+    )
+
+
 def _child_runs_reason(
     steps: list[StepState], rerun: list[str], registry: NodeRegistry
 ) -> str | None:
@@ -299,11 +397,19 @@ def _child_runs_reason(
     return " ".join(notes) or None
 
 
-def retry_request(state: RunState, plan: RetryPlan, request_id: str) -> RetryRequest:
+def retry_request(
+    state: RunState, plan: RetryPlan, request_id: str, inputs: RunInputs | None = None
+) -> RetryRequest:
+    """What the new execution is told: its attempt, and for a retry from a node the steps it
+    keeps (as the run recorded them) and its inputs with the overrides applied."""
+    kept = set(plan.kept)
     return RetryRequest(
         request_id=request_id,
         attempt=state.attempt + 1,
         previous_attempts=state.attempts,
         resumed_from_node_id=plan.resumed_from_node_id,
-        reset_event_id=plan.reset_event_id if plan.from_ == "failure_point" else None,
+        reset_event_id=plan.reset_event_id if plan.from_ != "start" else None,
+        kept_outcomes=[step for step in state.steps if step.node_id in kept],
+        inputs=inputs if plan.from_ == "node" else None,
+        from_=plan.from_,
     )

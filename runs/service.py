@@ -468,9 +468,11 @@ class RunService:
     # ------------------------------------------------------------------ retry
 
     @needs_temporal
-    async def retry_plan(self, org: str, run_id: str, from_: RetryFrom) -> RetryPlan:
+    async def retry_plan(
+        self, org: str, run_id: str, from_: RetryFrom, node_id: str | None = None
+    ) -> RetryPlan:
         """What a retry would reuse, run again and repeat; changes nothing."""
-        return await self._retries.plan(org, run_id, from_)
+        return await self._retries.plan(org, run_id, from_, node_id)
 
     @needs_temporal
     async def retry(
@@ -482,7 +484,7 @@ class RunService:
         command_id: str | None = None,
         body: dict[str, Any] | None = None,
     ) -> Outcome:
-        """The same run again: reset to its failure point, or from the start with overrides."""
+        """The same run again: from its failure point, a node or the start (runs/retries.py)."""
         return await self._retries.retry(org, run_id, spec, command_id=command_id, body=body)
 
     # ------------------------------------------------------------------ compare and dry run

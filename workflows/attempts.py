@@ -38,6 +38,11 @@ class Attempts:
         # Nodes whose outcome a batch took from the history of the execution a reset replaced
         # (insertion-ordered, used as a set): their steps keep the attempt that produced them.
         self.reused: dict[str, None] = {}
+        # A retry from a node: nodes whose recorded outcome the attempt keeps (they are not
+        # executed again; see RunWorkflow._keep_outcomes). Insertion-ordered, used as a set.
+        self.kept: dict[str, None] = {}
+        # The retry request this execution applied (its input's or its `retry` signal's).
+        self.request: RetryRequest | None = None
         # Runs started before recording: records a retry kept for the steps its reset task
         # computed again (RetryRequest.kept_steps, which retries no longer send).
         self._kept: dict[str, KeptStep] = {}
@@ -63,6 +68,7 @@ class Attempts:
         self.apply(request)
 
     def apply(self, request: RetryRequest) -> None:
+        self.request = request
         self._state.attempt = request.attempt
         self._state.attempts = [
             *request.previous_attempts,

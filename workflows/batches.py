@@ -82,6 +82,12 @@ class Batches:
         # Batches in flight by key: the ready nodes they were given, and the workflow task
         # that scheduled them (their steps' start, so a retry resets to it).
         self._in_flight: dict[str, tuple[list[str], int, datetime]] = {}
+        # The workflow task in which a retry from a node applied its request: its batches
+        # take nothing back from the replaced execution (see `keep_nothing_back`).
+        self._no_take_back_task: int | None = None
+        # Batches started for an earlier workflow task than their own (`started_for_task`).
+        self._for_task: int | None = None
+        self._origin_task: dict[str, int] = {}
 
     def recorded(self, node_id: str) -> bool:
         """A batch recorded the node's outcome already."""
@@ -107,12 +113,29 @@ class Batches:
             # Unique within an execution: a node is the first of at most one batch.
             key = f"{_KEY_PREFIX}{chunk[0]}"
             self._in_flight[key] = (chunk, self._clock.task_event_id(), self._clock.now())
+            if self._for_task is not None:
+                self._origin_task[key] = self._for_task
             started[key] = asyncio.create_task(self._evaluate(key, frontier))
+        self._for_task = None
         return started
+
+    def keep_nothing_back(self) -> None:
+        """A retry from a node applied its request in this task: what it keeps is in the
+        request and everything else runs again, so the batches starting now (they may run in
+        the reset task itself) take nothing back from the replaced execution's history."""
+        self._no_take_back_task = self._clock.task_event_id()
+
+    def started_for_task(self, task_event_id: int) -> None:
+        """The next batches are those workflow task `task_event_id` would have started (a
+        reset execution waited for its retry request there): they take back the outcomes
+        the replaced execution recorded in it, as if they had started in it."""
+        self._for_task = task_event_id
 
     async def _evaluate(self, key: str, frontier: Frontier) -> PureBatchResult:
         ready, scheduled_in, _ = self._in_flight[key]
         batch = self._batch_input(ready, frontier)
+        if key in self._origin_task:
+            batch.task_event_id = self._origin_task.pop(key)
         labels = [self._graph.nodes[n].label or n for n in ready]
         try:
             return await workflow.execute_local_activity(
@@ -168,6 +191,7 @@ class Batches:
             frontier.skips(n) or self._input.plans[n].role == "condition" for n in ready
         )
         queue = deque(ready)
+        kept = self._attempts.kept
         while queue and len(reach) < MAX_BATCH_NODES:
             node_id = queue.popleft()
             kind = self._kind(node_id)
@@ -175,7 +199,8 @@ class Batches:
                 continue
             for edge in self._graph.outgoing[node_id]:
                 target = edge.target
-                if target in reach or len(reach) >= MAX_BATCH_NODES:
+                # (A node a retry from a node keeps is resolved by the workflow, unevaluated.)
+                if target in reach or target in kept or len(reach) >= MAX_BATCH_NODES:
                     continue
                 reach[target] = None
                 queue.append(target)
@@ -217,6 +242,7 @@ class Batches:
             temporal_run_id=info.run_id,
             first_execution_run_id=info.first_execution_run_id,
             task_event_id=self._clock.task_event_id(),
+            take_back=self._clock.task_event_id() != self._no_take_back_task,
         )
 
     def apply(self, key: str, result: PureBatchResult, frontier: Frontier) -> list[str]:

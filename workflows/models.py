@@ -259,6 +259,10 @@ class KeptStep(BaseModel):
     finished_event_id: int | None = None
 
 
+# Ends the error message of a run whose final state was recorded without its outputs.
+OUTPUTS_NOT_RECORDED = "(outputs not recorded: the run's state is too large)"
+
+
 class RetryRequest(BaseModel):
     """A retry's bookkeeping: signal `retry` to the execution a reset created, or part of the
     input of the fresh execution that retries a run from the start."""
@@ -271,6 +275,13 @@ class RetryRequest(BaseModel):
     reset_event_id: int | None = None
     # Only in signals recorded before outcomes were recorded (see KeptStep); the API sends none.
     kept_steps: list[KeptStep] = Field(default_factory=list)
+    # A retry from a node (a reset to the run's first task): the steps not downstream of it
+    # whose recorded outcomes the new attempt keeps, as the run recorded them (they are not
+    # executed again), and the run's inputs with the retry's overrides applied.
+    kept_outcomes: list[StepState] = Field(default_factory=list)
+    inputs: RunInputs | None = None
+    # Where the retry resumes (None in requests sent before retries from a node existed).
+    from_: Literal["failure_point", "start", "node"] | None = None
 
 
 def final_state_payloads(close_event: HistoryEvent) -> list[Payload]:

@@ -62,12 +62,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import NodeError, NodeTaskOutput, PureBatchResult
     from runlane.definition import Edge, Graph, Node, RetryConfig
     from runlane.frontier import Frontier, taken_edges
-    from workflows.attempts import Attempts
+    from workflows.attempts import RETRY_SIGNAL_WAIT, Attempts
     from workflows.batches import Batches, is_batch
     from workflows.children import Children
     from workflows.events import Events, EventType
     from workflows.maps import Maps
     from workflows.models import (
+        OUTPUTS_NOT_RECORDED,
         ErrorStage,
         NodePlan,
         RetryRequest,
@@ -98,6 +99,9 @@ INLINE_NODES_PER_TASK = 1000
 _PAUSE_PATCH = "pause-between-long-pure-stretches"
 _STATE_SIZE_PATCH = "final-state-within-payload-limit"
 _INPUT_SIZE_PATCH = "activity-input-within-payload-limit"
+# An execution made by a reset to the run's first task waits for its retry request before it
+# runs anything (runs before this replay as they ran: they never waited).
+_RETRY_REQUEST_PATCH = "reset-to-first-task-waits-for-retry-request"
 
 # Temporal refuses a payload over 2 MiB (and the SDK then fails the workflow task, again at
 # every retry): the final state a run records, compressed as the payload codec does, stays
@@ -171,6 +175,7 @@ class RunWorkflow:
         self._state.timing.started_at = now
         self._state.first_task_event_id = workflow.info().get_current_history_length()
         self._attempts.begin(input.retry, now)
+        await self._await_retry_request()
         self._visibility.set_status("running")
         if self._state.attempt == 1:  # (a retry emits run.retried instead)
             self._events.emit("run.started")
@@ -236,7 +241,7 @@ class RunWorkflow:
             return state
         error = state.error
         if error is not None:
-            note = " (outputs not recorded: the run's state is too large)"
+            note = f" {OUTPUTS_NOT_RECORDED}"
             error = error.model_copy(update={"message": error.message + note})
         return state.model_copy(
             update={
@@ -272,6 +277,74 @@ class RunWorkflow:
         updates and cancel requests received after the reset point, so decisions for nodes
         that run again are not applied twice and a retried cancelled run stays alive."""
         self._attempts.receive(request)
+
+    # ----------------------------------------------------------------- retry from a node
+
+    async def _await_retry_request(self) -> None:
+        """A retry from a node resets the run to its first task, then sends the `retry` signal
+        saying which recorded outcomes the new attempt keeps: the new execution waits for it
+        (bounded) before it runs anything, since whatever it scheduled before would run again.
+
+        Live, only an execution a reset made (its run id is not its chain's first) waits, and
+        records the patch marker saying so. A replay follows the marker alone: it asks for the
+        patch whatever the run ids (a replayer knows only the chain's first), and the SDK
+        answers whether the marker is in the history. An execution reset to a later point
+        replays its first task as it ran: no marker, no wait. A reset to the first task made
+        by an operator in the Temporal UI sends no signal: after the wait, everything runs
+        again."""
+        info = workflow.info()
+        reset_task = self._clock.task_event_id()
+        if (
+            self._attempts.request is None  # (its signal may come with the first task)
+            and (
+                workflow.unsafe.is_replaying() or info.run_id != info.first_execution_run_id
+            )
+            and workflow.patched(_RETRY_REQUEST_PATCH)
+        ):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._attempts.request is not None, timeout=RETRY_SIGNAL_WAIT
+                )
+            except TimeoutError:
+                pass
+            request = self._attempts.request
+            if request is None or request.from_ != "node":
+                # Any other reset to the first task: the batches about to start are those the
+                # reset task would have started, and take back what they recorded there.
+                self._batches.started_for_task(reset_task)
+        request = self._attempts.request
+        if request is not None and request.from_ == "node":
+            self._batches.keep_nothing_back()
+            self._keep_outcomes(request)
+
+    def _keep_outcomes(self, request: RetryRequest) -> None:
+        """Apply a retry from a node: the overriding inputs, and the kept steps as the run
+        recorded them (the scheduler resolves a kept node by its recorded outcome when it
+        becomes ready instead of executing it; batches never evaluate one)."""
+        if request.inputs is not None:
+            # NodeInputs and the batches read the inputs through this same RunInput.
+            self._input.inputs = request.inputs
+            self._state.inputs = request.inputs
+        task = self._clock.task_event_id()
+        for kept in request.kept_outcomes:
+            step = self._steps.get(kept.node_id)
+            if step is None or kept.status != "completed":
+                continue
+            for name in type(kept).model_fields:
+                setattr(step, name, getattr(kept, name))
+            # Recorded in this task, for the reset points of later retries.
+            step.started_event_id = step.finished_event_id = task
+            self._outputs[kept.node_id] = kept.output
+            self._attempts.kept[kept.node_id] = None
+            self._attempts.reused[kept.node_id] = None
+
+    def _kept_edges(self, node_id: str) -> list[Edge]:
+        """The edges a kept node took when it ran: a rejected review its `rejected` ones."""
+        step = self._steps[node_id]
+        outgoing = self._graph.outgoing[node_id]
+        if step.review is not None and step.review.decision == "reject":
+            return [edge for edge in outgoing if edge.branch == "rejected"]
+        return taken_edges(self._input.plans[node_id].role, outgoing, step.output)
 
     # ----------------------------------------------------------------- scheduling
 
@@ -329,7 +402,9 @@ class RunWorkflow:
             node_id = ready.popleft()
             if node_id in running:
                 continue
-            if self._reviews.is_prepared(node_id):  # by a batch: wait for the decision
+            if node_id in self._attempts.kept:
+                ready.extend(frontier.resolve(node_id, self._kept_edges(node_id)))
+            elif self._reviews.is_prepared(node_id):  # by a batch: wait for the decision
                 running[node_id] = asyncio.create_task(self._run_node(node_id))
             elif self._batches.recorded(node_id):
                 continue
@@ -347,7 +422,9 @@ class RunWorkflow:
         evaluated = 0  # in this activation
         while ready and evaluated < INLINE_NODES_PER_TASK:
             node_id = ready.popleft()
-            if frontier.skips(node_id):
+            if node_id in self._attempts.kept:
+                ready.extend(frontier.resolve(node_id, self._kept_edges(node_id)))
+            elif frontier.skips(node_id):
                 self._steps[node_id].status = "skipped"
                 self._steps[node_id].finished_event_id = self._clock.task_event_id()
                 self._attempts.keep_record(self._steps[node_id])

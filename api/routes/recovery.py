@@ -69,12 +69,20 @@ async def get_retry_plan(
     run_id: str,
     org: OrgDep,
     runs: RunsDep,
-    from_: Annotated[Literal["failure_point", "start"], Query(alias="from")] = "failure_point",
+    from_: Annotated[
+        Literal["failure_point", "start", "node"],
+        Query(alias="from", description="`node` needs `node_id`"),
+    ] = "failure_point",
+    node_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> schemas.RetryPlanOut:
-    """What a retry would reuse, run again, and repeat of side effects; changes nothing."""
-    plan = await runs.retry_plan(org, run_id, from_)
+    """What a retry would reuse, run again, and repeat of side effects; changes nothing. Its
+    `plan_id` makes the retry do exactly this."""
+    plan = await runs.retry_plan(org, run_id, from_, node_id)
+    assert plan.plan_id is not None
     return schemas.RetryPlanOut(
+        plan_id=plan.plan_id,
         from_=plan.from_,
+        node_id=plan.node_id,
         allowed=plan.allowed,
         reason=plan.reason,
         reuse=plan.reuse,
@@ -97,16 +105,20 @@ async def retry_run(
     runs: RunsDep,
     body: Annotated[schemas.RetryBody | None, Body()] = None,
 ) -> schemas.RunOut:
-    """The same run, reset to its failure point (or re-executed from the start with
-    overriding inputs); 409 unless it is in error or cancelled."""
+    """The same run again: reset to its failure point (409 unless it is in error or
+    cancelled), from a node (any ended run: that node and everything downstream of it run
+    again, the rest keeps its outputs), or from the start; overriding inputs with the last
+    two; or exactly as a plan said (`plan_id`, 409 `plan_stale` if the run changed since)."""
     body = body or schemas.RetryBody()
     overrides = None
-    if body.from_ == "start":
+    if any(i is not None for i in (body.documents, body.json_inputs, body.text_inputs)):
         overrides = requested_inputs(body.documents, body.json_inputs, body.text_inputs)
     outcome = await runs.retry(
         org,
         run_id,
-        RetrySpec(from_=body.from_, overrides=overrides),
+        RetrySpec(
+            from_=body.from_, node_id=body.node_id, overrides=overrides, plan_id=body.plan_id
+        ),
         command_id=body.command_id,
         body=body.model_dump(mode="json", exclude={"command_id"}, by_alias=True),
     )
