@@ -296,9 +296,7 @@ class RunWorkflow:
         reset_task = self._clock.task_event_id()
         if (
             self._attempts.request is None  # (its signal may come with the first task)
-            and (
-                workflow.unsafe.is_replaying() or info.run_id != info.first_execution_run_id
-            )
+            and (workflow.unsafe.is_replaying() or info.run_id != info.first_execution_run_id)
             and workflow.patched(_RETRY_REQUEST_PATCH)
         ):
             try:
