@@ -31,7 +31,11 @@ def routed(
             "type": "transform",
             "config": {"output": {"amount": "{{in.amount}}", "tag": tag}},
         },
-        {"id": "big", "type": "condition", "config": {"expression": f"shape.amount > `{threshold}`"}},
+        {
+            "id": "big",
+            "type": "condition",
+            "config": {"expression": f"shape.amount > `{threshold}`"},
+        },
         {"id": "hi", "type": "transform", "config": {"output": {"route": "high"}}},
         {"id": "lo", "type": "transform", "config": {"output": {"route": "low"}}},
         http_node(peer.url, "call", body={"amount": "{{in.amount}}"}),
