@@ -51,10 +51,10 @@ from activities.node_type import NodeType
 from activities.registry import NodeRegistry
 from runlane import expressions, templating
 from runlane.definition import Definition, Edge, Graph, Node
-from runlane.errors import invalid
+from runlane.errors import invalid, not_found
 from runlane.frontier import taken_edges
 from runs.reader import RunReader
-from runs.starter import ConfigSource, PublishedDefinitions, definition_for
+from runs.starter import ConfigSource, PublishedDefinitions, checked_definition, definition_for
 from store.workflows import WorkflowRepository
 from workflows.models import RunInputs, StepState
 
@@ -399,14 +399,25 @@ class DryRuns:
         """NotFound for a workflow or run missing or of another organization (the workflow
         first), InvalidInput for a run of another workflow, Conflict for `published` when
         nothing is published."""
-        definition, ref = await definition_for(
-            org, workflow_id, config_source, self._workflows, self._registry, self._published
-        )
+        draft: dict[str, Any] | None = None
+        definition: Definition | None = None
+        if config_source == "draft":
+            # Read here, checked below in the thread: checking a 1,000-node draft takes a
+            # while too (runs/starter.py `definition_for` checks it on the event loop).
+            workflow = await self._workflows.get(org, workflow_id)
+            if workflow is None:
+                raise not_found("workflow", workflow_id)
+            draft, own_workflow_id = workflow.draft_definition, workflow.id
+        else:
+            definition, ref = await definition_for(
+                org, workflow_id, config_source, self._workflows, self._registry, self._published
+            )
+            own_workflow_id = ref.workflow_id
         view = await self._reader.get(org, run_id)
-        if view.state.workflow.workflow_id != ref.workflow_id:
+        if view.state.workflow.workflow_id != own_workflow_id:
             message = (
                 f"Run {run_id} is a run of workflow {view.state.workflow.workflow_id}, not of "
-                f"{ref.workflow_id}: dry-run it against its own workflow."
+                f"{own_workflow_id}: dry-run it against its own workflow."
             )
             raise invalid(
                 "run_of_another_workflow",
@@ -417,10 +428,18 @@ class DryRuns:
         recorded = RecordedRun(
             run_id=run_id,
             organization_id=org,
-            workflow_id=ref.workflow_id,
+            workflow_id=own_workflow_id,
             definition=run_input.definition,
             inputs=view.state.inputs,
             steps=view.state.steps,
         )
-        # Evaluating a thousand templates takes a while: not on the API's event loop.
-        return await asyncio.to_thread(dry_run, definition, self._registry, recorded)
+
+        def evaluate() -> list[DryRunNode]:
+            checked = definition
+            if checked is None:
+                assert draft is not None
+                checked = checked_definition(draft, self._registry)
+            return dry_run(checked, self._registry, recorded)
+
+        # Checking and evaluating a thousand nodes takes a while: not on the API's event loop.
+        return await asyncio.to_thread(evaluate)
