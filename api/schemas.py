@@ -15,9 +15,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
-    SerializerFunctionWrapHandler,
     computed_field,
-    model_serializer,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -969,6 +967,9 @@ class DryRunErrorOut(BaseModel):
 
 
 class DryRunNodeOut(BaseModel):
+    """`output`, `error` and `blocked_by` are present only where they apply (the route answers
+    with unset fields left out): a null `output` is always a node that output null."""
+
     node_id: str
     node_type: str
     status: Literal["completed", "skipped", "error", "would_call", "blocked"] = Field(
@@ -983,19 +984,6 @@ class DryRunNodeOut(BaseModel):
     blocked_by: list[str] = Field(
         default_factory=list, description="Only when blocked: the nodes it waits on"
     )
-
-    @model_serializer(mode="wrap")
-    def _only_what_applies(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A skipped or would_call node has no output: omitted, so that a null output always
-        # means a node that output null.
-        data: dict[str, Any] = handler(self)
-        if self.status != "completed":
-            data.pop("output", None)
-        if self.error is None:
-            data.pop("error", None)
-        if not self.blocked_by:
-            data.pop("blocked_by", None)
-        return data
 
 
 class DryRunOut(BaseModel):

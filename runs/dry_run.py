@@ -157,7 +157,7 @@ class _DryRun:
         )
         if spec.role == "review":
             return self._review(node, reads, causes)
-        if spec.evaluate is not None:
+        if spec.evaluate is not None and not spec.side_effecting:
             if causes:
                 return self._blocked(node, causes, route_known=spec.role != "condition")
             return self._evaluate(node, spec, reads)

@@ -5,12 +5,13 @@ Both only read (runs/compare.py, runs/dry_run.py): nothing is called, nothing is
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from api import schemas
 from api.deps import JsonBody, OrgDep, RunsDep
+from runs.dry_run import DryRunNode
 
 router = APIRouter(
     prefix="/v1/workflows",
@@ -57,7 +58,9 @@ async def compare_runs(
     )
 
 
-@router.post("/{workflow_id}/dry-run", response_model=schemas.DryRunOut)
+@router.post(
+    "/{workflow_id}/dry-run", response_model=schemas.DryRunOut, response_model_exclude_unset=True
+)
 async def dry_run(
     workflow_id: str, body: schemas.DryRunIn, org: OrgDep, runs: RunsDep
 ) -> schemas.DryRunOut:
@@ -69,22 +72,25 @@ async def dry_run(
         run_id=body.run_id,
         workflow_id=workflow_id,
         config_source=body.config_source,
-        nodes=[
-            schemas.DryRunNodeOut(
-                node_id=node.node_id,
-                node_type=node.node_type,
-                status=node.status,
-                output=node.output,
-                error=(
-                    schemas.DryRunErrorOut(type=node.error.type, message=node.error.message)
-                    if node.error is not None
-                    else None
-                ),
-                differs_from_recorded=node.differs_from_recorded,
-                would_call=node.would_call,
-                reused=node.reused,
-                blocked_by=node.blocked_by,
-            )
-            for node in nodes
-        ],
+        nodes=[dry_run_node(node) for node in nodes],
+    )
+
+
+def dry_run_node(node: DryRunNode) -> schemas.DryRunNodeOut:
+    """Only the fields that apply are set: the answer leaves the others out."""
+    applies: dict[str, Any] = {}
+    if node.status == "completed":
+        applies["output"] = node.output
+    if node.error is not None:
+        applies["error"] = schemas.DryRunErrorOut(type=node.error.type, message=node.error.message)
+    if node.blocked_by:
+        applies["blocked_by"] = node.blocked_by
+    return schemas.DryRunNodeOut(
+        node_id=node.node_id,
+        node_type=node.node_type,
+        status=node.status,
+        differs_from_recorded=node.differs_from_recorded,
+        would_call=node.would_call,
+        reused=node.reused,
+        **applies,
     )

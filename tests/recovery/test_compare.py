@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -11,12 +12,13 @@ from fastapi import FastAPI
 
 from runlane.definition import Definition, Edge
 from runlane.frontier import taken_edges
-from runs.compare import condition_branch, snapshot_changes
+from runs.compare import branch_of, condition_branch, snapshot_changes
 from tests.api.helpers import create_published, wait_for_run
 from tests.conftest import ORG_B_KEY
 from tests.peer import Peer
 from tests.recovery.compare_support import assert_error, completed_run, replace_draft, routed
 from tests.recovery.support import RUNS, start_run
+from workflows.models import ReviewRecord, StepState
 
 # ------------------------------------------------------------------ the comparison itself
 
@@ -174,3 +176,19 @@ async def test_refusals(api: httpx.AsyncClient, org_b: httpx.AsyncClient, peer: 
     assert_error(await api.get(f"{RUNS}/{theirs['id']}/compare", params={"with": run_id}), 404)
     assert_error(await org_b.get(f"{RUNS}/{run_id}/compare", params={"with": theirs["id"]}), 404)
     assert workflow_id  # (the run's workflow exists in org a)
+
+
+def test_a_review_routes_by_its_decision_and_undecided_nodes_have_no_branch() -> None:
+    decided = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def step(status: str, decision: str | None = None, output: Any = None) -> StepState:
+        review = ReviewRecord(decision=decision, decided_at=decided) if decision else None  # type: ignore[arg-type]
+        return StepState(node_id="n", node_type="x", status=status, output=output, review=review)  # type: ignore[arg-type]
+
+    assert branch_of("review", step("completed", "approve")) == "approved"
+    assert branch_of("review", step("completed", "reject")) == "rejected"
+    assert branch_of("review", step("error", "reject")) == "rejected"  # no rejected edge
+    assert branch_of("review", step("waiting_for_human")) is None
+    assert branch_of("condition", step("completed", output={"result": True})) == "true"
+    assert branch_of("condition", step("skipped")) is None
+    assert branch_of("task", step("completed", output={"result": True})) is None
