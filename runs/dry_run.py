@@ -6,9 +6,10 @@ The definition is walked in topological order with the join rule of runlane/fron
 node runs when one of its incoming edges was taken, is skipped when none was. Each node that
 runs is decided by its node type:
 
-* **pure nodes** (a node type with `evaluate`: start nodes, transform, condition, end, pure
-  plugins) are evaluated with the worker's own evaluator, as a batch evaluates them
-  (activities/evaluation.py), on the recorded run's inputs, run id and the definition's vars.
+* **pure nodes** (a node type with `evaluate` and not `side_effecting`: start nodes,
+  transform, condition, end, pure plugins) are evaluated with the worker's own evaluator, as
+  a batch evaluates them (activities/evaluation.py), on the recorded run's inputs, run id and
+  the definition's vars.
   A failure (a bad template, an expression error, an output over the limits) is that node's
   `error`, never the request's. Start nodes take the run's recorded input for their id; a
   start node the run had no input for, or whose input fails its schema or `accept`, is an
