@@ -196,6 +196,17 @@ def _evaluate(
     )
 
 
+def evaluate_node(
+    batch: PureBatchInput,
+    spec: BatchNode,
+    outputs: Mapping[str, Any],
+    evaluators: Mapping[str, Evaluate],
+) -> NodeOutcome:
+    """One pure node evaluated exactly as a batch evaluates it, its failure as its outcome:
+    the dry run (runs/dry_run.py) shows what the worker would compute, errors included."""
+    return _evaluate(batch, spec, outputs, evaluators)
+
+
 class PureBatches:
     """The `runlane.evaluate` activity; built by workflows.worker.create_worker."""
 

@@ -977,6 +977,80 @@ class WebhookDeliveryOut(BaseModel):
 
 
 # ---------------------------------------------------------------- compare and dry run
+# (runs/compare.py and runs/dry_run.py say what each figure means.)
+
+
+class SnapshotChangesOut(BaseModel):
+    added: list[str] = Field(description="Nodes run `a`'s definition has and `b`'s has not")
+    removed: list[str] = Field(description="Nodes `b`'s definition has and `a`'s has not")
+    changed: list[str] = Field(
+        description="Nodes of both whose type, config, retry, timeout_s, edges (other end and "
+        "branch) or referenced `$vars` values differ; labels are not compared"
+    )
+
+
+RunPair = Annotated[list[str | None], Field(min_length=2, max_length=2)]
+
+
+class CompareNodeOut(BaseModel):
+    node_id: str
+    status: RunPair = Field(description="[a, b]: each run's step status; null without the node")
+    output_changed: bool = Field(description="The recorded outputs differ (as JSON values)")
+    branch: RunPair = Field(
+        description='[a, b]: a condition\'s "true"/"false", a human review\'s '
+        '"approved"/"rejected"; null for nodes that do not route or have not decided'
+    )
+
+
+class CompareOut(BaseModel):
+    runs: list[str] = Field(
+        description="[a, b]: the run in the path, then the one it is compared with"
+    )
+    snapshot_changes: SnapshotChangesOut
+    nodes: list[CompareNodeOut] = Field(
+        description="Every node of either run: a's in topological order, then b's others"
+    )
+
+
+class DryRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(min_length=1, max_length=200, description="A recorded run of this workflow")
+    config_source: Literal["draft", "published"] = Field(
+        default="draft", description="The definition the run's inputs are evaluated against"
+    )
+
+
+class DryRunErrorOut(BaseModel):
+    type: str
+    message: str
+
+
+class DryRunNodeOut(BaseModel):
+    """`output`, `error` and `blocked_by` are present only where they apply (the route answers
+    with unset fields left out): a null `output` is always a node that output null."""
+
+    node_id: str
+    node_type: str
+    status: Literal["completed", "skipped", "error", "would_call", "blocked"] = Field(
+        description="would_call: a node with effects the run would execute again (no output); "
+        "blocked: needs the output or routing of a would_call or failed node (`blocked_by`)"
+    )
+    output: Any = Field(default=None, description="Only when completed: evaluated or reused")
+    error: DryRunErrorOut | None = Field(default=None, description="Only when error")
+    differs_from_recorded: bool
+    would_call: bool
+    reused: bool = Field(description="The recorded outcome, taken as it is (nothing changed)")
+    blocked_by: list[str] = Field(
+        default_factory=list, description="Only when blocked: the nodes it waits on"
+    )
+
+
+class DryRunOut(BaseModel):
+    run_id: str
+    workflow_id: str
+    config_source: Literal["draft", "published"]
+    nodes: list[DryRunNodeOut] = Field(description="The definition's nodes, topological order")
 
 
 # ---------------------------------------------------------------- bulk operations

@@ -54,6 +54,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] =
     "run_10000_wide": lambda ctx: scenarios.big_run(ctx, 10_000, shape="wide"),
     "map_io": scenarios.map_io,
     "map_10000_pure": scenarios.map_pure,
+    "dry_run": scenarios.dry_run,
     # Last: its endpoints subscribe the whole organization while it runs.
     "event_delivery": events.event_delivery,
 }

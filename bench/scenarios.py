@@ -4,6 +4,7 @@ on the same server in the same run, and returns figures (ratios are Runlane / ra
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -565,6 +566,106 @@ async def big_run(ctx: Context, nodes: int, shape: str = "chain") -> dict[str, A
         "wall_s": round(wall, 2),
         "history_events": events,
         "history_bytes": size,
+    }
+
+
+def pure_chain_with_requests(nodes: int, url: str, requests: int = 3) -> dict[str, Any]:
+    """`nodes` nodes: an input, a chain of transforms with `requests` http_request nodes spread
+    along it, an end. Each transform carries the chain's `root` on; the requests read only the
+    input, so a change at the root changes every transform's output and none of theirs."""
+    transforms = nodes - 2 - requests
+    every = transforms // (requests + 1)
+    chain: list[dict[str, Any]] = [{"id": "in", "type": "start_json"}]
+    previous_transform = None
+    for index in range(transforms):
+        root = "{{in.n}}" if previous_transform is None else f"{{{{{previous_transform}.root}}}}"
+        chain.append(
+            {
+                "id": f"t{index}",
+                "type": "transform",
+                "config": {"output": {"i": index, "root": root}},
+            }
+        )
+        previous_transform = f"t{index}"
+        if index and index % every == 0 and index // every <= requests:
+            body = {"n": "{{in.n}}"}
+            chain.append(
+                {
+                    "id": f"h{index // every}",
+                    "type": "http_request",
+                    "config": {"method": "POST", "url": url, "body": body},
+                }
+            )
+    chain.append(
+        {"id": "out", "type": "end", "config": {"outputs": f"{{{{{previous_transform}}}}}"}}
+    )
+    return {"nodes": chain, "edges": chain_edges([n["id"] for n in chain])}
+
+
+async def dry_run(ctx: Context) -> dict[str, Any]:
+    """A dry run of a recorded 1,000-node run (a chain of transforms with 3 http_request
+    nodes to the loopback peer) against a draft that changed the chain's first transform:
+    every transform is evaluated again, the requests are reused. Wall time per dry run, and
+    how long a request the API answers without Temporal or the store (a malformed run id's
+    404) took while dry runs were running, against the same without them: the checking and
+    evaluation run in a thread, so the API's event loop keeps answering."""
+    nodes, samples = 1000, (3 if ctx.quick else 7)
+    definition = pure_chain_with_requests(nodes, f"{ctx.peer.url}/dry")
+    workflow_id = await publish(ctx, definition)
+    run_id = await start_run(ctx, workflow_id)
+    await run_result(ctx, run_id)
+    status = (await ctx.api.get(f"/v1/workflows/runs/{run_id}")).json().get("status")
+    draft = json.loads(json.dumps(definition))
+    draft["nodes"][1]["config"]["output"]["root"] = "{{in.n}}-changed"
+    (
+        await ctx.api.put(f"/v1/workflows/{workflow_id}/draft", json={"definition": draft})
+    ).raise_for_status()
+    calls_before = len(ctx.peer.calls)
+    walls: list[float] = []
+    pings: list[float] = []
+    answer: dict[str, Any] = {}
+
+    async def probe() -> float:
+        started = time.perf_counter()
+        answer = await ctx.api.get("/v1/workflows/runs/run_probe")
+        assert answer.status_code == 404, answer.text
+        return (time.perf_counter() - started) * 1000
+
+    async def ping(done: asyncio.Event) -> None:
+        while not done.is_set():
+            pings.append(await probe())
+            await asyncio.sleep(0.01)
+
+    idle = [await probe() for _ in range(50)]
+    for _ in range(samples):
+        done = asyncio.Event()
+        pinger = asyncio.create_task(ping(done))
+        started = time.perf_counter()
+        response = await ctx.api.post(
+            f"/v1/workflows/{workflow_id}/dry-run", json={"run_id": run_id}
+        )
+        walls.append(time.perf_counter() - started)
+        done.set()
+        await pinger
+        response.raise_for_status()
+        answer = response.json()
+    statuses = [node["status"] for node in answer["nodes"]]
+    return {
+        "nodes": len(answer["nodes"]),
+        "recorded_run_status": status,
+        "samples": samples,
+        "wall_p50_ms": round(percentile(walls, 50) * 1000, 1),
+        "wall_min_ms": round(min(walls) * 1000, 1),
+        "wall_max_ms": round(max(walls) * 1000, 1),
+        "evaluated_differing": sum(node["differs_from_recorded"] for node in answer["nodes"]),
+        "reused": sum(node.get("reused", False) for node in answer["nodes"]),
+        "would_call": statuses.count("would_call"),
+        "errors": statuses.count("error"),
+        "peer_requests_during_dry_runs": len(ctx.peer.calls) - calls_before,
+        "probe_idle_p50_ms": round(percentile(idle, 50), 1),
+        "probe_idle_max_ms": round(max(idle), 1),
+        "probe_during_p50_ms": round(percentile(pings, 50), 1) if pings else None,
+        "probe_during_max_ms": round(max(pings), 1) if pings else None,
     }
 
 

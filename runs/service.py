@@ -25,6 +25,8 @@ from runlane import ids
 from runlane.errors import Conflict, NotFound, Unavailable, invalid
 from runlane.paging import Order
 from runs.commands import Command, CommandLog, Steps
+from runs.compare import Comparison, Comparisons
+from runs.dry_run import DryRunNode, DryRuns
 from runs.inputs import InputResolver, RequestedInputs
 from runs.models import EventSubscriptions, Outcome, RetrySpec, WaitingReview
 from runs.reader import (
@@ -488,6 +490,21 @@ class RunService:
         return await self._retries.retry(org, run_id, spec, command_id=command_id, body=body)
 
     # ------------------------------------------------------------------ compare and dry run
+
+    @needs_temporal
+    async def compare(self, org: str, run_id: str, other_run_id: str | None) -> Comparison:
+        """Run `run_id` against `other_run_id` (default: the run it was restarted or rerun
+        from): definition changes and each node's status, output and branch in both."""
+        return await Comparisons(self._reader).compare(org, run_id, other_run_id)
+
+    @needs_temporal
+    async def dry_run(
+        self, org: str, workflow_id: str, run_id: str, config_source: ConfigSource = "draft"
+    ) -> list[DryRunNode]:
+        """The run's inputs evaluated against the workflow's draft (or published) definition;
+        calls nothing, starts nothing."""
+        dry_runs = DryRuns(self._reader, self._workflows, self._registry, self._published)
+        return await dry_runs.dry_run(org, workflow_id, run_id, config_source)
 
     # ------------------------------------------------------------------ bulk operations
 
