@@ -776,6 +776,34 @@ async def map_pure(ctx: Context, count: int = 10_000) -> dict[str, Any]:
     }
 
 
+async def raw_reset_wall(ctx: Context, raw_id: str) -> float:
+    """Seconds for a raw workflow reset to the task that scheduled its first regular
+    activity to run to its end again."""
+    history = await ctx.client.get_workflow_handle(raw_id).fetch_history()
+    scheduled = next(
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+    task_started = max(
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and e.event_id < scheduled
+    )
+    started = time.perf_counter()
+    reset = await ctx.client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=ctx.client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=raw_id),
+            reason="bench",
+            workflow_task_finish_event_id=task_started,
+            request_id=uuid.uuid4().hex,
+        )
+    )
+    await ctx.client.get_workflow_handle(raw_id, run_id=reset.run_id).result()
+    return time.perf_counter() - started
+
+
 async def retry_long(ctx: Context) -> dict[str, Any]:
     length = 200 if ctx.quick else 1000
     definition = transform_chain(length - 3)
@@ -848,29 +876,7 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
         await handle.result()
     except WorkflowFailureError:
         pass
-    history = await handle.fetch_history()
-    scheduled = next(
-        e.event_id
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    )
-    task_started = max(
-        e.event_id
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and e.event_id < scheduled
-    )
-    started = time.perf_counter()
-    reset = await ctx.client.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=ctx.client.namespace,
-            workflow_execution=WorkflowExecution(workflow_id=raw_id),
-            reason="bench",
-            workflow_task_finish_event_id=task_started,
-            request_id=uuid.uuid4().hex,
-        )
-    )
-    await ctx.client.get_workflow_handle(raw_id, run_id=reset.run_id).result()
-    raw_wall = time.perf_counter() - started
+    raw_wall = await raw_reset_wall(ctx, raw_id)
     return {
         "nodes": length,
         "runlane_activities_reexecuted": repeated,
@@ -930,29 +936,7 @@ async def retry_from_node(ctx: Context) -> dict[str, Any]:
         RawMidCallChainWorkflow.run, args=[length, mid], id=raw_id, task_queue=ctx.raw_queue
     )
     await handle.result()
-    history = await handle.fetch_history()
-    scheduled = next(
-        e.event_id
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    )
-    task_started = max(
-        e.event_id
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and e.event_id < scheduled
-    )
-    started = time.perf_counter()
-    reset = await ctx.client.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=ctx.client.namespace,
-            workflow_execution=WorkflowExecution(workflow_id=raw_id),
-            reason="bench",
-            workflow_task_finish_event_id=task_started,
-            request_id=uuid.uuid4().hex,
-        )
-    )
-    await ctx.client.get_workflow_handle(raw_id, run_id=reset.run_id).result()
-    raw_wall = time.perf_counter() - started
+    raw_wall = await raw_reset_wall(ctx, raw_id)
     return {
         "nodes": length,
         "status": run["status"],

@@ -144,3 +144,15 @@ async def api(app: FastAPI, worker: Worker) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://runlane.test", headers={"Api-Key": ORG_A_KEY}
     ) as http:
         yield http
+
+
+@pytest.fixture
+async def org_b(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the same app with another organization's key: what org A owns is not
+    there for it."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://runlane.test",
+        headers={"Api-Key": ORG_B_KEY},
+    ) as http:
+        yield http

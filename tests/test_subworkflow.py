@@ -6,14 +6,17 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Replayer
 
-from runlane.converter import data_converter
-from tests.api.helpers import create_published, review_definition, wait_for_run, wait_until
+from tests.api.helpers import (
+    assert_replays,
+    create_published,
+    review_definition,
+    wait_for_run,
+    wait_until,
+)
 from tests.conftest import ORG_B_KEY
 from tests.peer import Peer
 from tests.recovery.support import chain, http_node, wait_for_attempt, wait_for_step
-from workflows.run_workflow import RunWorkflow
 
 
 def child_definition(peer: Peer | None = None) -> dict[str, Any]:
@@ -71,15 +74,6 @@ async def step(api: httpx.AsyncClient, run_id: str, node_id: str) -> dict[str, A
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def assert_replays(client: Client, *run_ids: str) -> None:
-    """The runs' histories replay with the current code (no nondeterminism)."""
-    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
-    for run_id in run_ids:
-        history = await client.get_workflow_handle(run_id).fetch_history()
-        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        assert result.replay_failure is None, (run_id, result.replay_failure)
 
 
 async def children_of(api: httpx.AsyncClient, run_id: str, expected: int) -> list[dict]:

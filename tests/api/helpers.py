@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
+from runlane.converter import data_converter
 from runs.reader import RunReader, RunView
 from tests.conftest import TEMPORAL_BIN
+from workflows.run_workflow import RunWorkflow
 
 TERMINAL = {"completed", "error", "cancelled"}
 
@@ -154,3 +157,13 @@ def temporal_cli(client: Client, *args: str) -> subprocess.CompletedProcess[str]
         timeout=120,
         check=False,
     )
+
+
+async def assert_replays(client: Client, *run_ids: str) -> None:
+    """The runs' histories replay with the current code (no nondeterminism): what a worker
+    restart or cache eviction does to runs in flight."""
+    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
+    for run_id in run_ids:
+        history = await client.get_workflow_handle(run_id).fetch_history()
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, (run_id, result.replay_failure)

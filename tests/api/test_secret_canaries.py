@@ -15,29 +15,17 @@ import binascii
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from temporalio.client import Client
 
 from tests.api.helpers import create_published, temporal_cli, wait_for_run
-from tests.conftest import ORG_B_KEY
 from tests.peer import Peer
 
 TOKEN = "{{$secrets.token}}"
-
-
-@pytest.fixture
-async def org_b(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://runlane.test",
-        headers={"Api-Key": ORG_B_KEY},
-    ) as http:
-        yield http
 
 
 def canary() -> str:

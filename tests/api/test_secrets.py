@@ -4,7 +4,6 @@ answered back, and stored only as ciphertext bound to their organization and nam
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -15,21 +14,10 @@ from runlane.secret_box import Sealed, SecretDecryptError
 from runlane.settings import Settings
 from store.db import Database
 from store.tables import SecretRow
-from tests.conftest import ORG_B_KEY
 
 
 def canary() -> str:
     return f"canary-{uuid.uuid4()}"
-
-
-@pytest.fixture
-async def org_b(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://runlane.test",
-        headers={"Api-Key": ORG_B_KEY},
-    ) as http:
-        yield http
 
 
 async def test_put_creates_then_replaces_and_never_answers_the_value(

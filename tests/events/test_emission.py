@@ -11,20 +11,24 @@ import pytest
 from fastapi import FastAPI
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Worker
 
 from activities.registry import ActivityDeps, default_registry
 from api.deps import get_run_service
-from runlane.converter import data_converter
 from runlane.settings import Settings
 from runs.factory import run_service
 from store.db import Database
 from store.secrets import SecretRepository
-from tests.api.helpers import create_published, review_definition, wait_for_run, wait_until
+from tests.api.helpers import (
+    assert_replays,
+    create_published,
+    review_definition,
+    wait_for_run,
+    wait_until,
+)
 from tests.peer import Peer
 from tests.recovery.support import RUNS, chain, http_node
 from workflows.events import EMIT_EVENTS, EVENT_TYPES, EmittedEvents, RunEvent
-from workflows.run_workflow import RunWorkflow
 from workflows.worker import create_worker
 
 
@@ -95,13 +99,6 @@ async def events_api(
             yield http, subscribed
 
 
-async def replays(client: Client, run_id: str) -> None:
-    history = await client.get_workflow_handle(run_id).fetch_history()
-    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, result.replay_failure
-
-
 async def test_a_reviewed_run_emits_its_lifecycle_in_order(
     events_api: tuple[httpx.AsyncClient, Subscribed], handed_over: HandedOver, client: Client
 ) -> None:
@@ -142,7 +139,7 @@ async def test_a_reviewed_run_emits_its_lifecycle_in_order(
     assert by_type["run.completed"].run.final_outputs == {"approved": {"amount": 7}}
     assert all(e.run.steps == [] and e.run.pending_reviews == [] for e in events)
     assert [e.timestamp for e in events] == sorted(e.timestamp for e in events)
-    await replays(client, run_id)
+    await assert_replays(client, run_id)
 
 
 async def test_a_failed_run_retried_emits_failed_retried_completed(
@@ -177,7 +174,7 @@ async def test_a_failed_run_retried_emits_failed_retried_completed(
     assert events[2].run.attempt == 2 and events[3].run.attempt == 2
     # A new id after the reset, not one of the execution it replaced.
     assert len({e.id for e in events}) == 4
-    await replays(client, run_id)
+    await assert_replays(client, run_id)
 
 
 async def test_a_run_emits_only_what_its_organization_subscribed(

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
-from fastapi import FastAPI
 
 from runlane.definition import Definition, Edge
 from runlane.frontier import taken_edges
 from runs.compare import branch_of, condition_branch, snapshot_changes
 from tests.api.helpers import create_published, wait_for_run
-from tests.conftest import ORG_B_KEY
 from tests.peer import Peer
 from tests.recovery.compare_support import assert_error, completed_run, replace_draft, routed
 from tests.recovery.support import RUNS, start_run
@@ -58,16 +54,6 @@ def test_labels_are_not_changes_but_referenced_vars_retry_and_timeout_are() -> N
 
 
 # ------------------------------------------------------------------ through the API
-
-
-@pytest.fixture
-async def org_b(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://runlane.test",
-        headers={"Api-Key": ORG_B_KEY},
-    ) as http:
-        yield http
 
 
 async def restarted_from_draft(

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
-from fastapi import FastAPI
 
 from activities.registry import default_registry
 from runlane.definition import Definition
 from runs.dry_run import DryRunNode, RecordedRun, dry_run
 from tests.api.helpers import create_published, linear_definition, wait_for_run
-from tests.conftest import ORG_B_KEY
 from tests.peer import Peer
 from tests.recovery.compare_support import assert_error, completed_run, replace_draft, routed
 from tests.recovery.support import RUNS, start_run, steps_of
@@ -124,16 +120,6 @@ def test_a_start_node_without_a_recorded_input_is_its_own_error() -> None:
 
 
 # ------------------------------------------------------------------ through the API
-
-
-@pytest.fixture
-async def org_b(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://runlane.test",
-        headers={"Api-Key": ORG_B_KEY},
-    ) as http:
-        yield http
 
 
 async def run_ids_of(api: httpx.AsyncClient, workflow_id: str) -> set[str]:

@@ -8,10 +8,8 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Replayer
 
-from runlane.converter import data_converter
-from tests.api.helpers import create_published, wait_for_run
+from tests.api.helpers import assert_replays, create_published, wait_for_run
 from tests.peer import Peer
 from tests.recovery.support import (
     RUNS,
@@ -22,7 +20,6 @@ from tests.recovery.support import (
     steps_of,
     wait_for_attempt,
 )
-from workflows.run_workflow import RunWorkflow
 
 
 def fan_out(peer: Peer) -> dict[str, Any]:
@@ -53,13 +50,6 @@ def fan_out(peer: Peer) -> dict[str, Any]:
             {"source": "after_b", "target": "out"},
         ],
     }
-
-
-async def replays(client: Client, run_id: str) -> None:
-    history = await client.get_workflow_handle(run_id).fetch_history()
-    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, result.replay_failure
 
 
 async def test_retry_from_a_node_of_a_completed_run_reruns_only_what_is_downstream(
@@ -103,7 +93,7 @@ async def test_retry_from_a_node_of_a_completed_run_reruns_only_what_is_downstre
     stale = await api.post(f"{RUNS}/{run['id']}/retry", json={"plan_id": plan["plan_id"]})
     assert stale.status_code == 409, stale.text
     assert stale.json()["error"]["code"] == "plan_stale"
-    await replays(client, run["id"])
+    await assert_replays(client, run["id"])
 
 
 async def test_retry_from_a_node_with_overrides_reruns_the_named_start_node(

@@ -9,12 +9,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
-from temporalio.worker import Replayer
 
 from activities.registry import ActivityDeps, default_registry
-from runlane.converter import data_converter
 from runlane.settings import Settings
-from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.api.helpers import assert_replays, create_published, wait_for_run, wait_until
 from tests.conftest import ORG_A_KEY
 from workflows.models import ReviewDecision
 from workflows.run_workflow import RunWorkflow
@@ -80,14 +78,6 @@ async def inbox_item(api: httpx.AsyncClient, run_id: str, node_id: str = "review
 async def step(api: httpx.AsyncClient, run_id: str, node_id: str = "review") -> dict:
     steps = (await api.get(f"/v1/workflows/runs/{run_id}/steps")).json()["data"]
     return next(s for s in steps if s["node_id"] == node_id)
-
-
-async def assert_replays(client: Client, run_id: str) -> None:
-    """The run's history replays with today's code (what a worker restart does)."""
-    history = await client.get_workflow_handle(run_id).fetch_history()
-    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, result.replay_failure
 
 
 # ------------------------------------------------------------------ data_schema

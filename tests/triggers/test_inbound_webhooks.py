@@ -7,20 +7,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
 from store.db import Database
 from store.tables import InboundWebhookRow
 from tests.api.helpers import create_published, wait_for_run, wait_until
-from tests.conftest import ORG_B_KEY
 
 SCHEMA = {"type": "object", "required": ["customer_id"]}
 
@@ -55,16 +51,6 @@ def signed(
         "webhook-timestamp": str(int(timestamp.timestamp())),
         "webhook-signature": signature,
     }
-
-
-@pytest.fixture
-async def org_b(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://runlane.test",
-        headers={"Api-Key": ORG_B_KEY},
-    ) as http:
-        yield http
 
 
 async def create_webhook(api: httpx.AsyncClient, workflow_id: str, **body: Any) -> dict[str, Any]:

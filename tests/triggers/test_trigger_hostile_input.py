@@ -17,13 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from runlane import search_attributes
 from tests.api.helpers import create_published, linear_definition, wait_until
-from tests.conftest import ORG_B_KEY
 from tests.triggers.test_inbound_webhooks import definition as webhook_definition
 from tests.triggers.test_inbound_webhooks import signed
 
@@ -40,16 +38,6 @@ async def cleanup(client: Client) -> AsyncIterator[list[str]]:
             await client.get_schedule_handle(schedule_id).delete()
         except RPCError:
             pass
-
-
-@pytest.fixture
-async def org_b(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://runlane.test",
-        headers={"Api-Key": ORG_B_KEY},
-    ) as http:
-        yield http
 
 
 class Prober:
