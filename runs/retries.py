@@ -35,7 +35,8 @@ from runs.retry_plan import (
 from runs.starter import RunStarter, check_secrets, secret_users
 from runs.temporal_errors import REFUSED
 from store.secrets import SecretRepository
-from workflows.models import TERMINAL_STATUSES, RunInput, RunInputs
+from workflows.models import TERMINAL_STATUSES, RetryRequest, RunInput, RunInputs
+from workflows.run_workflow import MAX_STATE_PAYLOAD_BYTES
 
 
 class Retries:
@@ -155,6 +156,8 @@ class Retries:
                 if spec.overrides is not None:
                     requested = requested.overridden_by(spec.overrides)
                 inputs = await self._inputs.resolve(org, run_input.definition, requested)
+            if from_ == "node":
+                await self._check_signal_size(retry_request(view.state, plan, request_id, inputs))
             return plan, run_input, inputs
 
         async def perform(prepared: tuple[RetryPlan, RunInput, RunInputs | None], _: str) -> None:
@@ -205,6 +208,19 @@ class Retries:
             command, Steps(run_id, took_effect, prepare, perform)
         )
         return Outcome(await self._reader.get(org, run_id), executed.replayed)
+
+    async def _check_signal_size(self, request: RetryRequest) -> None:
+        """A retry from a node sends what it keeps in one signal, after the reset: one
+        Temporal would refuse must be refused before anything is reset."""
+        [payload] = await self._client.data_converter.encode([request])
+        size = payload.ByteSize()
+        if size > MAX_STATE_PAYLOAD_BYTES:
+            raise Conflict(
+                "retry_too_large",
+                f"The outputs this retry would keep are {size:,} bytes as one payload, more "
+                f"than Temporal takes in a signal ({MAX_STATE_PAYLOAD_BYTES:,}); retry from an "
+                'earlier node, with {"from": "start"}, or restart the run.',
+            )
 
     async def _first_retry(
         self, org: str, run_id: str, request_id: str, view: RunView
