@@ -235,3 +235,67 @@ async def test_usage_needs_an_api_key(app: Any) -> None:
         answer = await anon.get("/v1/usage")
     assert answer.status_code == 401
     assert answer.json()["error"]["type"] == "authentication"
+
+
+async def test_a_maps_items_requests_are_the_map_steps_effects(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    definition = {
+        "nodes": [
+            {"id": "meta", "type": "start_json"},
+            {
+                "id": "each",
+                "type": "map",
+                "config": {
+                    "items": "{{meta.ids}}",
+                    "node": {
+                        "type": "http_request",
+                        "config": {"method": "PUT", "url": f"{peer.url}/items/{{{{$item}}}}"},
+                    },
+                },
+            },
+            {"id": "out", "type": "end", "config": {"outputs": "{{each.items}}"}},
+        ],
+        "edges": [{"source": "meta", "target": "each"}, {"source": "each", "target": "out"}],
+    }
+    workflow_id = await create_published(api, definition)
+    started = await api.post(
+        f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"meta": {"ids": [7, 8, 9]}}}
+    )
+    run = await wait_for_run(api, started.json()["id"])
+    assert run["status"] == "completed", run
+    steps = await steps_of(api, run["id"])
+    effects = steps["each"]["effects"]
+    assert sorted(e["url"] for e in effects) == [f"{peer.url}/items/{i}" for i in (7, 8, 9)]
+    assert {(e["attempt"], e["activity_attempt"], e["status_code"]) for e in effects} == {
+        (1, 1, 200)
+    }
+    assert sorted(e["idempotency_key"] for e in effects) == [
+        f"{run['id']}:each[{i}]" for i in range(3)
+    ]
+    assert counts(steps["each"]["usage"]) == (3, 3, 3)
+    assert counts(run["usage"]) == (5, 3, 3)
+
+
+async def test_a_run_retried_from_the_start_keeps_its_first_attempts_requests(
+    api: httpx.AsyncClient, peer: Peer
+) -> None:
+    peer.fail("/again", 1, status=500)
+    definition = call_definition(f"{peer.url}/again", {"max_attempts": 1})
+    workflow_id = await create_published(api, definition)
+    failed = await run_to_end(api, workflow_id)
+    assert failed["status"] == "error", failed
+    retried = await api.post(
+        f"/v1/workflows/runs/{failed['id']}/retry",
+        json={"from": "start", "json_inputs": {"meta": {"customer_id": "c2"}}},
+    )
+    assert retried.status_code == 202, retried.text
+    done = await wait_for_run(api, failed["id"], {"completed"})
+    steps = await steps_of(api, done["id"])
+    assert [(e["attempt"], e["status_code"]) for e in steps["call"]["effects"]] == [
+        (1, 500),
+        (2, 200),
+    ]
+    # Everything ran twice: the start node too.
+    assert counts(steps["meta"]["usage"]) == (2, 0, 0)
+    assert counts(done["usage"]) == (5, 2, 2)
