@@ -959,10 +959,10 @@ class UsageReportOut(BaseModel):
 
     from_: datetime | None = Field(
         serialization_alias="from",
-        description="Start of the window (inclusive), as given; null: since the beginning",
+        description="Start of the window (inclusive), in UTC; null: since the beginning",
     )
     to: datetime = Field(
-        description="End of the window (exclusive): as given, or the time of the answer"
+        description="End of the window (exclusive), in UTC: as given, or the time of the answer"
     )
     workflow_id: str | None = Field(description="Only this workflow's runs, when given")
     usage: UsageOut = Field(
