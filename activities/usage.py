@@ -37,6 +37,7 @@ Amounts add up per unit, per attempt, and show in the step's and the run's `usag
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import logging
@@ -286,7 +287,7 @@ class Ledger:
         if not organization:
             # Counted for the run still; only the organization's totals miss it.
             return record
-        record.ref = RunRef(**{**ref.__dict__, "organization_id": organization})
+        record.ref = dataclasses.replace(ref, organization_id=organization)
         return record
 
 

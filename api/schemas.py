@@ -966,6 +966,6 @@ class UsageReportOut(BaseModel):
     )
     workflow_id: str | None = Field(description="Only this workflow's runs, when given")
     usage: UsageOut = Field(
-        description="Summed over every activity attempt that ran in the window (usage counts "
-        "when it happened, so a run that spans the window's edge is split across it)"
+        description="Summed over every activity attempt that started in the window (usage "
+        "counts when it happened, so a run that spans the window's edge is split across it)"
     )

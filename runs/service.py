@@ -532,7 +532,7 @@ class RunService:
         workflow_id: str | None = None,
     ) -> tuple[UsageWindow, Usage]:
         """What the organization's runs (of `workflow_id`, when given) used in [start, end):
-        usage counts when its activity attempt ran. InvalidInput for a bad window or id."""
+        usage counts when its activity attempt started. InvalidInput for a bad window or id."""
         if self._usage is None:
             raise Unavailable("usage_unavailable", "Usage is not recorded by this deployment.")
         return await self._usage.organization(

@@ -3,8 +3,10 @@
 Written by the worker (activities/usage.py), one short transaction per group of activity
 attempts, never held open across a request; read by the run service (runs/usage.py) to
 attach effects and usage to runs and steps, and summed per organization for `GET /v1/usage`.
-Rows are only inserted, never updated: a retried write that landed twice would count twice,
-which is why the worker writes each group once and, on failure, logs rather than retries.
+Rows are only inserted, never updated: a write that landed twice would count twice, so the
+worker writes a group once; when its transaction fails (as a whole: nothing of it landed), each
+record is tried once on its own, so that one bad record does not lose the others, then dropped
+and logged.
 """
 
 from __future__ import annotations

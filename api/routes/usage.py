@@ -42,7 +42,7 @@ async def get_usage(
     ] = None,
 ) -> schemas.UsageReportOut:
     """The organization's usage (nodes executed, activity attempts, HTTP requests and bytes,
-    cost units) summed over every activity attempt that ran in [from, to)."""
+    cost units) summed over every activity attempt that started in [from, to)."""
     window, usage = await runs.usage(org, start=from_, end=to, workflow_id=workflow_id)
     return schemas.UsageReportOut(
         from_=window.start,
