@@ -19,15 +19,19 @@ A child run (subworkflow, a map's `workflow_id` items) has usage of its own.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from activities.registry import NodeRegistry
 from runlane.errors import InvalidInput, invalid
 from store.usage import RunLedger, StoredEffect, Usage, UsageRepository
 from workflows.models import AttemptRecord, RunState
 
+log = logging.getLogger("runlane.usage")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
@@ -94,15 +98,24 @@ class RunUsage:
         self._repository = repository
         self._registry = registry
 
-    async def totals(self, run_ids: list[str]) -> dict[str, Usage]:
-        """Each run's usage (zero for runs with nothing recorded)."""
-        found = await self._repository.run_totals(run_ids)
+    async def totals(self, run_ids: list[str]) -> dict[str, Usage | None]:
+        """Each run's usage (zero for runs with nothing recorded). None when the store
+        cannot be read: runs are Temporal's to show, the ledger only adds to them."""
+        try:
+            found = await self._repository.run_totals(run_ids)
+        except (SQLAlchemyError, OSError) as err:
+            log.warning("usage of %d runs not read: %r", len(run_ids), err)
+            return dict.fromkeys(run_ids)
         return {run_id: found.get(run_id, Usage()) for run_id in run_ids}
 
     async def steps(self, state: RunState) -> dict[str, StepLedger]:
         """Each step's usage, and effects for steps of side-effecting nodes (or nodes that
-        sent requests: a map whose inline node does)."""
-        ledger: RunLedger = await self._repository.run_ledger(state.run_id)
+        sent requests: a map whose inline node does). Nothing when the store cannot be read."""
+        try:
+            ledger: RunLedger = await self._repository.run_ledger(state.run_id)
+        except (SQLAlchemyError, OSError) as err:
+            log.warning("ledger of run %s not read: %r", state.run_id, err)
+            return {}
         effects: dict[str, list[Effect]] = {}
         for stored in ledger.effects:
             effects.setdefault(stored.node_id, []).append(

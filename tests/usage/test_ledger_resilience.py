@@ -18,11 +18,13 @@ from temporalio.worker import Worker
 from activities.registry import ActivityDeps, default_registry
 from activities.usage import Ledger, temporal_organizations
 from runlane.settings import Settings
+from runs.usage import RunUsage
 from store.db import Database
 from store.usage import AttemptRecord, RunRef, UsageRepository
 from tests.api.helpers import create_published
 from tests.peer import Peer
 from tests.usage.test_ledger import call_definition, run_to_end, steps_of
+from workflows.models import RunState
 from workflows.worker import create_worker
 
 
@@ -115,3 +117,31 @@ async def test_one_bad_record_does_not_lose_the_others() -> None:
     await asyncio.gather(*(ledger.record(_record(r)) for r in ("run_1", "run_bad", "run_2")))
     await ledger.close()
     assert sorted(store.written) == ["run_1", "run_2"]
+
+
+async def test_runs_read_without_their_ledger_when_the_store_is_down() -> None:
+    """Runs are Temporal's to show: a ledger that cannot be read leaves usage out (None) and
+    steps without effects, rather than failing the read."""
+    unreachable = Database("postgresql+asyncpg://runlane@127.0.0.1:1/runlane")
+    try:
+        usage = RunUsage(UsageRepository(unreachable), default_registry())
+        assert await usage.totals(["run_x"]) == {"run_x": None}
+        state = RunState.model_validate(
+            {
+                "run_id": "run_x",
+                "organization_id": "org_a",
+                "workflow": {
+                    "workflow_id": "wf_a",
+                    "snapshot_id": None,
+                    "version": None,
+                    "name_at_run_time": "w",
+                },
+                "trigger": {},
+                "inputs": {},
+                "status": "completed",
+                "timing": {"created_at": datetime.now(UTC).isoformat()},
+            }
+        )
+        assert await usage.steps(state) == {}
+    finally:
+        await unreachable.dispose()
