@@ -335,7 +335,9 @@ def metered(fn: Callable[..., Any], ledger: Ledger | None) -> Callable[..., Any]
 
     @functools.wraps(fn, updated=())
     async def run(*args: Any) -> Any:
-        task = args[0] if args else None
+        first = args[0] if args else None
+        # A node's task, or an input wrapping one (a subworkflow node's preparation).
+        task = first if isinstance(first, NodeTaskInput) else getattr(first, "task", None)
         if not isinstance(task, NodeTaskInput):
             return await fn(*args)
         meter = task_meter(task)

@@ -9,12 +9,14 @@ map's items come from the map's child workflow, whose execution no attempt names
 the attempt that had started when they were written.
 
 Usage sums what the node activities recorded. Per step: `nodes_executed` counts the node's
-executions (one per run attempt that ran it; a map counts each item; a retried activity is
-still one execution), `activity_attempts` the attempts of its own activity, retries included
-(0 for pure nodes, which are evaluated together in batches, and a map's pure items),
-`http_requests` and `http_bytes_*` the requests it sent (bodies' bytes as they crossed the
-wire), `cost` the units its node type reported. The run's usage is the sum of its steps'.
-A child run (subworkflow, a map's `workflow_id` items) has usage of its own.
+executions by an activity or a batch of pure work (one per run attempt that ran it; a map
+counts each item; a retried activity is still one execution; a `delay` is a timer, not an
+execution; a `human_review` counts when its payload is rendered); `activity_attempts` the
+attempts of its own activity, retries included (0 for pure nodes, which are evaluated
+together in batches, and a map's pure items); `http_requests` and `http_bytes_*` the requests
+it sent (bodies' bytes as they crossed the wire); `cost` the units its node type reported.
+The run's usage is the sum of its steps'. A child run (subworkflow, a map's `workflow_id`
+items) has usage of its own; the node that started it counts its preparation.
 """
 
 from __future__ import annotations

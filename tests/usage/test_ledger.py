@@ -299,3 +299,36 @@ async def test_a_run_retried_from_the_start_keeps_its_first_attempts_requests(
     # Everything ran twice: the start node too.
     assert counts(steps["meta"]["usage"]) == (2, 0, 0)
     assert counts(done["usage"]) == (5, 2, 2)
+
+
+async def test_a_child_run_has_usage_of_its_own(api: httpx.AsyncClient, peer: Peer) -> None:
+    child_id = await create_published(api, call_definition(f"{peer.url}/child"), name="child")
+    parent = {
+        "nodes": [
+            {"id": "order", "type": "start_json"},
+            {
+                "id": "sub",
+                "type": "subworkflow",
+                "config": {
+                    "workflow_id": child_id,
+                    "json_inputs": {"meta": {"customer_id": "{{order.customer_id}}"}},
+                },
+            },
+            {"id": "out", "type": "end", "config": {"outputs": {"child": "{{sub}}"}}},
+        ],
+        "edges": [{"source": "order", "target": "sub"}, {"source": "sub", "target": "out"}],
+    }
+    parent_id = await create_published(api, parent, name="parent")
+    started = await api.post(
+        f"/v1/workflows/{parent_id}/run", json={"json_inputs": {"order": {"customer_id": "c"}}}
+    )
+    run = await wait_for_run(api, started.json()["id"])
+    assert run["status"] == "completed", run
+    steps = await steps_of(api, run["id"])
+    # The subworkflow node prepared its child in one local activity; the child's request is
+    # the child's.
+    assert counts(steps["sub"]["usage"]) == (1, 1, 0)
+    assert counts(run["usage"]) == (3, 1, 0)
+    child = await wait_for_run(api, steps["sub"]["child_run_id"])
+    assert counts(child["usage"]) == (3, 1, 1)
+    assert len((await steps_of(api, child["id"]))["call"]["effects"]) == 1
