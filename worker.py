@@ -9,12 +9,14 @@ import signal
 import httpx
 
 from activities.registry import ActivityDeps, default_registry
+from activities.usage import Ledger, temporal_organizations
 from runlane.bytecode import compiled_for_source
 from runlane.secret_box import SecretsKeyError
 from runlane.settings import get_settings
 from runlane.temporal import connect, ensure_search_attributes
 from store.db import Database
 from store.secrets import SecretRepository
+from store.usage import UsageRepository
 from triggers.wiring import trigger_work
 from workflows import run_workflow
 from workflows.worker import create_worker
@@ -41,14 +43,17 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    # The API's store, read for secrets' values when a node sends them (never written here).
+    # The API's store: read for secrets' values when a node sends them; written with the
+    # effects ledger and usage as nodes work (activities/usage.py; the API creates the tables).
     database = Database(settings.resolved_database_url)
+    ledger = Ledger(UsageRepository(database), organizations=temporal_organizations(client))
     try:
         async with httpx.AsyncClient() as http_client:
             deps = ActivityDeps(
                 settings=settings,
                 http_client=http_client,
                 secrets=SecretRepository(database, secret_keys),
+                ledger=ledger,
             )
             triggers = trigger_work(
                 client=client, database=database, settings=settings, http_client=http_client
@@ -60,6 +65,7 @@ async def main() -> None:
                 workflows=triggers.workflows,
                 max_cached_workflows=settings.worker_max_cached_workflows,
                 map_items_per_execution=settings.map_items_per_execution,
+                ledger=ledger,
             )
             async with worker:
                 log.info(
@@ -70,6 +76,7 @@ async def main() -> None:
                 await stop.wait()
                 log.info("worker stopping")
     finally:
+        await ledger.close()
         await database.dispose()
 
 

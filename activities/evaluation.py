@@ -38,6 +38,7 @@ from activities.models import (
 )
 from activities.recorded import RecordedOutcomes
 from activities.registry import NodeRegistry
+from activities.usage import Ledger, batch_records
 from runlane import templating
 from runlane.frontier import Frontier, taken_edges
 
@@ -210,9 +211,13 @@ def evaluate_node(
 class PureBatches:
     """The `runlane.evaluate` activity; built by workflows.worker.create_worker."""
 
-    def __init__(self, registry: NodeRegistry, recorded: RecordedOutcomes) -> None:
+    def __init__(
+        self, registry: NodeRegistry, recorded: RecordedOutcomes, ledger: Ledger | None = None
+    ) -> None:
         self._evaluators = {name: t.evaluate for name, t in registry.items() if t.evaluate}
         self._recorded = recorded
+        # Counts the nodes each batch evaluated (usage's nodes_executed).
+        self._ledger = ledger
 
     @activity.defn(name=workflow_support.EVALUATE)
     async def evaluate(self, batch: PureBatchInput) -> PureBatchResult:
@@ -220,4 +225,6 @@ class PureBatches:
         # In a thread, however small: one slow template or expression must not stall the
         # worker's event loop (its polls, other activities, queries).
         outcomes = await asyncio.to_thread(evaluate_batch, batch, self._evaluators, reused)
+        if self._ledger is not None:
+            await self._ledger.record(*batch_records(batch, outcomes))
         return PureBatchResult(outcomes=outcomes)

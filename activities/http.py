@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from activities.models import NodeTaskInput, NodeTaskOutput
 from activities.node_type import NodeType
 from activities.secret_scope import SecretResolver, SecretScope
+from activities.usage import record_effect
 from runlane import templating
 from runlane.outbound import (
     CheckedTarget,
@@ -33,6 +34,15 @@ _RETRYABLE_STATUS = {408, 425, 429}
 MAX_RESPONSE_BYTES = 1024 * 1024
 # Where `{{$secrets.name}}` may appear (API.md "Secrets"): resolved by this activity only.
 SECRET_FIELDS = frozenset({"url", "headers", "body"})
+# Failures before any byte of the request left: no request was sent, so no effect is recorded.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+def _bytes_sent(exc: httpx.HTTPError) -> int:
+    try:
+        return len(exc.request.content)
+    except (RuntimeError, httpx.RequestNotRead):  # (no request attached, or a stream)
+        return 0
 
 
 def _render(template: Any, context: templating.TemplateContext) -> Any:
@@ -126,8 +136,11 @@ class HttpNodeActivities:
             {k: str(_render(v, scope.context)) for k, v in (config.headers or {}).items()}
         )
         # The peer can deduplicate retries of this node within this run.
-        headers["Idempotency-Key"] = f"{task.run_id}:{task.node.id}"
+        idempotency_key = f"{task.run_id}:{task.node.id}"
+        headers["Idempotency-Key"] = idempotency_key
         body = _render(config.body, scope.context)
+        # The side-effect ledger's URL (activities/usage.py): as shown, secrets as `***`.
+        ledger_url = scope.redactor.text(shown)
         try:
             # To the checked address; a redirect would go to an address nobody checked, so a
             # 3xx is the answer.
@@ -140,9 +153,27 @@ class HttpNodeActivities:
                 json=body if body is not None else None,
             )
         except httpx.HTTPError as exc:
+            if not isinstance(exc, _NOT_SENT):  # sent, and no answer came
+                record_effect(
+                    method=config.method,
+                    url=ledger_url,
+                    idempotency_key=idempotency_key,
+                    status_code=None,
+                    bytes_sent=_bytes_sent(exc),
+                    bytes_received=0,
+                )
             raise ApplicationError(
                 f"{config.method} {shown} failed: {exc!r}", type="HttpConnectionError"
             ) from exc
+        record_effect(
+            method=config.method,
+            url=ledger_url,
+            idempotency_key=idempotency_key,
+            status_code=response.status_code,
+            bytes_sent=len(response.request.content),
+            # The body as it came over the wire (compressed, if it was).
+            bytes_received=response.num_bytes_downloaded,
+        )
         if len(response.content) > MAX_RESPONSE_BYTES:
             # Recorded as the node's output it would be more than a run can carry (and more
             # than Temporal takes as an activity result): the node's error, not retried.

@@ -27,6 +27,7 @@ from activities.models import NodeError, NodeTaskInput, NodeTaskOutput, OutcomeE
 from activities.node_type import NodeBehaviour, NodeType
 from activities.recorded import LOCAL_ACTIVITY_MARKER
 from activities.subworkflow import PreparedChild
+from activities.usage import Ledger, chunk_record
 from runlane import ids, templating
 from runlane.definition import RetryConfig
 
@@ -217,11 +218,18 @@ def _short(message: str) -> str:
 
 class MapActivities:
     def __init__(
-        self, client: Client, registry: Mapping[str, NodeType], *, items_per_execution: int = 1000
+        self,
+        client: Client,
+        registry: Mapping[str, NodeType],
+        *,
+        items_per_execution: int = 1000,
+        ledger: Ledger | None = None,
     ) -> None:
         self._client = client
         self._registry = registry
         self._items_per_execution = items_per_execution
+        # Counts the items each chunk of pure items evaluated (usage's nodes_executed).
+        self._ledger = ledger
 
     @activity.defn(name=MAP_PREPARE)
     async def prepare(self, request: MapPrepareInput) -> MapPrepareResult:
@@ -386,6 +394,8 @@ class MapActivities:
             outcomes.append(
                 ItemOutcome(index=index, status="completed", attempt=request.attempt, output=output)
             )
+        if self._ledger is not None and outcomes:
+            await self._ledger.record(chunk_record(request.task, len(outcomes)))
         return MapEvaluateResult(outcomes=outcomes)
 
 

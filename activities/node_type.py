@@ -20,6 +20,7 @@ from runlane.settings import Settings
 if TYPE_CHECKING:
     from activities.models import NodeTaskInput
     from activities.secret_scope import SecretResolver
+    from activities.usage import Ledger
 
 # batch: a pure node (needs `evaluate`): evaluated with the other ready pure work in one local
 #   activity whose result records its outcome in the run's history;
@@ -88,6 +89,9 @@ class ActivityDeps:
     # Where activities read secrets' values (the store, in worker.py); None: a worker that
     # cannot run nodes that reference secrets (they fail with SecretsUnavailable).
     secrets: SecretResolver | None = None
+    # Where node activities record the requests they send and what they consume
+    # (activities/usage.py); None: nothing is recorded (runs show no effects or usage).
+    ledger: Ledger | None = None
 
 
 @dataclass(frozen=True)

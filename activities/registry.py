@@ -17,6 +17,7 @@ from activities import control, http, inputs, maps, pure, subworkflow
 
 # `activities.registry.NodeType` is the name plugins are documented to use (README).
 from activities.node_type import ActivityDeps, NodePlan, NodeType
+from activities.usage import metered
 from runlane.definition import Definition, Node
 
 __all__ = ["ActivityDeps", "NodeRegistry", "NodeType", "build_registry", "default_registry"]
@@ -41,7 +42,13 @@ class NodeRegistry(Mapping[str, NodeType]):
         return len(self._types)
 
     def activities(self, deps: ActivityDeps) -> list[Callable[..., Any]]:
-        return [t.make_activity(deps) for t in self._types.values() if t.make_activity]
+        """Each node type's activity, run under a usage meter (activities/usage.py) when
+        `deps` has a ledger: its requests and reported costs are recorded per attempt."""
+        return [
+            metered(t.make_activity(deps), deps.ledger)
+            for t in self._types.values()
+            if t.make_activity
+        ]
 
     def repeats_effects_per_item(self, node: Node) -> bool:
         """A node whose inline node (a map's) is of a side-effecting type: running it again

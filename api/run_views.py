@@ -8,6 +8,7 @@ from runlane.settings import Settings
 from runs.inputs import DocumentRequest, RequestedInputs
 from runs.reader import RunView
 from runs.records import run_record
+from runs.usage import StepLedger
 from workflows.models import RunState, StepState
 
 
@@ -36,11 +37,20 @@ def record_of(
         settings=settings,
         temporal_run_id=view.temporal_run_id,
         derived_run_ids=derived_run_ids,
+        usage=view.usage,
     )
 
 
-def step_record(step: StepState) -> schemas.StepOut:
-    return schemas.StepOut.model_validate(step.model_dump())
+def step_record(step: StepState, ledger: StepLedger | None = None) -> schemas.StepOut:
+    record = schemas.StepOut.model_validate(step.model_dump())
+    if ledger is not None:
+        record.usage = schemas.UsageOut.of(ledger.usage)
+        if ledger.effects is not None:
+            record.effects = [
+                schemas.EffectOut.model_validate(effect, from_attributes=True)
+                for effect in ledger.effects
+            ]
+    return record
 
 
 def step_records(state: RunState) -> list[schemas.StepOut]:

@@ -38,6 +38,7 @@ from runs.records import (  # noqa: F401
     TemporalOut,
     TimingOut,
     TriggerOut,
+    UsageOut,
 )
 from workflows.events import EventType
 
@@ -366,6 +367,18 @@ class StepOut(BaseModel):
         default=None,
         description="human_review nodes: when the review escalated (escalate_after_s passed "
         "without a decision)",
+    )
+    effects: list[EffectOut] | None = Field(
+        default=None,
+        description="Side-effecting nodes: every request the node actually sent, across "
+        "activity retries and run retries, oldest first (secrets as `***`). Left out for "
+        "other nodes and in Server-Sent Events",
+        exclude_if=lambda value: value is None,
+    )
+    usage: UsageOut | None = Field(
+        default=None,
+        description="What this node did, across every attempt. Left out in Server-Sent Events",
+        exclude_if=lambda value: value is None,
     )
 
     # Seed compatibility: the names Retab's SDK (0.0.130) reads a step by.
@@ -1057,3 +1070,36 @@ class DryRunOut(BaseModel):
 
 
 # ---------------------------------------------------------------- effects and usage
+
+
+class EffectOut(BaseModel):
+    """One request a side-effecting node actually sent (the side-effect ledger)."""
+
+    attempt: int = Field(description="The run attempt that sent it (one more per retry)")
+    activity_attempt: int = Field(
+        description="Temporal's attempt of the node's activity within that run attempt"
+    )
+    method: str
+    url: str = Field(description="The URL as sent, with every secret's value as `***`")
+    idempotency_key: str | None = Field(description="The `Idempotency-Key` header sent")
+    status_code: int | None = Field(description="The answer's HTTP status; null: no answer came")
+    at: datetime = Field(description="When the answer came, or the request failed")
+
+
+class UsageReportOut(BaseModel):
+    """`GET /v1/usage`: the organization's usage in a window of time."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime | None = Field(
+        serialization_alias="from",
+        description="Start of the window (inclusive), in UTC; null: since the beginning",
+    )
+    to: datetime = Field(
+        description="End of the window (exclusive), in UTC: as given, or the time of the answer"
+    )
+    workflow_id: str | None = Field(description="Only this workflow's runs, when given")
+    usage: UsageOut = Field(
+        description="Summed over every activity attempt that started in the window (usage "
+        "counts when it happened, so a run that spans the window's edge is split across it)"
+    )

@@ -17,6 +17,7 @@ from store.endpoints import EndpointRepository
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.secrets import SecretRepository
+from store.usage import UsageRepository
 from store.workflows import WorkflowRepository
 
 
@@ -45,4 +46,6 @@ def run_service(
         reachability=reachability,
         # What new runs emit: the event types the organization's endpoints subscribe to.
         subscriptions=EndpointRepository(database, settings.secret_keys()),
+        # The effects ledger and usage the worker's node activities write.
+        usage=UsageRepository(database),
     )

@@ -9,10 +9,11 @@ search attributes. Lists come from visibility. Nothing polls with a long-poll.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from temporalio.api.enums.v1 import PendingWorkflowTaskState
@@ -34,6 +35,8 @@ from runlane.errors import InvalidInput, NotFound, Unavailable, invalid, not_fou
 from runlane.paging import Order
 from runs.listing import CreationOrder, Position
 from runs.temporal_errors import unavailable
+from runs.usage import RunUsage
+from store.usage import Usage
 from workflows.maps import MAP_CHILD_MARK
 from workflows.models import (
     TERMINAL_STATUSES,
@@ -56,6 +59,9 @@ _READ_CONCURRENCY = 10
 class RunView:
     state: RunState
     temporal_run_id: str | None
+    # What its nodes sent and consumed (runs/usage.py): zero for a run just started; None
+    # when the reader has no ledger to read.
+    usage: Usage | None = dataclasses.field(default_factory=Usage)
 
 
 # The reason RunService.cancel terminates a run with when its workflow task keeps failing (the
@@ -248,9 +254,11 @@ class RunPage:
 
 
 class RunReader:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, usage: RunUsage | None = None) -> None:
+        """With `usage`, the runs read (`get`, `list_page`) carry their usage."""
         self._client = client
         self._listing = CreationOrder(client)
+        self._usage = usage
 
     async def get(self, org: str, run_id: str) -> RunView:
         """The run, or 404 when it is missing or belongs to another organization."""
@@ -267,7 +275,14 @@ class RunReader:
             desc.typed_search_attributes, org
         ):
             raise not_found("run", run_id)
-        return await self._view(desc)
+        [view] = await self._with_usage([await self._view(desc)])
+        return view
+
+    async def _with_usage(self, views: list[RunView]) -> list[RunView]:
+        if self._usage is None:
+            return [replace(view, usage=None) for view in views]
+        totals = await self._usage.totals([view.state.run_id for view in views])
+        return [replace(view, usage=totals[view.state.run_id]) for view in views]
 
     async def exists(self, org: str, run_id: str) -> bool:
         try:
@@ -349,7 +364,7 @@ class RunReader:
 
         views = await asyncio.gather(*(read(run_id) for run_id in listed.run_ids))
         next_cursor = listed.next_position.encode() if listed.next_position else None
-        return RunPage([v for v in views if v is not None], next_cursor)
+        return RunPage(await self._with_usage([v for v in views if v is not None]), next_cursor)
 
     async def run_input(self, run_id: str) -> RunInput:
         """What the run was started with (its start event): definition, snapshot, inputs."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runlane.settings import Settings
 from runs.models import last_change
+from store.usage import Usage
 from workflows.models import RunState
 
 
@@ -116,6 +117,40 @@ class InputDocumentOut(BaseModel):
     mime_type: str
 
 
+class UsageOut(BaseModel):
+    """What nodes did, summed (runs/usage.py says how each figure counts)."""
+
+    nodes_executed: int = Field(
+        description="Node executions: one per node per run attempt that ran it (a map: per "
+        "item); an activity's retries are attempts of the same execution"
+    )
+    activity_attempts: int = Field(
+        description="Attempts of nodes' own activities, retries included (pure nodes are "
+        "evaluated together in batches and count none)"
+    )
+    http_requests: int = Field(description="Requests actually sent, across every retry")
+    http_bytes_sent: int = Field(description="Request bodies' bytes")
+    http_bytes_received: int = Field(description="Response bodies' bytes, as received")
+    cost: dict[str, int | float] = Field(
+        description="Cost units node types reported (e.g. `llm_tokens`), summed per unit"
+    )
+
+    @classmethod
+    def of(cls, usage: Usage) -> UsageOut:
+        return cls(
+            nodes_executed=usage.nodes_executed,
+            activity_attempts=usage.activity_attempts,
+            http_requests=usage.http_requests,
+            http_bytes_sent=usage.http_bytes_sent,
+            http_bytes_received=usage.http_bytes_received,
+            # Whole amounts read as integers (token counts), others as they are.
+            cost={
+                unit: int(amount) if float(amount).is_integer() else amount
+                for unit, amount in sorted(usage.cost.items())
+            },
+        )
+
+
 class RunOut(BaseModel):
     id: str
     organization_id: str
@@ -156,6 +191,12 @@ class RunOut(BaseModel):
         description="Seed compatibility: the documents of `inputs.documents` by start node id, "
         "each `{file_id, id, filename, mime_type}`"
     )
+    usage: UsageOut | None = Field(
+        default=None,
+        description="What the run's nodes did, across every attempt: the sum of its steps' "
+        "`usage`. Left out of Server-Sent Events and event webhooks' `data.run`",
+        exclude_if=lambda value: value is None,
+    )
 
 
 def ui_url(settings: Settings, run_id: str, temporal_run_id: str | None) -> str:
@@ -182,6 +223,7 @@ def run_record(
     settings: Settings,
     temporal_run_id: str | None,
     derived_run_ids: list[str] | None = None,
+    usage: Usage | None = None,
 ) -> RunOut:
     """The record of `state`, with links into the Temporal UI of `settings`' namespace."""
     inputs, timing = state.inputs, state.timing
@@ -226,4 +268,5 @@ def run_record(
             )
             for node_id, ref in inputs.documents.items()
         },
+        usage=UsageOut.of(usage) if usage is not None else None,
     )

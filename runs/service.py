@@ -7,6 +7,7 @@ raise (`runlane.errors`). Every command follows one idempotency protocol (runs/c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from temporalio.client import (
@@ -50,10 +51,12 @@ from runs.starter import (
 )
 from runs.subworkflows import SubworkflowTargets
 from runs.temporal_errors import Reachability, needs_temporal
+from runs.usage import RunUsage, StepLedger, UsageWindow
 from store.decisions import DecisionRepository
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.secrets import SecretRepository
+from store.usage import Usage, UsageRepository
 from store.workflows import WorkflowRepository
 from workflows.maps import MapWorkflow
 from workflows.models import (
@@ -101,18 +104,21 @@ class RunService:
         published: PublishedDefinitions | None = None,
         reachability: Reachability | None = None,
         subscriptions: EventSubscriptions | None = None,
+        usage: UsageRepository | None = None,
     ) -> None:
         """`published` caches published definitions, `reachability` watches Temporal (runs/
         temporal_errors.py); share one of each per process. `subscriptions` says which events
-        new runs emit (none without it)."""
+        new runs emit (none without it). `usage` is the effects ledger the worker writes
+        (runs read without it show no effects or usage)."""
         self._client = client
+        self._usage = RunUsage(usage, registry) if usage is not None else None
         self.reachability = reachability
         self._published = published or PublishedDefinitions()
         self._registry = registry
         self._workflows = workflows
         self._secrets = secrets
         self._subscriptions = subscriptions
-        self._reader = RunReader(client)
+        self._reader = RunReader(client, self._usage)
         self._starter = RunStarter(client, registry, task_queue)
         self._inputs = InputResolver(files, registry, max_upload_bytes)
         self._subworkflows = SubworkflowTargets(workflows, registry, self._published)
@@ -509,3 +515,45 @@ class RunService:
     # ------------------------------------------------------------------ bulk operations
 
     # ------------------------------------------------------------------ effects and usage
+
+    @needs_temporal
+    async def steps_with_ledger(
+        self, org: str, run_id: str
+    ) -> tuple[list[StepState], dict[str, StepLedger]]:
+        """The run's steps (as `steps`), with each one's usage and, for side-effecting nodes,
+        the requests it sent (runs/usage.py); no ledger entries without a usage store."""
+        view = await self._reader.get(org, run_id)
+        steps = [await self._live(step) for step in view.state.steps]
+        if self._usage is None:
+            return steps, {}
+        return steps, await self._usage.steps(view.state)
+
+    @needs_temporal
+    async def step_with_ledger(
+        self, org: str, run_id: str, node_id: str
+    ) -> tuple[StepState, StepLedger | None]:
+        """One step (as `step`) with its usage and effects."""
+        view = await self._reader.get(org, run_id)
+        for step in view.state.steps:
+            if step.node_id == node_id:
+                if self._usage is None:
+                    return await self._live(step), None
+                ledgers = await self._usage.steps(view.state)
+                return await self._live(step), ledgers.get(node_id)
+        raise NotFound("step_not_found", f"Run {run_id} has no node {node_id}.")
+
+    async def usage(
+        self,
+        org: str,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        workflow_id: str | None = None,
+    ) -> tuple[UsageWindow, Usage]:
+        """What the organization's runs (of `workflow_id`, when given) used in [start, end):
+        usage counts when its activity attempt started. InvalidInput for a bad window or id."""
+        if self._usage is None:
+            raise Unavailable("usage_unavailable", "Usage is not recorded by this deployment.")
+        return await self._usage.organization(
+            org, start=start, end=end, workflow_id=workflow_id, now=datetime.now(UTC)
+        )

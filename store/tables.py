@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -247,4 +248,90 @@ class WebhookDeliveryRow(Base):
         # The guard that a retried first attempt never logs one event twice for an endpoint.
         UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_delivery_event_endpoint"),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+    )
+
+
+# ---------------------------------------------------------------- effects and usage
+#
+# Written by the worker's node activities as they work (activities/usage.py): Temporal's
+# history records only each activity's final outcome, not the requests a failed attempt sent
+# nor what an attempt consumed. Rows are only ever inserted; they carry the Temporal
+# execution they came from, so the reader maps each to the run attempt it belongs to.
+
+
+class EffectRow(Base):
+    """One request a side-effecting node actually sent (API.md "Side-effect ledger"): its URL
+    with secrets as `***`, and the answer's status (null: no answer came)."""
+
+    __tablename__ = "effects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    workflow_id: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(64))
+    # The step's node (a map's node for its items' requests) and, for a map item, its index.
+    node_id: Mapped[str] = mapped_column(String(64))
+    item_index: Mapped[int | None] = mapped_column(Integer)
+    temporal_workflow_id: Mapped[str] = mapped_column(String(255))
+    temporal_run_id: Mapped[str] = mapped_column(String(64))
+    activity_attempt: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    bytes_sent: Mapped[int] = mapped_column(BigInteger)
+    bytes_received: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_effects_run_at", "run_id", "at"),)
+
+
+class NodeUsageRow(Base):
+    """What one activity attempt did for one node: a node's own activity attempt (an http
+    request, a plugin's call, a map item), or a node a batch of pure work evaluated."""
+
+    __tablename__ = "node_usage"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    workflow_id: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(64))
+    node_id: Mapped[str] = mapped_column(String(64))
+    temporal_workflow_id: Mapped[str] = mapped_column(String(255))
+    temporal_run_id: Mapped[str] = mapped_column(String(64))
+    activity_attempt: Mapped[int] = mapped_column(Integer)
+    # Node executions this row begins (1 for a node's first activity attempt in an execution,
+    # 0 for its retries; a chunk of map items counts each item), and activity attempts of the
+    # node's own (0 for a node evaluated in a shared batch).
+    executions: Mapped[int] = mapped_column(Integer)
+    activity_attempts: Mapped[int] = mapped_column(Integer)
+    http_requests: Mapped[int] = mapped_column(Integer)
+    http_bytes_sent: Mapped[int] = mapped_column(BigInteger)
+    http_bytes_received: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_node_usage_run", "run_id"),
+        Index("ix_node_usage_org_at", "organization_id", "at"),
+    )
+
+
+class UsageCostRow(Base):
+    """A cost unit a node type reported in one activity attempt (`report_cost`), summed per
+    unit and attempt."""
+
+    __tablename__ = "usage_costs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    workflow_id: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(64))
+    node_id: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_usage_costs_run", "run_id"),
+        Index("ix_usage_costs_org_at", "organization_id", "at"),
     )

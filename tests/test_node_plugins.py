@@ -12,6 +12,9 @@ import pytest
 from temporalio.client import Client
 
 from activities.registry import ActivityDeps, default_registry
+from activities.usage import Ledger, report_cost, temporal_organizations
+from store.db import Database
+from store.usage import UsageRepository
 from tests.api.helpers import create_published, wait_for_run
 from workflows.worker import create_worker
 
@@ -111,3 +114,128 @@ async def test_a_plugin_node_type_is_validated_listed_and_executed(
             )
             done = await wait_for_run(api, started.json()["id"])
             assert done["final_outputs"] == "HI THERE"
+
+
+COSTLY_PLUGIN = """
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.models import NodeTaskInput, NodeTaskOutput
+from activities.registry import NodeType
+from activities.usage import report_cost
+from runlane.templating import render
+
+
+class AskConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str
+
+
+@activity.defn(name="ask_llm")
+async def ask_llm(task: NodeTaskInput) -> NodeTaskOutput:
+    config = AskConfig.model_validate(task.node.config)
+    prompt = str(render(config.prompt, task.template_context()))
+    if activity.info().attempt == 1:
+        # The model was called and the tokens spent, then the answer was lost.
+        report_cost("llm_tokens", 1000)
+        raise ApplicationError("the model's answer was cut off", type="Truncated")
+    report_cost("llm_tokens", 200)
+    report_cost("llm_tokens", 34)
+    report_cost("usd", 0.25)
+    return NodeTaskOutput.done({"answer": prompt[::-1]})
+
+
+NODE_TYPE = NodeType(
+    name="ask_llm", role="task", config_model=AskConfig, execution="remote",
+    description="Asks a language model (a test double that reports its tokens)",
+    make_activity=lambda deps: ask_llm,
+)
+"""
+
+
+@pytest.fixture
+def costly_plugin(tmp_path: Path) -> Iterator[None]:
+    """A plugin whose activity reports cost units (`activities.usage.report_cost`)."""
+    (tmp_path / "runlane_costly.py").write_text(textwrap.dedent(COSTLY_PLUGIN))
+    dist = tmp_path / "runlane_costly-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: runlane-costly\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[runlane.node_types]\nask_llm = runlane_costly:NODE_TYPE\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    default_registry.cache_clear()
+    try:
+        yield
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("runlane_costly", None)
+        default_registry.cache_clear()
+
+
+async def test_a_plugin_reports_cost_units_shown_in_usage(
+    costly_plugin: None,
+    app,
+    client: Client,
+    settings,
+    http_client: httpx.AsyncClient,
+    database: Database,
+) -> None:
+    ledger = Ledger(UsageRepository(database), organizations=temporal_organizations(client))
+    deps = ActivityDeps(settings=settings, http_client=http_client, ledger=ledger)
+    async with create_worker(
+        client,
+        task_queue=settings.task_queue,
+        activities=default_registry().activities(deps),
+        ledger=ledger,
+    ):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers={"Api-Key": "key_org_a"}
+        ) as api:
+            workflow_id = await create_published(
+                api,
+                {
+                    "nodes": [
+                        {"id": "q", "type": "start_text"},
+                        {
+                            "id": "ask",
+                            "type": "ask_llm",
+                            "config": {"prompt": "{{q.text}}"},
+                            "retry": {"max_attempts": 2, "initial_interval_s": 0.1},
+                        },
+                        {"id": "out", "type": "end", "config": {"outputs": "{{ask.answer}}"}},
+                    ],
+                    "edges": [
+                        {"source": "q", "target": "ask"},
+                        {"source": "ask", "target": "out"},
+                    ],
+                },
+            )
+            started = await api.post(
+                f"/v1/workflows/{workflow_id}/run", json={"text_inputs": {"q": "olleh"}}
+            )
+            done = await wait_for_run(api, started.json()["id"])
+            assert done["final_outputs"] == "hello"
+            # Both attempts' tokens: the failed one spent them too.
+            assert done["usage"]["cost"] == {"llm_tokens": 1234, "usd": 0.25}
+            step = (await api.get(f"/v1/workflows/runs/{done['id']}/steps/ask")).json()
+            assert step["usage"]["cost"] == {"llm_tokens": 1234, "usd": 0.25}
+            assert step["usage"]["activity_attempts"] == 2
+            assert step["usage"]["nodes_executed"] == 1
+            # A node that sends no HTTP request of Runlane's has no ledger of requests.
+            assert "effects" not in step
+            usage = (await api.get("/v1/usage", params={"workflow_id": workflow_id})).json()
+            assert usage["usage"]["cost"] == {"llm_tokens": 1234, "usd": 0.25}
+    await ledger.close()
+
+
+def test_report_cost_refuses_what_is_no_cost() -> None:
+    report_cost("llm_tokens", 5)  # outside a node activity: nothing to add it to, no error
+    for unit, amount in (("", 1), ("a b", 1), ("x" * 65, 1)):
+        with pytest.raises(ValueError, match="unit"):
+            report_cost(unit, amount)
+    for amount in (-1, float("nan"), float("inf"), True, "3"):
+        with pytest.raises(ValueError, match="amount"):
+            report_cost("llm_tokens", amount)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from activities.evaluation import PureBatches
 from activities.maps import MapActivities
 from activities.recorded import RecordedOutcomes
 from activities.registry import default_registry
+from activities.usage import Ledger
 from workflows.maps import MapWorkflow
 from workflows.run_workflow import RunWorkflow
 
@@ -27,13 +28,21 @@ def create_worker(
     activities: Sequence[Callable[..., Any]],
     workflows: Sequence[type] = (),
     map_items_per_execution: int = 1000,
+    ledger: Ledger | None = None,
     **options: Any,
 ) -> Worker:
     """A worker of the run workflow: the node activities (and other workflows, the triggers')
     given, plus the activities the workflow itself needs (the batches of pure work, which
-    read histories through `client`; the maps' preparation and pure items)."""
-    batches = PureBatches(default_registry(), RecordedOutcomes(client))
-    maps = MapActivities(client, default_registry(), items_per_execution=map_items_per_execution)
+    read histories through `client`; the maps' preparation and pure items). With `ledger`,
+    these count the nodes they evaluate in the runs' usage (activities/usage.py), as the node
+    activities built with the same ledger (ActivityDeps) record theirs."""
+    batches = PureBatches(default_registry(), RecordedOutcomes(client), ledger)
+    maps = MapActivities(
+        client,
+        default_registry(),
+        items_per_execution=map_items_per_execution,
+        ledger=ledger,
+    )
     # A RecursionError in workflow code fails again at every retry of the workflow task: the
     # run would stay open for ever. It fails the run instead (the reader shows it as an error).
     failure_types = [RecursionError, *options.pop("workflow_failure_exception_types", [])]

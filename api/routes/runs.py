@@ -200,14 +200,16 @@ async def get_run(run_id: str, org: OrgDep, settings: SettingsDep, runs: RunsDep
 async def get_run_steps(
     run_id: str, org: OrgDep, runs: RunsDep
 ) -> schemas.DataList[schemas.StepOut]:
-    """A run's steps, one per node, in topological order."""
-    return schemas.DataList(data=[step_record(step) for step in await runs.steps(org, run_id)])
+    """A run's steps, one per node, in topological order, with each one's usage and, for
+    side-effecting nodes, the requests it sent (`effects`)."""
+    steps, ledgers = await runs.steps_with_ledger(org, run_id)
+    return schemas.DataList(data=[step_record(step, ledgers.get(step.node_id)) for step in steps])
 
 
 @router.get("/runs/{run_id}/steps/{node_id}", response_model=schemas.StepOut)
 async def get_run_step(run_id: str, node_id: str, org: OrgDep, runs: RunsDep) -> schemas.StepOut:
     """One step of a run, by its node id; 404 `step_not_found` when the run has no such node."""
-    return step_record(await runs.step(org, run_id, node_id))
+    return step_record(*await runs.step_with_ledger(org, run_id, node_id))
 
 
 @router.get("/runs/{run_id}/steps/{node_id}/items", response_model=schemas.Page[schemas.MapItemOut])
