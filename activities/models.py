@@ -105,6 +105,8 @@ class PureBatchInput(BaseModel):
     temporal_run_id: str = ""
     first_execution_run_id: str = ""
     task_event_id: int = 0
+    # The run's organization, for the usage ledger ("": a batch of a run from before it).
+    organization_id: str = ""
     # False in an execution a retry from a node made: what it keeps is in its retry request,
     # and everything else runs again, so nothing is taken back from the replaced execution.
     take_back: bool = True

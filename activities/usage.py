@@ -72,8 +72,8 @@ class UsageStore(Protocol):
     async def record(self, attempts: Iterable[AttemptRecord]) -> None: ...
 
 
-# Finds the organization of a run (by its id) when a task does not carry it: the batches of
-# pure work do not (worker.py looks the run up in Temporal).
+# Finds the organization of a run (by its id) when a task does not carry it: batches of runs
+# started before batches carried it (worker.py looks the run up in Temporal).
 OrganizationLookup = Callable[[str], Awaitable[str | None]]
 
 
@@ -369,7 +369,7 @@ def batch_records(batch: PureBatchInput, outcomes: Iterable[NodeOutcome]) -> lis
             continue
         records.append(
             AttemptRecord(
-                ref=_ref(batch.run_id, batch.workflow_id, "", outcome.node_id),
+                ref=_ref(batch.run_id, batch.workflow_id, batch.organization_id, outcome.node_id),
                 at=at,
                 executions=1,
                 activity_attempts=0,

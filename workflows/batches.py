@@ -228,6 +228,7 @@ class Batches:
         return PureBatchInput(
             run_id=self._input.run_id,
             workflow_id=self._input.workflow.workflow_id,
+            organization_id=self._input.organization_id,
             vars=self._input.definition.vars,
             attempt=self._state.attempt,
             ready=ready,
