@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     event_retry_initial_s: float = Field(default=5, gt=0, le=86_400)
     event_retry_max_interval_s: float = Field(default=3600, gt=0, le=86_400)
     event_retry_for_s: float = Field(default=90_000, ge=0, le=30 * 86_400)
+    # Bulk operations (bulk/workflow.py): actions per second one operation applies at most,
+    # paced with durable timers, and how many of them run at once; an operation keeps the
+    # pace it started with. Interactive requests come first: at 10/s with 4 at a time a
+    # bulk retry adds ~10 retries a second to the worker's load (see bench `bulk_retry`).
+    bulk_rate_per_s: float = Field(default=10, gt=0, le=1000)
+    bulk_concurrency: int = Field(default=4, ge=1, le=64)
+    # The most runs one operation may match (a larger filter is refused: narrow it).
+    bulk_max_runs: int = Field(default=10_000, ge=1, le=100_000)
     # "k2:<base64 32 bytes>,k1:<base64>": the first encrypts every payload written to
     # Temporal, all decrypt (runlane/payload_crypto.py). Empty: payloads are plain JSON.
     # Parsed by payload_keys(), not by a validator: pydantic's error would echo the value.
