@@ -26,7 +26,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench import cache_sizes, events, raw, raw_activities, scenarios
+from bench import bulk, cache_sizes, events, raw, raw_activities, scenarios
 from bench.stack import REPO, TEMPORAL_BIN, Stack
 from runlane.converter import data_converter
 from tests.peer import Peer
@@ -53,6 +53,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] =
     "run_10000_wide": lambda ctx: scenarios.big_run(ctx, 10_000, shape="wide"),
     "map_io": scenarios.map_io,
     "map_10000_pure": scenarios.map_pure,
+    "bulk_retry": bulk.bulk_retry,
     # Last: its endpoints subscribe the whole organization while it runs.
     "event_delivery": events.event_delivery,
 }
@@ -114,6 +115,13 @@ TARGETS = [
         "==",
         "completed",
         "a map of 10,000 pure items completes (full mode; quick: 1,000 items)",
+    ),
+    (
+        "bulk_retry",
+        "latency_ratio_p95",
+        "<=",
+        1.5,
+        "GET p95 during a bulk retry of 500 runs ≤ 1.5× without",
     ),
     (
         "event_delivery",

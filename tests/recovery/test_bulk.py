@@ -12,10 +12,13 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from activities.registry import ActivityDeps, default_registry
 from api.deps import get_api_settings
 from bulk.wiring import bulk_work
+from bulk.workflow import BulkOperationWorkflow
+from runlane.converter import data_converter
 from runlane.settings import Settings
 from store.db import Database
 from store.secrets import SecretRepository
@@ -114,7 +117,7 @@ def assert_error_body(response: httpx.Response, status: int, code: str | None = 
 
 
 async def test_bulk_retry_retries_every_failed_run_once_the_peer_recovers(
-    api: httpx.AsyncClient, peer: Peer
+    api: httpx.AsyncClient, peer: Peer, client: Client
 ) -> None:
     workflow_id, run_ids = await failed_runs(api, peer, 3)
 
@@ -133,6 +136,10 @@ async def test_bulk_retry_retries_every_failed_run_once_the_peer_recovers(
     for run_id in run_ids:
         run = await wait_for_run(api, run_id, until={"completed"})
         assert run["attempt"] == 2, run
+    # The operation's history replays with today's code, in the sandbox (a worker restart).
+    history = await client.get_workflow_handle(started["id"]).fetch_history()
+    replayer = Replayer(workflows=[BulkOperationWorkflow], data_converter=data_converter())
+    await replayer.replay_workflow(history)
 
 
 async def test_bulk_cancel_by_filter_cancels_the_waiting_runs(api: httpx.AsyncClient) -> None:
