@@ -14,7 +14,7 @@ takes them; it walks them by offset:
 * History stays bounded whatever the number of runs: an execution handles at most
   `BATCHES_PER_EXECUTION` batches (about 10 events each), then continues as new carrying only
   its offset and counters; the outcomes themselves live in the store, never in history. 10,000
-  runs at the default batch of 10 are 1,000 batches over 10 executions.
+  runs at the default batch of 5 are 2,000 batches over 20 executions.
 
 Progress shows as the workflow's current details in the Temporal UI, through the `progress`
 query, and (what the API reads, worker or not) as the outcomes recorded in the store.
