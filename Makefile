@@ -48,7 +48,7 @@ chaos: bytecode
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy runlane workflows activities runs store triggers api devstack chaos worker.py
+	$(BIN)/mypy runlane workflows activities runs store triggers bulk api devstack chaos worker.py
 
 clean:
 	rm -rf $(VENV) .data

@@ -10,6 +10,7 @@ import httpx
 
 from activities.registry import ActivityDeps, default_registry
 from activities.usage import Ledger, temporal_organizations
+from bulk.wiring import bulk_work
 from runlane.bytecode import compiled_for_source
 from runlane.secret_box import SecretsKeyError
 from runlane.settings import get_settings
@@ -58,11 +59,16 @@ async def main() -> None:
             triggers = trigger_work(
                 client=client, database=database, settings=settings, http_client=http_client
             )
+            bulk = bulk_work(client=client, database=database, settings=settings)
             worker = create_worker(
                 client,
                 task_queue=settings.task_queue,
-                activities=[*default_registry().activities(deps), *triggers.activities],
-                workflows=triggers.workflows,
+                activities=[
+                    *default_registry().activities(deps),
+                    *triggers.activities,
+                    *bulk.activities,
+                ],
+                workflows=[*triggers.workflows, *bulk.workflows],
                 max_cached_workflows=settings.worker_max_cached_workflows,
                 map_items_per_execution=settings.map_items_per_execution,
                 ledger=ledger,

@@ -22,6 +22,7 @@ from temporalio.client import Client
 
 from activities.registry import NodeRegistry, default_registry
 from api.errors import ApiError
+from bulk.service import BulkService
 from runlane.blobs import BlobStore
 from runlane.paging import Order
 from runlane.settings import (
@@ -36,9 +37,11 @@ from runs.service import RunService
 from runs.starter import PublishedDefinitions
 from runs.subworkflows import SubworkflowTargets
 from runs.temporal_errors import Reachability
+from store.bulk import BulkRepository
 from store.db import Database
 from store.endpoints import EndpointRepository
 from store.files import FileRepository
+from store.idempotency import IdempotencyRepository
 from store.pagination import CursorOrderMismatch, InvalidCursor
 from store.schedules import ScheduleRepository
 from store.secrets import SecretRepository
@@ -173,6 +176,21 @@ async def get_endpoint_service(db: DatabaseDep, settings: SettingsDep) -> Endpoi
 
 
 EndpointsDep = Annotated[EndpointService, Depends(get_endpoint_service)]
+
+
+async def get_bulk_service(
+    client: TemporalDep, database: DatabaseDep, settings: SettingsDep, runs: RunsDep
+) -> BulkService:
+    return BulkService(
+        client=client,
+        runs=runs,
+        repo=BulkRepository(database),
+        idempotency=IdempotencyRepository(database),
+        settings=settings,
+    )
+
+
+BulkDep = Annotated[BulkService, Depends(get_bulk_service)]
 
 
 async def get_subworkflow_targets(

@@ -1068,6 +1068,106 @@ class DryRunOut(BaseModel):
 
 # ---------------------------------------------------------------- bulk operations
 
+# The run fields a filter names (the run listing's), and a run id's shape.
+BulkRunStatus = Literal[
+    "pending", "running", "waiting_for_human", "completed", "error", "cancelled"
+]
+BulkTrigger = Literal["api", "restart", "rerun", "schedule", "webhook", "parent"]
+RunIdText = Annotated[str, Field(pattern="^run_[0-9a-f]{24,32}$", max_length=64)]
+
+
+class BulkFilterIn(BaseModel):
+    """Which runs: every criterion given must hold (at least one is required)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    workflow_id: str | None = Field(
+        default=None, pattern="^[A-Za-z0-9_.:-]{1,128}$", description="Runs of this workflow"
+    )
+    status: BulkRunStatus | None = None
+    trigger_type: BulkTrigger | None = None
+    created_after: Moment | None = Field(default=None, description="Created at or after it")
+    created_before: Moment | None = Field(default=None, description="Created before it")
+    run_ids: list[RunIdText] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="These runs (each of the organization, else 422); with other criteria, "
+        "those of them that also pass",
+    )
+
+
+class BulkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["retry", "cancel", "restart", "rerun"]
+    filter: BulkFilterIn = Field(
+        description="At least one criterion: an empty filter is refused (422), never read as "
+        "every run of the organization"
+    )
+    dry_run: bool = Field(
+        default=False, description="Only say which runs would be touched (200); start nothing"
+    )
+    command_id: CommandId = None
+
+
+class BulkProgressOut(BaseModel):
+    done: int
+    succeeded: int
+    failed: int
+    skipped: int = Field(description="Runs gone (deleted by retention) when their turn came")
+
+
+class BulkOperationOut(BaseModel):
+    id: str
+    organization_id: str
+    action: str
+    filter: dict[str, Any]
+    status: Literal["running", "completed", "cancelled", "failed"]
+    matched: int = Field(description="Runs the filter matched when the operation started")
+    progress: BulkProgressOut
+    created_at: datetime
+    temporal: dict[str, str] = Field(description="`workflow_id` and `ui_url` of its workflow")
+
+
+class BulkOutcomeOut(BaseModel):
+    run_id: str
+    status: Literal["succeeded", "failed", "skipped"]
+    error: dict[str, str] | None = Field(
+        default=None, description="`{type, code, message}`, as the run's own command answers"
+    )
+    result_run_id: str | None = Field(
+        default=None, description="restart and rerun: the new run's id"
+    )
+    finished_at: datetime
+
+
+class BulkOperationDetailOut(BulkOperationOut):
+    outcomes: Page[BulkOutcomeOut] = Field(
+        description="Per-run outcomes so far, paged with `limit` and `cursor` (the last "
+        "taken first; `order=asc`: in the operation's order)"
+    )
+
+
+class BulkPlanOut(BaseModel):
+    allowed: bool
+    reason: str | None = None
+    rerun: list[str]
+    reuse: list[str]
+
+
+class BulkDryRunEntry(BaseModel):
+    run_id: str
+    status: str
+    plan: BulkPlanOut | None = Field(default=None, description="retry only: what it would do")
+
+
+class BulkDryRunOut(BaseModel):
+    dry_run: Literal[True] = True
+    action: str
+    matched: int
+    runs: list[BulkDryRunEntry]
+
 
 # ---------------------------------------------------------------- effects and usage
 

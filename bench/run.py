@@ -26,7 +26,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench import cache_sizes, events, raw, raw_activities, scenarios
+from bench import bulk, cache_sizes, events, raw, raw_activities, scenarios
 from bench.stack import REPO, TEMPORAL_BIN, Stack
 from runlane.converter import data_converter
 from tests.peer import Peer
@@ -55,6 +55,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] =
     "map_io": scenarios.map_io,
     "map_10000_pure": scenarios.map_pure,
     "dry_run": scenarios.dry_run,
+    "bulk_retry": bulk.bulk_retry,
     # Last: its endpoints subscribe the whole organization while it runs.
     "event_delivery": events.event_delivery,
 }
@@ -124,6 +125,13 @@ TARGETS = [
         "==",
         "completed",
         "a map of 10,000 pure items completes (full mode; quick: 1,000 items)",
+    ),
+    (
+        "bulk_retry",
+        "latency_ratio_p95",
+        "<=",
+        1.5,
+        "GET p95 during a bulk retry of 500 runs ≤ 1.5× without",
     ),
     (
         "event_delivery",

@@ -335,3 +335,52 @@ class UsageCostRow(Base):
         Index("ix_usage_costs_run", "run_id"),
         Index("ix_usage_costs_org_at", "organization_id", "at"),
     )
+
+
+# ---- bulk operations
+
+
+class BulkOperationRow(Base):
+    """A bulk operation (bulk/): what was asked, and the runs it matched when it started. Its
+    execution is its Temporal workflow (same id); its per-run outcomes are BulkOutcomeRow."""
+
+    __tablename__ = "bulk_operations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(16))
+    filter: Mapped[dict[str, Any]]
+    matched: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class BulkTargetRow(Base):
+    """The runs a bulk operation acts on, frozen when it starts, in the order it takes them:
+    its workflow walks them by `seq`, a batch at a time, carrying only an offset."""
+
+    __tablename__ = "bulk_targets"
+
+    bulk_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("bulk_operations.id"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+
+
+class BulkOutcomeRow(Base):
+    """What the operation did to one run; written once the run's action has an answer (an
+    activity retry rewrites the same row with the same answer: the action is idempotent)."""
+
+    __tablename__ = "bulk_outcomes"
+
+    bulk_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("bulk_operations.id"), primary_key=True
+    )
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result_run_id: Mapped[str | None] = mapped_column(String(64))
+    finished_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_bulk_outcomes_bulk_seq", "bulk_id", "seq"),)

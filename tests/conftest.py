@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from activities.registry import ActivityDeps, default_registry
 from api.deps import get_api_settings, get_database, get_temporal_client
 from api.main import create_app
+from bulk.wiring import bulk_work
 from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.secret_box import generate_key
@@ -96,11 +97,12 @@ async def worker(
     triggers = trigger_work(
         client=client, database=database, settings=settings, http_client=http_client
     )
+    bulk = bulk_work(client=client, database=database, settings=settings)
     async with create_worker(
         client,
         task_queue=settings.task_queue,
-        activities=[*default_registry().activities(deps), *triggers.activities],
-        workflows=triggers.workflows,
+        activities=[*default_registry().activities(deps), *triggers.activities, *bulk.activities],
+        workflows=[*triggers.workflows, *bulk.workflows],
         map_items_per_execution=settings.map_items_per_execution,
     ) as running:
         yield running
