@@ -24,11 +24,12 @@ COPY activities ./activities
 COPY runs ./runs
 COPY store ./store
 COPY triggers ./triggers
+COPY bulk ./bulk
 COPY api ./api
 COPY worker.py ./
 # Bytecode now: the workflow sandbox imports the workflow module afresh for every run, and
 # without a cached .pyc (PYTHONDONTWRITEBYTECODE, a read-only /app) compiles it each time.
-RUN python -m compileall -q runlane workflows activities runs store triggers api worker.py
+RUN python -m compileall -q runlane workflows activities runs store triggers bulk api worker.py
 # The project itself, from pyproject.toml: registers its entry points (node types) too.
 RUN pip install --no-deps . && rm -rf build *.egg-info
 

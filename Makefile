@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 ## for every run and would otherwise compile it each time (runlane/bytecode.py). bench/ holds
 ## the raw baseline's workflows. Up-to-date files are skipped, so this costs a moment.
 bytecode: $(STAMP)
-	$(BIN)/python -m compileall -q runlane workflows activities runs store triggers api worker.py bench
+	$(BIN)/python -m compileall -q runlane workflows activities runs store triggers bulk api worker.py bench
 
 ## Temporal dev server (unless one answers) + worker + API, in the foreground.
 run: bytecode
