@@ -26,6 +26,7 @@ from temporalio.common import (
 from temporalio.converter import decode_typed_search_attributes
 
 from activities.models import PureBatchResult
+from activities.recorded import LOCAL_ACTIVITY_MARKER
 from bench.raw import (
     RawChainWorkflow,
     RawFanoutWorkflow,
@@ -858,6 +859,8 @@ async def retry_long(ctx: Context) -> dict[str, Any]:
         outcome
         for e in after_reset
         if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        # (Batches' markers; a reset to the first task also records a patch marker.)
+        and e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
         for outcome in (
             await ctx.client.data_converter.decode(
                 e.marker_recorded_event_attributes.details["result"].payloads,

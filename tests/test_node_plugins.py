@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -45,24 +46,30 @@ NODE_TYPE = NodeType(
 """
 
 
-@pytest.fixture
-def shout_plugin(tmp_path: Path) -> Iterator[None]:
-    """An installed distribution (a dist-info with entry points) on sys.path."""
-    (tmp_path / "runlane_shout.py").write_text(textwrap.dedent(PLUGIN))
-    dist = tmp_path / "runlane_shout-0.1.dist-info"
+@contextmanager
+def installed_plugin(tmp_path: Path, module: str, source: str, entry: str) -> Iterator[None]:
+    """`source` as module `module` of an installed distribution (a dist-info whose entry
+    points declare `entry`, e.g. "shout = runlane_shout:NODE_TYPE") on sys.path."""
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+    name = module.replace("_", "-")
+    dist = tmp_path / f"{module}-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: runlane-shout\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[runlane.node_types]\nshout = runlane_shout:NODE_TYPE\n"
-    )
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[runlane.node_types]\n{entry}\n")
     sys.path.insert(0, str(tmp_path))
     default_registry.cache_clear()
     try:
         yield
     finally:
         sys.path.remove(str(tmp_path))
-        sys.modules.pop("runlane_shout", None)
+        sys.modules.pop(module, None)
         default_registry.cache_clear()
+
+
+@pytest.fixture
+def shout_plugin(tmp_path: Path) -> Iterator[None]:
+    with installed_plugin(tmp_path, "runlane_shout", PLUGIN, "shout = runlane_shout:NODE_TYPE"):
+        yield
 
 
 async def test_a_plugin_node_type_is_validated_listed_and_executed(
@@ -157,21 +164,9 @@ NODE_TYPE = NodeType(
 @pytest.fixture
 def costly_plugin(tmp_path: Path) -> Iterator[None]:
     """A plugin whose activity reports cost units (`activities.usage.report_cost`)."""
-    (tmp_path / "runlane_costly.py").write_text(textwrap.dedent(COSTLY_PLUGIN))
-    dist = tmp_path / "runlane_costly-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: runlane-costly\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[runlane.node_types]\nask_llm = runlane_costly:NODE_TYPE\n"
-    )
-    sys.path.insert(0, str(tmp_path))
-    default_registry.cache_clear()
-    try:
+    entry = "ask_llm = runlane_costly:NODE_TYPE"
+    with installed_plugin(tmp_path, "runlane_costly", COSTLY_PLUGIN, entry):
         yield
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("runlane_costly", None)
-        default_registry.cache_clear()
 
 
 async def test_a_plugin_reports_cost_units_shown_in_usage(

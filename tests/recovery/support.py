@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from tests.api.helpers import TERMINAL, wait_for_run, wait_until
+from tests.peer import Peer
 
 RUNS = "/v1/workflows/runs"
 
@@ -83,3 +84,17 @@ async def failed_run(api: httpx.AsyncClient, workflow_id: str, **body: Any) -> d
     ended = await wait_for_run(api, run["id"])
     assert ended["status"] == "error", ended
     return ended
+
+
+def failing_chain(peer: Peer) -> dict[str, Any]:
+    """note -> a -> b -> out, calling the peer; `b` has no activity retries, so a scripted
+    failure of /b fails the run."""
+    return {
+        "nodes": [
+            {"id": "note", "type": "start_text"},
+            http_node(peer.url, "a"),
+            http_node(peer.url, "b", once=True),
+            {"id": "out", "type": "end", "config": {"outputs": {"b": "{{b.status}}"}}},
+        ],
+        "edges": chain("note", "a", "b", "out"),
+    }

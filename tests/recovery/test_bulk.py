@@ -30,23 +30,17 @@ from tests.api.helpers import (
 )
 from tests.conftest import ORG_A_KEY
 from tests.peer import Peer
-from tests.recovery.support import RUNS, chain, get_run, http_node, start_run, wait_for_step
+from tests.recovery.support import (
+    RUNS,
+    chain,
+    failing_chain,
+    get_run,
+    start_run,
+    wait_for_step,
+)
 from workflows.worker import create_worker
 
 BULK = f"{RUNS}/bulk"
-
-
-def failing(peer: Peer) -> dict[str, Any]:
-    """note -> a -> b -> out; `b` fails at the first scripted failure (no activity retries)."""
-    return {
-        "nodes": [
-            {"id": "note", "type": "start_text"},
-            http_node(peer.url, "a"),
-            http_node(peer.url, "b", once=True),
-            {"id": "out", "type": "end", "config": {"outputs": {"b": "{{b.status}}"}}},
-        ],
-        "edges": chain("note", "a", "b", "out"),
-    }
 
 
 def delay(seconds: float) -> dict[str, Any]:
@@ -62,7 +56,7 @@ def delay(seconds: float) -> dict[str, Any]:
 
 async def failed_runs(api: httpx.AsyncClient, peer: Peer, count: int) -> tuple[str, list[str]]:
     """A workflow and `count` of its runs in error, listed as such (visibility caught up)."""
-    workflow_id = await create_published(api, failing(peer))
+    workflow_id = await create_published(api, failing_chain(peer))
     peer.fail("/b", count, 503)
     run_ids = [
         (await start_run(api, workflow_id, text_inputs={"note": str(i)}))["id"]

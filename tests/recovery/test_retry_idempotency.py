@@ -16,6 +16,7 @@ from tests.recovery.support import (
     RUNS,
     chain,
     failed_run,
+    failing_chain,
     get_run,
     http_node,
     start_run,
@@ -26,18 +27,6 @@ from tests.recovery.support import (
 
 def key() -> str:
     return f"cmd-{uuid.uuid4().hex}"
-
-
-def failing_chain(peer: Peer) -> dict[str, Any]:
-    return {
-        "nodes": [
-            {"id": "note", "type": "start_text"},
-            http_node(peer.url, "a"),
-            http_node(peer.url, "b", once=True),
-            {"id": "out", "type": "end", "config": {"outputs": {"b": "{{b.status}}"}}},
-        ],
-        "edges": chain("note", "a", "b", "out"),
-    }
 
 
 def simple(peer: Peer) -> dict[str, Any]:
