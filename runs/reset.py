@@ -37,8 +37,11 @@ async def reset_run(
     plan: RetryPlan,
     request_id: str,
     request: RetryRequest | None = None,
+    send_signal: bool = True,
 ) -> str:
-    """Reset the execution to the plan's point, then tell the new execution its attempt.
+    """Reset the execution to the plan's point, then tell the new execution its attempt
+    (`send_signal` False: the caller sends `request` itself, as the recorder of histories does
+    to record a reset execution that waited for it).
 
     Temporal does not deduplicate resets, so callers make sure only one happens per attempt
     (the run service's retry slot); `request_id` names the attempt so a replay can tell
@@ -70,6 +73,7 @@ async def reset_run(
         ) from err
     # Temporal 1.32 accepts no signal as a post-reset operation, so it follows the reset;
     # the workflow waits for it before ending (Attempts.settle, workflows/attempts.py).
-    handle = client.get_workflow_handle(run_id, run_id=response.run_id)
-    await handle.signal(RunWorkflow.retry, request)
+    if send_signal:
+        handle = client.get_workflow_handle(run_id, run_id=response.run_id)
+        await handle.signal(RunWorkflow.retry, request)
     return response.run_id

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
@@ -27,10 +28,10 @@ from activities.registry import ActivityDeps, default_registry
 from bench.scenarios import transform_chain
 from runlane import search_attributes
 from runlane.converter import data_converter
-from runlane.definition import validate_definition
+from runlane.definition import Graph, validate_definition
 from runlane.settings import Settings
 from runs.reset import reset_run, task_boundaries
-from runs.retry_plan import plan_retry
+from runs.retry_plan import downstream, plan_from_node, plan_retry, retry_request
 from tests.peer import Peer
 from workflows.models import ReviewDecision, RunInput, RunInputs, WorkflowRef
 from workflows.run_workflow import RunWorkflow
@@ -236,8 +237,57 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "retried_after_transform": _retried_chain(
         _node("shape", "transform", output={"first": "{{first.status}}"})
     ),
+    # `flaky` is scheduled in the run's first task: the reset goes back to it, and the new
+    # execution waits there for the retry signal before its batches take their outcomes back.
+    "retried_first_task": {
+        **_retried_chain(),
+        "nodes": [
+            _node("note", "start_text"),
+            _node("shape", "transform", output={"note": "{{note.text}}"}),
+            {
+                **_node("flaky", "http_request", method="POST", url="{peer}/flaky"),
+                "retry": {"max_attempts": 1},
+            },
+            _node("out", "end", outputs={"status": "{{flaky.status}}"}),
+        ],
+        "edges": [
+            {"source": "note", "target": "shape"},
+            {"source": "shape", "target": "flaky"},
+            {"source": "flaky", "target": "out"},
+        ],
+    },
+    # A completed fan-out retried from `b`: the parallel branch `a` and the nodes before `b`
+    # are kept from the retry signal, `b` and what follows it run again.
+    "retried_from_node": {
+        "nodes": [
+            _node("note", "start_text"),
+            _node("shape", "transform", output={"note": "{{note.text}}"}),
+            _node("a", "http_request", method="POST", url="{peer}/a"),
+            _node("b", "http_request", method="POST", url="{peer}/b"),
+            _node("after_b", "transform", output={"b": "{{b.status}}"}),
+            _node("out", "end", outputs={"a": "{{a.status}}", "b": "{{after_b}}"}),
+        ],
+        "edges": [
+            {"source": "note", "target": "shape"},
+            {"source": "shape", "target": "a"},
+            {"source": "shape", "target": "b"},
+            {"source": "b", "target": "after_b"},
+            {"source": "a", "target": "out"},
+            {"source": "after_b", "target": "out"},
+        ],
+        "inputs": {"text_data": {"note": "x"}},
+        "retry_from": "b",
+    },
 }
 
+
+# The same two with the retry signal landing after the reset execution's first task: the
+# execution waits for it there (a patch marker and a timer) before it runs anything.
+SCENARIOS["retried_from_node_late_signal"] = {**SCENARIOS["retried_from_node"], "signal_late": True}
+SCENARIOS["retried_first_task_late_signal"] = {
+    **SCENARIOS["retried_first_task"],
+    "signal_late": True,
+}
 
 # Longer than one activation's budget of pure nodes (pauses), and input and result large
 # enough to be compressed by the payload codec.
@@ -317,21 +367,41 @@ async def record(
         await handle.result()
     except WorkflowFailureError:
         pass  # failed and cancelled runs are recorded too
-    if scenario.get("retry"):
-        # The same code path as POST .../retry.
+    if scenario.get("retry") or scenario.get("retry_from"):
+        # The same code path as POST .../retry (from the failure point, or from a node).
         desc = await handle.describe()
         state = await handle.query(RunWorkflow.state)
         plans = {node_id: plan.execution for node_id, plan in start.plans.items()}
         boundaries = await task_boundaries(client, start.run_id, desc.run_id)
-        plan = plan_retry(state, plans, default_registry(), "failure_point", boundaries)
+        if node_id := scenario.get("retry_from"):
+            graph = Graph(start.definition)
+            plan = plan_from_node(
+                state, downstream(graph, node_id), default_registry(), node_id, boundaries
+            )
+        else:
+            plan = plan_retry(state, plans, default_registry(), "failure_point", boundaries)
+        request_id = uuid.uuid4().hex
+        request = retry_request(state, plan, request_id)
+        late = bool(scenario.get("signal_late"))
         new_run_id = await reset_run(
             client,
             run_id=start.run_id,
             temporal_run_id=desc.run_id,
             state=state,
             plan=plan,
-            request_id=uuid.uuid4().hex,
+            request_id=request_id,
+            request=request,
+            send_signal=not late,
         )
+        if late:
+            # The retry signal after the reset execution's first task completed (it waits for
+            # it there, on a timer), rather than in that task, as it usually lands.
+            new = client.get_workflow_handle(start.run_id, run_id=new_run_id)
+            while EventType.EVENT_TYPE_TIMER_STARTED not in [
+                e.event_type async for e in new.fetch_history_events()
+            ]:
+                await asyncio.sleep(0.05)
+            await new.signal(RunWorkflow.retry, request)
         handle = client.get_workflow_handle(start.run_id, run_id=new_run_id)
         await handle.result()
     history = await handle.fetch_history()
