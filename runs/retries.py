@@ -137,7 +137,7 @@ class Retries:
         async def took_effect(_: str) -> bool:
             return await self._first_retry(org, run_id, request_id, view) is not None
 
-        async def prepare() -> tuple[RetryPlan, RunInput, RunInputs | None]:
+        async def prepare() -> tuple[RetryPlan, RunInput, RunInputs | None, RetryRequest]:
             if planned is not None:
                 plan_tokens.check_fresh(planned, view.state, view.temporal_run_id)
             overridden: list[str] = []
@@ -156,12 +156,15 @@ class Retries:
                 if spec.overrides is not None:
                     requested = requested.overridden_by(spec.overrides)
                 inputs = await self._inputs.resolve(org, run_input.definition, requested)
+            request = retry_request(view.state, plan, request_id, inputs)
             if from_ == "node":
-                await self._check_signal_size(retry_request(view.state, plan, request_id, inputs))
-            return plan, run_input, inputs
+                await self._check_signal_size(request)
+            return plan, run_input, inputs, request
 
-        async def perform(prepared: tuple[RetryPlan, RunInput, RunInputs | None], _: str) -> None:
-            plan, run_input, inputs = prepared
+        async def perform(
+            prepared: tuple[RetryPlan, RunInput, RunInputs | None, RetryRequest], _: str
+        ) -> None:
+            plan, run_input, inputs, request = prepared
             # Exactly one retry per attempt: Temporal does not deduplicate resets, so two
             # different concurrent retries would otherwise both reset the run.
             taken = f"retry:{run_id}:{view.state.attempt}"
@@ -174,9 +177,7 @@ class Retries:
                     "read the run to follow it.",
                 )
             if from_ == "start":  # a fresh execution under the same run id
-                fresh = run_input.model_copy(
-                    update={"inputs": inputs, "retry": retry_request(view.state, plan, request_id)}
-                )
+                fresh = run_input.model_copy(update={"inputs": inputs, "retry": request})
                 try:
                     await self._starter.start(fresh, reuse_ended_id=True)
                 except RPCError as err:
@@ -195,7 +196,7 @@ class Retries:
                         state=view.state,
                         plan=plan,
                         request_id=request_id,
-                        request=retry_request(view.state, plan, request_id, inputs),
+                        request=request,
                     )
                 except Conflict as impossible:
                     refusal = impossible.__cause__
