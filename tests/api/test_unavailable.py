@@ -24,7 +24,7 @@ from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.settings import get_settings
 from tests.api.helpers import create_published, linear_definition
-from tests.conftest import ORG_A_KEY, SECRETS_KEY, TEMPORAL_BIN
+from tests.conftest import DEV_SERVER_STARTUP_TIMEOUT, ORG_A_KEY, SECRETS_KEY, TEMPORAL_BIN
 
 RUN = "run_" + "0" * 32
 START_BODY = {"json_inputs": {"meta": {}}, "text_inputs": {"note": "n"}}
@@ -57,6 +57,7 @@ class OwnTemporal:
             data_converter=data_converter(),
             search_attributes=search_attributes.ALL,
             dev_server_log_level="error",
+            dev_server_startup_timeout=DEV_SERVER_STARTUP_TIMEOUT,
         )
 
     async def stop(self) -> None:
