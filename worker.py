@@ -11,6 +11,7 @@ import httpx
 from activities.registry import ActivityDeps, default_registry
 from activities.usage import Ledger, temporal_organizations
 from bulk.wiring import bulk_work
+from runlane.blobs import BlobUrlError
 from runlane.bytecode import compiled_for_source
 from runlane.secret_box import SecretsKeyError
 from runlane.settings import get_settings
@@ -30,6 +31,11 @@ async def main() -> None:
     try:
         secret_keys = settings.secret_keys()
     except SecretsKeyError as err:
+        log.error("worker not started: %s", err)
+        raise SystemExit(2) from None
+    try:
+        blobs = settings.blob_store()
+    except BlobUrlError as err:
         log.error("worker not started: %s", err)
         raise SystemExit(2) from None
     if not compiled_for_source(run_workflow):
@@ -55,6 +61,7 @@ async def main() -> None:
                 http_client=http_client,
                 secrets=SecretRepository(database, secret_keys),
                 ledger=ledger,
+                blobs=blobs,
             )
             triggers = trigger_work(
                 client=client, database=database, settings=settings, http_client=http_client

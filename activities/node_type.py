@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from activities.models import NodeTaskInput
     from activities.secret_scope import SecretResolver
     from activities.usage import Ledger
+    from runlane.blobs import BlobStore
 
 # batch: a pure node (needs `evaluate`): evaluated with the other ready pure work in one local
 #   activity whose result records its outcome in the run's history;
@@ -92,6 +93,9 @@ class ActivityDeps:
     # Where node activities record the requests they send and what they consume
     # (activities/usage.py); None: nothing is recorded (runs show no effects or usage).
     ledger: Ledger | None = None
+    # Where activities read documents' bytes (`activities.documents.read_document`): the
+    # store RUNLANE_BLOB_URL names, shared with the API; None: a worker that reads none.
+    blobs: BlobStore | None = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from temporalio.client import Client
 from activities.registry import NodeRegistry, default_registry
 from api.errors import ApiError
 from bulk.service import BulkService
-from runlane.blobs import BlobStore
 from runlane.paging import Order
 from runlane.settings import (
     DEV_ORGANIZATION,
@@ -81,7 +80,7 @@ async def get_workflow_repository(db: DatabaseDep) -> WorkflowRepository:
 
 
 async def get_file_repository(db: DatabaseDep, settings: SettingsDep) -> FileRepository:
-    return FileRepository(db, BlobStore(settings.files_dir))
+    return FileRepository(db, settings.blob_store())
 
 
 WorkflowsDep = Annotated[WorkflowRepository, Depends(get_workflow_repository)]

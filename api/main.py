@@ -56,6 +56,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Refuses to start (SecretsKeyError, saying what to set) without a valid
     # RUNLANE_SECRETS_KEY: `make run` passes one, anywhere else it is required.
     settings.secret_keys()
+    # Refuses to start (BlobUrlError, naming the variable) when RUNLANE_BLOB_URL is malformed.
+    settings.blob_store()
     database = Database(settings.resolved_database_url)
     await database.create_all()
     app.state.database = database

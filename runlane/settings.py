@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from runlane.payload_crypto import PayloadKeys, parse_payload_keys
 from runlane.secret_box import KEY_FILENAME as SECRETS_KEY_FILENAME
 from runlane.secret_box import SecretKeys, SecretsKeyError, missing_key_message, parse_secret_keys
+
+if TYPE_CHECKING:
+    from runlane.blobs import BlobStore
 
 DEV_ORGANIZATION = "org_dev"
 DEV_KEY_FILENAME = "dev-api-key"
@@ -35,6 +39,9 @@ class Settings(BaseSettings):
     task_queue: str = "runlane"
     data_dir: Path = Path("./.data")
     database_url: str = ""
+    # Where documents live (runlane/blobs.py): unset, the data dir's `files/`;
+    # `file:///absolute/dir`; or `s3://bucket/prefix` (endpoint and credentials from AWS_*).
+    blob_url: str = ""
     max_upload_bytes: int = Field(default=52_428_800, gt=0)
     # Unset: room for one inline base64 document (4/3 of an upload) plus 1 MiB (API.md).
     max_request_bytes: int | None = Field(default=None, gt=0)
@@ -94,6 +101,14 @@ class Settings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return self.data_dir / "files"
+
+    def blob_store(self) -> BlobStore:
+        """The document store RUNLANE_BLOB_URL names (one per process and URL); BlobUrlError,
+        naming the variable, when it is malformed."""
+        # Imported here: obstore stays out of what the workflow sandbox imports with settings.
+        from runlane.blobs import blob_store
+
+        return blob_store(self.blob_url, self.files_dir)
 
     @property
     def dev_key_path(self) -> Path:

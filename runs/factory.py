@@ -6,7 +6,6 @@ from __future__ import annotations
 from temporalio.client import Client
 
 from activities.registry import NodeRegistry, default_registry
-from runlane.blobs import BlobStore
 from runlane.settings import Settings
 from runs.service import RunService
 from runs.starter import PublishedDefinitions
@@ -36,7 +35,7 @@ def run_service(
         client=client,
         registry=registry or default_registry(),
         workflows=WorkflowRepository(database),
-        files=FileRepository(database, BlobStore(settings.files_dir)),
+        files=FileRepository(database, settings.blob_store()),
         idempotency=IdempotencyRepository(database),
         decisions=DecisionRepository(database),
         secrets=SecretRepository(database, settings.secret_keys()),

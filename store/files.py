@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from runlane import ids
-from runlane.blobs import BlobStore, BlobTooLarge
+from runlane.blobs import BlobStore, BlobTooLarge, OpenedBlob
 from store.db import Database
 from store.tables import FileRow
 
@@ -91,8 +91,14 @@ class FileRepository:
             row = await session.scalar(query)
         return _record(row) if row is not None else None
 
-    def content_path(self, record: FileRecord) -> Path:
-        return self._blobs.path(record.sha256)
+    def content_path(self, record: FileRecord) -> Path | None:
+        """The file's bytes on this machine's disk when documents are kept in a local
+        directory; None when they are in object storage (read them with `open_content`)."""
+        return self._blobs.local_path(record.sha256)
+
+    async def open_content(self, record: FileRecord) -> OpenedBlob:
+        """The file's bytes as a stream; BlobStoreUnavailable when the store cannot answer."""
+        return await self._blobs.open(record.sha256)
 
 
 async def _slices(content: bytes) -> AsyncIterator[bytes]:

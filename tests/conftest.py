@@ -98,6 +98,7 @@ async def worker(
         settings=settings,
         http_client=http_client,
         secrets=SecretRepository(database, settings.secret_keys()),
+        blobs=settings.blob_store(),
     )
     triggers = trigger_work(
         client=client, database=database, settings=settings, http_client=http_client

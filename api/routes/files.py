@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, UploadFile, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from api import schemas
@@ -97,15 +98,36 @@ async def get_file(file_id: str, org: OrgDep, files: FilesDep) -> schemas.FileOu
 
 
 @router.get("/{file_id}/content", response_class=FileResponse)
-async def get_file_content(file_id: str, org: OrgDep, files: FilesDep) -> FileResponse:
+async def get_file_content(file_id: str, org: OrgDep, files: FilesDep) -> Response:
     """A file's bytes, with its original Content-Type."""
     record = await files.get(org, file_id)
     if record is None:
         raise not_found("file", file_id)
-    response = FileResponse(
-        files.content_path(record), media_type=record.mime_type, filename=record.filename
-    )
+    path = files.content_path(record)
+    response: Response
+    if path is not None:
+        response = FileResponse(path, media_type=record.mime_type, filename=record.filename)
+    else:
+        # Object storage: streamed through (a store that cannot answer is a 503 here,
+        # before the status line is sent).
+        opened = await files.open_content(record)
+        response = StreamingResponse(
+            opened.chunks,
+            media_type=record.mime_type,
+            headers={
+                "content-length": str(opened.size),
+                "content-disposition": _attachment(record.filename),
+            },
+        )
     # Starlette appends "; charset=utf-8" to text/* types: the bytes are the uploader's, in
     # whatever encoding they declared (or did not), so answer exactly what they sent.
     response.headers["content-type"] = record.mime_type
     return response
+
+
+def _attachment(filename: str) -> str:
+    # As Starlette's FileResponse words it, so both backends answer alike.
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'

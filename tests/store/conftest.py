@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from runlane.blobs import BlobStore
+from runlane.blobs import LocalBlobStore
 from store.db import Database
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
@@ -47,8 +47,8 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 @pytest.fixture
-def blobs(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
+def blobs(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "blobs")
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def workflows(db: Database) -> WorkflowRepository:
 
 
 @pytest.fixture
-def files(db: Database, blobs: BlobStore) -> FileRepository:
+def files(db: Database, blobs: LocalBlobStore) -> FileRepository:
     return FileRepository(db, blobs)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runlane.blobs import BlobStore
-from store.files import FileRepository, FileTooLarge
+from runlane.blobs import LocalBlobStore
+from store.files import FileRecord, FileRepository, FileTooLarge
 
 ORG = "org_a"
 
@@ -17,6 +17,12 @@ ORG = "org_a"
 async def stream(*parts: bytes) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
+
+
+def content_of(files: FileRepository, record: FileRecord) -> bytes:
+    path = files.content_path(record)
+    assert path is not None  # a local store
+    return path.read_bytes()
 
 
 def stored_blobs(root: Path) -> list[Path]:
@@ -39,7 +45,7 @@ async def test_store_then_get_and_read_back(files: FileRepository) -> None:
     assert record.sha256 == hashlib.sha256(content).hexdigest()
     assert record.created_at.utcoffset() is not None
     assert await files.get(ORG, record.id) == record
-    assert files.content_path(record).read_bytes() == content
+    assert content_of(files, record) == content
 
 
 async def test_files_of_another_organization_are_missing(files: FileRepository) -> None:
@@ -65,7 +71,7 @@ async def test_a_file_exactly_at_the_limit_is_accepted(files: FileRepository) ->
 
 
 async def test_one_byte_over_the_limit_leaves_nothing_behind(
-    files: FileRepository, blobs: BlobStore
+    files: FileRepository, blobs: LocalBlobStore
 ) -> None:
     content = b"z" * 11
 
@@ -80,7 +86,7 @@ async def test_one_byte_over_the_limit_leaves_nothing_behind(
 
     assert raised.value.limit == 10
     assert stored_blobs(blobs.root) == []
-    assert not blobs.exists(hashlib.sha256(content).hexdigest())
+    assert not await blobs.exists(hashlib.sha256(content).hexdigest())
 
 
 async def test_the_limit_stops_reading_the_stream(files: FileRepository) -> None:
@@ -100,7 +106,7 @@ async def test_the_limit_stops_reading_the_stream(files: FileRepository) -> None
     assert consumed == 5
 
 
-async def test_store_bytes_applies_the_limit(files: FileRepository, blobs: BlobStore) -> None:
+async def test_store_bytes_applies_the_limit(files: FileRepository, blobs: LocalBlobStore) -> None:
     with pytest.raises(FileTooLarge):
         await files.store_bytes(
             ORG, filename="a", mime_type="text/plain", content=b"12345", max_bytes=4
@@ -109,12 +115,12 @@ async def test_store_bytes_applies_the_limit(files: FileRepository, blobs: BlobS
     record = await files.store_bytes(
         ORG, filename="a", mime_type="text/plain", content=b"1234", max_bytes=4
     )
-    assert files.content_path(record).read_bytes() == b"1234"
+    assert content_of(files, record) == b"1234"
     assert len(stored_blobs(blobs.root)) == 1
 
 
 async def test_the_same_content_twice_is_one_blob_and_two_files(
-    files: FileRepository, blobs: BlobStore
+    files: FileRepository, blobs: LocalBlobStore
 ) -> None:
     first = await files.store_bytes(
         ORG, filename="a.txt", mime_type="text/plain", content=b"same", max_bytes=100
@@ -135,4 +141,4 @@ async def test_an_empty_file_is_stored(files: FileRepository) -> None:
     )
 
     assert record.size_bytes == 0
-    assert files.content_path(record).read_bytes() == b""
+    assert content_of(files, record) == b""
