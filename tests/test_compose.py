@@ -30,6 +30,17 @@ INTERPOLATION = re.compile(r"\$\{(\w+):-([^}]*)\}")
 REQUIRED = re.compile(r"\$\{(\w+):\?([^}]*)\}")
 # What the operator exports for the required ones, in these tests.
 OPERATOR_ENV = {"RUNLANE_SECRETS_KEY": generate_key()}
+# The standard AWS variables the object-storage client reads (runlane/blobs.py), besides
+# RUNLANE_*: where the documents bucket is and how to sign in.
+AWS_VARIABLES = {
+    "AWS_ENDPOINT_URL",
+    "AWS_ALLOW_HTTP",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+}
+# Services that run once and exit (no healthcheck: others wait for their success).
+ONE_SHOT = {"minio-bucket"}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +75,9 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 def test_every_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
     assert {"postgres", "temporal", "temporal-ui", "worker", "api"} <= services.keys()
     for name, service in services.items():
+        if name in ONE_SHOT:
+            assert service.get("restart") == "no", f"{name} runs once"
+            continue
         check = service.get("healthcheck")
         assert check and check.get("test"), f"{name} has no healthcheck"
         assert not check.get("disable"), name
@@ -75,7 +89,10 @@ def test_dependencies_wait_for_health(services: dict[str, dict[str, Any]]) -> No
         assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
         for dependency, options in depends_on.items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
-            assert options == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+            wanted = (
+                "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+            )
+            assert options == {"condition": wanted}, f"{name} -> {dependency}"
     for name in ("temporal", "temporal-ui", "worker", "api"):
         assert services[name].get("depends_on"), f"{name} starts without waiting for anything"
 
@@ -106,6 +123,8 @@ def test_runlane_is_configured_only_through_settings(
     for name in RUNLANE_SERVICES:
         env = environment(services[name])
         for key in env:
+            if key in AWS_VARIABLES:
+                continue
             assert key.startswith(prefix), f"{name} sets {key}, which Runlane does not read"
             field = key.removeprefix(prefix).lower()
             assert field in Settings.model_fields, f"{name} sets {key}: no Settings field"
@@ -116,6 +135,7 @@ def test_runlane_is_configured_only_through_settings(
             monkeypatch.setenv(key, value)
         settings = Settings()
         settings.secret_keys()  # what the API and the worker check before they start
+        settings.blob_store()
         assert settings.database_url.startswith("postgresql+asyncpg://")
         database_host = settings.database_url.split("@", 1)[1].split(":", 1)[0]
         assert database_host in services, "the Runlane database is the compose PostgreSQL"
@@ -123,17 +143,30 @@ def test_runlane_is_configured_only_through_settings(
         assert temporal_host in services, "the worker and the API talk to the compose Temporal"
 
 
-def test_api_and_worker_share_the_data_volume(services: dict[str, dict[str, Any]]) -> None:
-    # The worker reads the documents the API stored under RUNLANE_DATA_DIR.
-    mounts = []
+def test_api_and_worker_share_documents_through_object_storage(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    # No shared volume: the worker reads the documents the API stored from the same bucket.
+    envs = [environment(services[name]) for name in RUNLANE_SERVICES]
+    shared = {key: envs[0][key] for key in ("RUNLANE_BLOB_URL", *AWS_VARIABLES)}
+    for env in envs:
+        assert {key: env[key] for key in shared} == shared
+    assert shared["RUNLANE_BLOB_URL"].startswith("s3://")
+    assert "volumes" not in services["worker"], "the worker needs no volume"
+    endpoint_host = shared["AWS_ENDPOINT_URL"].split("://", 1)[1].split(":", 1)[0]
+    assert endpoint_host in services
+    storage = environment(services[endpoint_host])
+    assert shared["AWS_ACCESS_KEY_ID"] == storage["MINIO_ROOT_USER"]
+    assert shared["AWS_SECRET_ACCESS_KEY"] == storage["MINIO_ROOT_PASSWORD"]
+    # The bucket in the URL is the one the one-shot service creates before either starts.
+    bucket = shared["RUNLANE_BLOB_URL"].removeprefix("s3://").split("/", 1)[0]
+    creator = services["minio-bucket"]
+    assert environment(creator)["BUCKET"] == bucket
+    assert "mc mb --ignore-existing" in " ".join(creator["command"])
     for name in RUNLANE_SERVICES:
-        data_dir = environment(services[name])["RUNLANE_DATA_DIR"]
-        mount = next(
-            (v for v in services[name].get("volumes", []) if v.split(":")[1] == data_dir), None
-        )
-        assert mount, f"{name}: RUNLANE_DATA_DIR {data_dir} is not a volume"
-        mounts.append(mount)
-    assert len(set(mounts)) == 1
+        assert services[name]["depends_on"]["minio-bucket"] == {
+            "condition": "service_completed_successfully"
+        }
 
 
 def test_commands_are_the_entry_points_make_run_uses(
