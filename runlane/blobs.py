@@ -89,11 +89,6 @@ class BlobLocation:
     bucket: str = ""  # s3
     prefix: str = ""  # s3, without leading or trailing slashes
 
-    def describe(self) -> str:
-        if self.kind == "file":
-            return str(self.root)
-        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-
 
 def parse_blob_url(url: str, default_root: Path) -> BlobLocation:
     """`""` -> `default_root`; `file:///absolute/dir`; `s3://bucket[/prefix]`. Anything else
@@ -108,9 +103,10 @@ def parse_blob_url(url: str, default_root: Path) -> BlobLocation:
     except ValueError:
         raise BlobUrlError(f"{BLOB_URL_VARIABLE} must be {forms}, not {url!r}") from None
     if parts.query or parts.fragment or parts.username or parts.password or port:
+        # Not echoed: it may hold credentials.
         raise BlobUrlError(
-            f"{BLOB_URL_VARIABLE} must be {forms} (no credentials, port, query or fragment; "
-            "credentials and the endpoint come from the AWS_* variables), not {url!r}"
+            f"{BLOB_URL_VARIABLE} must be {forms}, with no credentials, port, query or "
+            "fragment (credentials and the endpoint come from the AWS_* variables)"
         )
     if parts.scheme == "file":
         path = unquote(parts.path)
@@ -118,7 +114,7 @@ def parse_blob_url(url: str, default_root: Path) -> BlobLocation:
             raise BlobUrlError(f"{BLOB_URL_VARIABLE} must be {forms}, not {url!r}")
         return BlobLocation("file", root=Path(path))
     if parts.scheme == "s3":
-        bucket = parts.hostname or ""
+        bucket = parts.netloc  # as written: `hostname` would lower-case it
         if not _BUCKET_RE.match(bucket) or ".." in bucket:
             raise BlobUrlError(
                 f"{BLOB_URL_VARIABLE}: {bucket!r} is not an S3 bucket name (3-63 lowercase "
@@ -126,7 +122,9 @@ def parse_blob_url(url: str, default_root: Path) -> BlobLocation:
             )
         prefix = unquote(parts.path).strip("/")
         if any(segment in ("", ".", "..") for segment in prefix.split("/")) and prefix:
-            raise BlobUrlError(f"{BLOB_URL_VARIABLE}: the prefix {prefix!r} has an empty segment")
+            raise BlobUrlError(
+                f"{BLOB_URL_VARIABLE}: the prefix {prefix!r} has an empty, '.' or '..' segment"
+            )
         return BlobLocation("s3", bucket=bucket, prefix=prefix)
     raise BlobUrlError(f"{BLOB_URL_VARIABLE} must be {forms}, not {url!r}")
 

@@ -39,6 +39,7 @@ def test_accepted_urls(url: str, location: BlobLocation) -> None:
         "s3://",
         "s3:///docs",
         "s3://Runlane_Docs",
+        "s3://RunlaneDocs",
         "s3://ab",
         "s3://bucket/a//b",
         "s3://key:secret@bucket",
@@ -51,6 +52,14 @@ def test_accepted_urls(url: str, location: BlobLocation) -> None:
 def test_malformed_urls_name_the_variable(url: str) -> None:
     with pytest.raises(BlobUrlError, match="RUNLANE_BLOB_URL"):
         parse_blob_url(url, DEFAULT)
+
+
+def test_credentials_in_the_url_are_not_echoed() -> None:
+    with pytest.raises(BlobUrlError) as raised:
+        parse_blob_url("s3://AKIAEXAMPLE:topsecret@bucket/docs", DEFAULT)
+
+    assert "AWS_*" in str(raised.value)
+    assert "topsecret" not in str(raised.value)
 
 
 @pytest.mark.parametrize("args", [API, WORKER], ids=["api", "worker"])
