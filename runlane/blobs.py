@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -28,13 +29,15 @@ from urllib.parse import unquote, urlsplit
 
 import obstore
 from obstore.exceptions import BaseError as ObjectStoreError
-from obstore.exceptions import NotFoundError
+from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
 from runlane.errors import Unavailable
 
 if TYPE_CHECKING:
     from obstore.store import RetryConfig  # a TypedDict of the stubs only
+
+log = logging.getLogger("runlane.blobs")
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Small chunks are gathered and written together: one thread hop per MiB, not per chunk.
@@ -76,6 +79,19 @@ class BlobStoreUnavailable(Unavailable):
             "blob_store_unavailable",
             f"The document store ({store}) is unavailable: {reason}",
         )
+
+
+def _failure_kind(err: Exception) -> str:
+    text = str(err)
+    if "NoSuchBucket" in text:
+        return "the bucket does not exist"
+    if isinstance(err, PermissionDeniedError | UnauthenticatedError) or re.search(
+        r"\b(AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|403 Forbidden)\b", text
+    ):
+        return "access denied (check the AWS_* credentials)"
+    if "error sending request" in text or "timed out" in text.lower():
+        return "it cannot be reached"
+    return "it answered with an error"
 
 
 class BlobUrlError(ValueError):
@@ -253,12 +269,11 @@ class S3BlobStore(BlobStore):
         return self._name
 
     def _unavailable(self, err: Exception) -> BlobStoreUnavailable:
-        text = str(err)
-        if "NoSuchBucket" in text:
-            return BlobStoreUnavailable(self._name, "the bucket does not exist")
-        # obstore appends a multi-line debug dump (the request, the XML body): the first
-        # line says what failed and why.
-        return BlobStoreUnavailable(self._name, text.split("\n", 1)[0].strip())
+        # The caller hears what kind of failure it is; the details (the endpoint's address,
+        # the request, the store's answer) go to this process's log, for its operator.
+        # obstore appends a multi-line debug dump: the first line says what failed and why.
+        log.warning("document store %s: %s", self._name, str(err).split("\n", 1)[0].strip())
+        return BlobStoreUnavailable(self._name, _failure_kind(err))
 
     async def exists(self, sha256: str) -> bool:
         key = blob_key(sha256)

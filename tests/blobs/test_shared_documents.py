@@ -228,4 +228,6 @@ async def test_a_store_that_is_down_is_a_503_and_a_node_error(
     assert failed["status"] == "error", failed
     assert failed["error"]["node_id"] == "digest"
     assert failed["error"]["type"] == "BlobStoreUnavailable"
-    assert f"The document store ({url}) is unavailable" in failed["error"]["message"]
+    assert failed["error"]["message"] == (
+        f"The document store ({url}) is unavailable: it cannot be reached"
+    )
