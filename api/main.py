@@ -56,6 +56,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Refuses to start (SecretsKeyError, saying what to set) without a valid
     # RUNLANE_SECRETS_KEY: `make run` passes one, anywhere else it is required.
     settings.secret_keys()
+    # Refuses to start (ValueError naming the entry) on a malformed RUNLANE_API_KEYS or an
+    # unknown role, rather than guess what a key may do.
+    settings.api_key_grants()
     database = Database(settings.resolved_database_url)
     await database.create_all()
     app.state.database = database
