@@ -35,7 +35,10 @@ REVIEWER = "ana@example.com"
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     org_a = settings.key_to_organization()[ORG_A_KEY]
-    extra = f"key_runner:{org_a}:runner,key_reviewer:{org_a}:reviewer:{REVIEWER},key_viewer:{org_a}:viewer"
+    extra = ",".join(
+        f"{KEYS[role]}:{org_a}:{role}" + (f":{REVIEWER}" if role == "reviewer" else "")
+        for role in ("runner", "reviewer", "viewer")
+    )
     return settings.model_copy(update={"api_keys": f"{settings.api_keys},{extra}"})
 
 
