@@ -17,9 +17,11 @@ from fastapi import FastAPI
 
 from api.deps import declared_permissions
 from runlane.permissions import ACCESS, PUBLIC, Permission, role_table
+from runlane.secret_box import generate_key
 from runlane.settings import ROLES, ApiKeyGrant, Settings, parse_api_keys
 from tests.api.helpers import create_published, review_definition, wait_for_run
 from tests.conftest import ORG_A_KEY
+from tests.test_secrets_startup import API, start
 
 README_PART = Path(__file__).parents[2] / "docs" / "roles-readme.md"
 # One key per role in organization A; the reviewer's subject is who the reviews are for.
@@ -217,3 +219,16 @@ async def test_openapi_documents_403(app: FastAPI) -> None:
         if path.startswith("/v1/"):
             for method, operation in item.items():
                 assert "403" in operation["responses"], (method, path)
+
+
+def test_the_api_refuses_to_start_with_an_unknown_role(tmp_path: Path) -> None:
+    refused = start(
+        API,
+        tmp_path,
+        RUNLANE_API_KEYS="rl_secret_key:org_a:owner",
+        RUNLANE_SECRETS_KEY=generate_key(),
+    )
+    assert refused.returncode != 0
+    output = refused.stdout + refused.stderr
+    assert "unknown role 'owner'" in output, output
+    assert "rl_secret_key" not in output
