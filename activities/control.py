@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -55,6 +56,11 @@ class HumanReviewConfig(BaseModel):
         ge=1,
         le=20,
         description="Approvals from distinct reviewers the node needs; one reject rejects",
+    )
+    self_approval: StrictBool = Field(
+        default=True,
+        description="false: the subject of the API key that started the run may not approve "
+        "this node (the API answers 403; rejecting stays allowed)",
     )
     escalate_after_s: float | None = Field(
         default=None,

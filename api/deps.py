@@ -1,4 +1,5 @@
-"""Typed dependencies: settings, the Temporal client, the store, the caller's organization.
+"""Typed dependencies: settings, the Temporal client, the store, the caller (its organization,
+role and subject; what each role may call is api/permissions.py's).
 
 The lifespan (api/main.py) puts the Temporal client and the database on `app.state`; tests
 replace these through `app.dependency_overrides`.
@@ -11,12 +12,14 @@ thread hand-offs were the API's largest own cost after the event loop itself).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request, Security
+from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi.routing import iter_route_contexts
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
@@ -24,14 +27,18 @@ from activities.registry import NodeRegistry, default_registry
 from api.errors import ApiError
 from bulk.service import BulkService
 from runlane.paging import Order
+from runlane.permissions import ACCESS, Permission
 from runlane.settings import (
     DEV_ORGANIZATION,
+    ApiKeyGrant,
+    Role,
     Settings,
     ensure_dev_key,
     get_settings,
     parse_api_keys,
 )
 from runs.factory import run_service
+from runs.reviews import assigned_to
 from runs.service import RunService
 from runs.starter import PublishedDefinitions
 from runs.subworkflows import SubworkflowTargets
@@ -202,14 +209,50 @@ SubworkflowsDep = Annotated[SubworkflowTargets, Depends(get_subworkflow_targets)
 
 
 @lru_cache
-def _key_map(raw_keys: str, dev_key_path: Path) -> dict[str, str]:
+def _key_map(raw_keys: str, dev_key_path: Path) -> dict[str, ApiKeyGrant]:
     if raw_keys.strip():
         return parse_api_keys(raw_keys)
-    return {ensure_dev_key(dev_key_path): DEV_ORGANIZATION}
+    return {ensure_dev_key(dev_key_path): ApiKeyGrant(DEV_ORGANIZATION)}
 
 
 _api_key_header = APIKeyHeader(name="Api-Key", auto_error=False)
 _bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: its API key's organization, role and subject (RUNLANE_API_KEYS
+    `key:org[:role[:subject]]`)."""
+
+    organization: str
+    role: Role = "admin"
+    subject: str | None = None
+
+
+def _grant_of(
+    settings: Settings, api_key: str | None, bearer: HTTPAuthorizationCredentials | None
+) -> ApiKeyGrant:
+    key = api_key or (bearer.credentials if bearer else None)
+    if not key:
+        raise ApiError(401, "missing_api_key", "Send your API key as 'Api-Key: <key>'.")
+    found = None
+    for known, grant in _key_map(settings.api_keys, settings.dev_key_path).items():
+        # surrogatepass: a key posted as JSON may hold a lone surrogate; it matches no key.
+        if hmac.compare_digest(known.encode(), key.encode("utf-8", "surrogatepass")):
+            found = grant
+    if found is None:
+        raise ApiError(401, "invalid_api_key", "Unknown API key.")
+    return found
+
+
+async def current_caller(
+    settings: SettingsDep,
+    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Caller:
+    """The caller's API key (`Api-Key` or `Authorization: Bearer`): organization, role, subject."""
+    grant = _grant_of(settings, api_key, bearer)
+    return Caller(grant.organization, grant.role, grant.subject)
 
 
 async def current_organization(
@@ -218,20 +261,11 @@ async def current_organization(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> str:
     """The organization of the caller's API key (`Api-Key` or `Authorization: Bearer`)."""
-    key = api_key or (bearer.credentials if bearer else None)
-    if not key:
-        raise ApiError(401, "missing_api_key", "Send your API key as 'Api-Key: <key>'.")
-    organization = None
-    for known, org in _key_map(settings.api_keys, settings.dev_key_path).items():
-        # surrogatepass: a key posted as JSON may hold a lone surrogate; it matches no key.
-        if hmac.compare_digest(known.encode(), key.encode("utf-8", "surrogatepass")):
-            organization = org
-    if organization is None:
-        raise ApiError(401, "invalid_api_key", "Unknown API key.")
-    return organization
+    return _grant_of(settings, api_key, bearer).organization
 
 
 OrgDep = Annotated[str, Depends(current_organization)]
+CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
 def _is_json(content_type: str) -> bool:
@@ -321,3 +355,80 @@ def cursor_error(error: InvalidCursor) -> ApiError:
         message = str(error)
     errors = [{"loc": ["query", "cursor"], "message": message}]
     return ApiError(422, "invalid_cursor", message, {"errors": errors})
+
+
+# ---------------------------------------------------------------- access control
+# The policy is runlane/permissions.py's table; this is the one place that enforces it.
+
+
+def forbidden(caller: Caller, permission: Permission) -> ApiError:
+    return ApiError(
+        403,
+        "forbidden",
+        f"An API key with the role '{caller.role}' may not do this (it needs "
+        f"'{permission.value}').",
+        {"role": caller.role, "permission": permission.value},
+    )
+
+
+async def _reviewer_may_read(caller: Caller, run_id: str, runs: RunService) -> bool:
+    view = await runs.get(caller.organization, run_id)
+    return any(assigned_to(review, caller.subject) for review in view.state.pending_reviews)
+
+
+def require(permission: Permission) -> Any:
+    """The dependency a route declares: the caller (401 without a known key), 403 unless its
+    role has `permission`."""
+    if permission is Permission.READ_RUN:
+
+        async def check_run(caller: CallerDep, request: Request, runs: RunsDep) -> Caller:
+            access = ACCESS[permission][caller.role]
+            if access == "waiting":
+                run_id = request.path_params["run_id"]
+                if await _reviewer_may_read(caller, run_id, runs):
+                    return caller
+                raise ApiError(
+                    403,
+                    "run_not_waiting_for_you",
+                    f"A reviewer's key reads only runs waiting for its review; run {run_id} "
+                    "waits for no review assigned to it.",
+                    {"role": caller.role, "permission": permission.value},
+                )
+            if access != "yes":
+                raise forbidden(caller, permission)
+            return caller
+
+        check: Callable[..., Any] = check_run
+    else:
+
+        async def check_role(caller: CallerDep) -> Caller:
+            if ACCESS[permission][caller.role] != "yes":
+                raise forbidden(caller, permission)
+            return caller
+
+        check = check_role
+    check.permission = permission  # type: ignore[attr-defined]  # read by permission_of
+    return Depends(check)
+
+
+def permission_of(route: Any) -> Permission | None:
+    """The permission a route declared with `require` (None: none)."""
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    found = [
+        dep.call.permission
+        for dep in dependant.dependencies
+        if isinstance(getattr(dep.call, "permission", None), Permission)
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def declared_permissions(app: FastAPI) -> Iterator[tuple[str, str, Permission | None]]:
+    """Every (method, path, declared permission) the app answers, OpenAPI pages aside."""
+    for context in iter_route_contexts(app.routes):
+        path = context.path_format
+        if path is None or path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"):
+            continue
+        for method in sorted((context.methods or set()) - {"HEAD"}):
+            yield method, path, permission_of(context)

@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from runlane.errors import (
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     RunlaneError,
@@ -62,6 +63,7 @@ class ApiError(Exception):
 # The status each kind of domain error answers with.
 STATUS_OF: dict[type[RunlaneError], int] = {
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     TooLarge: 413,

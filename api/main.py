@@ -58,6 +58,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.secret_keys()
     # Refuses to start (BlobUrlError, naming the variable) when RUNLANE_BLOB_URL is malformed.
     settings.blob_store()
+    # Refuses to start (ValueError naming the entry) on a malformed RUNLANE_API_KEYS or an
+    # unknown role, rather than guess what a key may do.
+    settings.api_key_grants()
     database = Database(settings.resolved_database_url)
     await database.create_all()
     app.state.database = database

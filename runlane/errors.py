@@ -39,6 +39,11 @@ class Unavailable(RunlaneError):
     """A dependency (Temporal) cannot be reached or read right now; trying later may work."""
 
 
+class Forbidden(RunlaneError):
+    """The caller is known but may not do this: its key's role or subject does not allow it
+    (a reviewer deciding a review assigned to others, approving a run it started itself)."""
+
+
 class Unauthorized(RunlaneError):
     """The caller did not prove who it is: e.g. an inbound webhook call whose signature does
     not verify."""

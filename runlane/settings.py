@@ -8,9 +8,10 @@ has all). Nothing here is read at import time: callers go through :func:`get_set
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,7 +30,8 @@ DEV_KEY_FILENAME = "dev-api-key"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RUNLANE_", extra="ignore")
 
-    # "key1:org_a,key2:org_b"; empty means: the generated development key for org_dev.
+    # "key1:org_a,key2:org_b:runner,key3:org_b:reviewer:ana@example.com" (key:org[:role[:subject]]);
+    # empty means: the generated development key for org_dev, an admin.
     api_keys: str = ""
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -131,23 +133,56 @@ class Settings(BaseSettings):
             raise SecretsKeyError(missing_key_message(self.data_dir))
         return parse_secret_keys(raw)
 
-    def key_to_organization(self) -> dict[str, str]:
-        """Parse RUNLANE_API_KEYS; without it, load (or create once) the dev key."""
+    def api_key_grants(self) -> dict[str, ApiKeyGrant]:
+        """Parse RUNLANE_API_KEYS; without it, load (or create once) the dev key (an admin)."""
         if self.api_keys.strip():
             return parse_api_keys(self.api_keys)
-        return {ensure_dev_key(self.dev_key_path): DEV_ORGANIZATION}
+        return {ensure_dev_key(self.dev_key_path): ApiKeyGrant(DEV_ORGANIZATION)}
+
+    def key_to_organization(self) -> dict[str, str]:
+        """Each API key's organization, whatever its role."""
+        return {key: grant.organization for key, grant in self.api_key_grants().items()}
 
 
-def parse_api_keys(raw: str) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, org = item.partition(":")
-        if not sep or not key.strip() or not org.strip():
-            raise ValueError(f"RUNLANE_API_KEYS entry {item!r} is not 'key:organization'")
-        keys[key.strip()] = org.strip()
+# What an API key may do (API.md "Access control"; the table of each role's endpoints is
+# api/permissions.py's).
+Role = Literal["admin", "runner", "reviewer", "viewer"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+
+@dataclass(frozen=True)
+class ApiKeyGrant:
+    """One entry of RUNLANE_API_KEYS, `key:org[:role[:subject]]`."""
+
+    organization: str
+    role: Role = "admin"
+    # Who holds the key (an e-mail, say): the default reviewer of its decisions, matched
+    # against a review's assignees, and recorded as the starter of the runs it starts.
+    subject: str | None = None
+
+
+def parse_api_keys(raw: str) -> dict[str, ApiKeyGrant]:
+    """ValueError, naming the entry (by position: never the key itself), for one that is
+    malformed or names an unknown role: the API refuses to start rather than guess what a key
+    may do."""
+    keys: dict[str, ApiKeyGrant] = {}
+    entries = [item.strip() for item in raw.split(",") if item.strip()]
+    for number, item in enumerate(entries, start=1):
+        # The subject is the rest of the entry: it may hold colons itself.
+        parts = [part.strip() for part in item.split(":", 3)]
+        if len(parts) < 2 or not all(parts):
+            raise ValueError(
+                f"RUNLANE_API_KEYS entry {number} is not 'key:organization[:role[:subject]]'"
+            )
+        key, org = parts[0], parts[1]
+        role = parts[2] if len(parts) > 2 else "admin"
+        if role not in ROLES:
+            raise ValueError(
+                f"RUNLANE_API_KEYS entry {number} (organization {org!r}) names the unknown "
+                f"role {role!r}; the roles are {', '.join(ROLES)}"
+            )
+        subject = parts[3] if len(parts) > 3 else None
+        keys[key] = ApiKeyGrant(org, cast(Role, role), subject)
     return keys
 
 

@@ -34,7 +34,7 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from temporalio.api.common.v1 import Payload, WorkflowExecution
@@ -44,7 +44,7 @@ from temporalio.converter import WorkflowSerializationContext
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.control import review_data_problems
-from runlane.errors import Conflict, RunlaneError, TooLarge, invalid
+from runlane.errors import Conflict, Forbidden, RunlaneError, TooLarge, invalid
 from runs.commands import Command, CommandLog, Steps
 from runs.models import Outcome
 from runs.reader import RunReader, RunView
@@ -200,6 +200,34 @@ class DecisionDelivery:
         return False
 
 
+@dataclass(frozen=True)
+class ReviewActor:
+    """Who takes a decision, as the API key it came with says (API.md "Access control")."""
+
+    # The key's subject: the decision's reviewer, and who may not approve a run it started
+    # itself where the node says `self_approval: false`.
+    subject: str | None = None
+    # A reviewer's key decides only reviews assigned to its subject, or assigned to nobody
+    # (an admin's decides any).
+    assigned_only: bool = False
+
+
+def review_assignees(review: PendingReview) -> list[str]:
+    """Who a waiting review is assigned to: its `assignees`, and `escalate_to` once escalated
+    (empty: anybody's to decide)."""
+    assignees = list(review.assignees)
+    if review.escalated_at is not None:
+        assignees += [a for a in review.escalate_to if a not in assignees]
+    return assignees
+
+
+def assigned_to(review: PendingReview, subject: str | None) -> bool:
+    """Whether a reviewer's key with this subject may decide the review: it is assigned to
+    nobody, or to the subject."""
+    assignees = review_assignees(review)
+    return not assignees or (subject is not None and subject in assignees)
+
+
 class Reviews:
     def __init__(
         self,
@@ -214,7 +242,13 @@ class Reviews:
         self._delivery = DecisionDelivery(client, decisions)
 
     async def decide(
-        self, org: str, run_id: str, decision: ReviewDecision, *, command_id: str | None = None
+        self,
+        org: str,
+        run_id: str,
+        decision: ReviewDecision,
+        *,
+        command_id: str | None = None,
+        actor: ReviewActor | None = None,
     ) -> Outcome:
         """A reviewer's decision for a waiting human_review node; Conflict when that node is
         not waiting (or was just decided by someone else)."""
@@ -254,6 +288,8 @@ class Reviews:
                     "decided, not reached yet, or not a human_review node).",
                 )
             if pending is not None:
+                if actor is not None:
+                    await self._check_actor(actor, decision, pending, run_id)
                 _check(decision, pending)
             return await self._delivery.encode(run_id, decision)
 
@@ -288,6 +324,32 @@ class Reviews:
             command, Steps(run_id, took_effect, prepare, perform)
         )
         return Outcome(await self._reader.get(org, run_id), executed.replayed)
+
+    async def _check_actor(
+        self, actor: ReviewActor, decision: ReviewDecision, pending: PendingReview, run_id: str
+    ) -> None:
+        """Forbidden unless the caller's key may take this decision: a reviewer's only on a
+        review assigned to its subject (or to nobody); nobody's approval of a node with
+        `self_approval: false` in a run its own subject started."""
+        if actor.assigned_only and not assigned_to(pending, actor.subject):
+            who = f"'{actor.subject}'" if actor.subject else "a key without a subject"
+            raise Forbidden(
+                "review_not_assigned",
+                f"Node '{pending.node_id}' of run {run_id} is assigned to "
+                f"{', '.join(review_assignees(pending))}, not to {who}.",
+            )
+        if decision.decision != "approve" or actor.subject is None:
+            return
+        run_input = await self._reader.run_input(run_id)
+        node = next((n for n in run_input.definition.nodes if n.id == pending.node_id), None)
+        config = node.config if node is not None else {}
+        if config.get("self_approval") is False and run_input.started_by == actor.subject:
+            raise Forbidden(
+                "self_approval_forbidden",
+                f"'{actor.subject}' started run {run_id}, and node '{pending.node_id}' may not "
+                "be approved by who started the run (self_approval: false); someone else must "
+                "approve it (rejecting it is allowed).",
+            )
 
     async def _take_seat(
         self,

@@ -41,7 +41,7 @@ from runs.reader import (
 )
 from runs.retries import Retries
 from runs.retry_plan import RetryFrom, RetryPlan
-from runs.reviews import Reviews
+from runs.reviews import ReviewActor, Reviews
 from runs.starter import (
     ConfigSource,
     PublishedDefinitions,
@@ -267,9 +267,11 @@ class RunService:
         command_id: str | None = None,
         body: dict[str, Any] | None = None,
         trigger: Trigger | None = None,
+        started_by: str | None = None,
     ) -> Outcome:
         """A new run of the workflow's published (or draft) definition. `body` is what makes
-        two commands with one `command_id` the same request (defaults to nothing)."""
+        two commands with one `command_id` the same request (defaults to nothing);
+        `started_by` the subject of the API key that starts it."""
         command = Command(org, command_id, "start", workflow_id, body or {})
 
         async def prepare(run_id: str) -> RunInput:
@@ -280,6 +282,7 @@ class RunService:
                 config_source=config_source,
                 trigger=trigger or Trigger(),
                 run_id=run_id,
+                started_by=started_by,
             )
 
         return await self._launch(command, prepare)
@@ -293,6 +296,7 @@ class RunService:
         config_source: ConfigSource,
         trigger: Trigger,
         run_id: str,
+        started_by: str | None = None,
     ) -> RunInput:
         """What a new run of the workflow would start with, checked as a start checks it: the
         definition published now (or the draft), its subworkflow targets frozen, its secrets
@@ -314,6 +318,7 @@ class RunService:
             trigger=trigger,
             subworkflows=subworkflows,
             events=await self._subscribed_events(org),
+            started_by=started_by,
         )
 
     @needs_temporal
@@ -324,19 +329,32 @@ class RunService:
         *,
         config_source: ConfigSource = "published",
         command_id: str | None = None,
+        started_by: str | None = None,
     ) -> Outcome:
         """A new run with the source's inputs and the workflow's current definition."""
         command = Command(org, command_id, "restart", run_id, {"config_source": config_source})
-        return await self._derive(org, run_id, command, config_source)
+        return await self._derive(org, run_id, command, config_source, started_by)
 
     @needs_temporal
-    async def rerun(self, org: str, run_id: str, *, command_id: str | None = None) -> Outcome:
+    async def rerun(
+        self,
+        org: str,
+        run_id: str,
+        *,
+        command_id: str | None = None,
+        started_by: str | None = None,
+    ) -> Outcome:
         """A new run with the source's inputs and exactly the snapshot the source ran."""
         command = Command(org, command_id, "rerun", run_id, {})
-        return await self._derive(org, run_id, command, None)
+        return await self._derive(org, run_id, command, None, started_by)
 
     async def _derive(
-        self, org: str, run_id: str, command: Command, config_source: ConfigSource | None
+        self,
+        org: str,
+        run_id: str,
+        command: Command,
+        config_source: ConfigSource | None,
+        started_by: str | None = None,
     ) -> Outcome:
         kind: Literal["restart", "rerun"] = "restart" if config_source else "rerun"
 
@@ -379,6 +397,7 @@ class RunService:
                 trigger=Trigger(type=kind, source_run_id=run_id),
                 subworkflows=subworkflows,
                 events=await self._subscribed_events(org),
+                started_by=started_by,
             )
 
         return await self._launch(command, prepare)
@@ -467,11 +486,18 @@ class RunService:
 
     @needs_temporal
     async def review(
-        self, org: str, run_id: str, decision: ReviewDecision, *, command_id: str | None = None
+        self,
+        org: str,
+        run_id: str,
+        decision: ReviewDecision,
+        *,
+        command_id: str | None = None,
+        actor: ReviewActor | None = None,
     ) -> Outcome:
         """A reviewer's decision for a waiting human_review node; Conflict when that node is
-        not waiting (or was just decided by someone else)."""
-        return await self._reviews.decide(org, run_id, decision, command_id=command_id)
+        not waiting (or was just decided by someone else); Forbidden when `actor` may not
+        take it (runs/reviews.py `ReviewActor`)."""
+        return await self._reviews.decide(org, run_id, decision, command_id=command_id, actor=actor)
 
     # ------------------------------------------------------------------ retry
 

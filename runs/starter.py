@@ -182,6 +182,7 @@ class RunStarter:
         trigger: Trigger,
         subworkflows: dict[str, FrozenWorkflow] | None = None,
         events: list[str] | None = None,
+        started_by: str | None = None,
     ) -> RunInput:
         return RunInput(
             run_id=run_id,
@@ -194,6 +195,7 @@ class RunStarter:
             created_at=datetime.now(UTC),
             subworkflows=subworkflows or {},
             events=events or [],
+            started_by=started_by,
         )
 
     async def start(

@@ -113,6 +113,10 @@ class RunInput(BaseModel):
     # subscribed to when the run started: the run emits those, and no others. Empty for runs
     # started before events existed, which replay as they ran.
     events: list[str] = Field(default_factory=list)
+    # The subject of the API key that started the run (RUNLANE_API_KEYS `key:org:role:subject`);
+    # None for runs a schedule, a webhook or a parent started, and keys without a subject. Read
+    # by the API only (a review node's `self_approval: false`); the workflow never looks at it.
+    started_by: str | None = None
 
 
 class StepError(BaseModel):

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
 from api import schemas
-from api.deps import BulkDep, JsonBody, OrgDep, PageDep, SettingsDep, cursor_error
+from api.deps import BulkDep, JsonBody, OrgDep, PageDep, SettingsDep, cursor_error, require
 from bulk.models import BulkFilter
 from bulk.service import BulkView, DryRun
+from runlane.permissions import Permission
 from runlane.settings import Settings
 from store.pagination import InvalidCursor
 
@@ -80,6 +81,7 @@ def dry_run_out(dry: DryRun) -> schemas.BulkDryRunOut:
             "an earlier command_id: the operation it started",
         }
     },
+    dependencies=[require(Permission.RUN)],
 )
 async def start_bulk(
     body: schemas.BulkBody,
@@ -100,7 +102,11 @@ async def start_bulk(
     return operation_out(view, settings)
 
 
-@router.get("/{bulk_id}", response_model=schemas.BulkOperationDetailOut)
+@router.get(
+    "/{bulk_id}",
+    response_model=schemas.BulkOperationDetailOut,
+    dependencies=[require(Permission.READ)],
+)
 async def get_bulk(
     bulk_id: str, org: OrgDep, settings: SettingsDep, bulk: BulkDep, paging: PageDep
 ) -> schemas.BulkOperationDetailOut:

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import schemas
-from api.deps import JsonBody, OrgDep, RunsDep
+from api.deps import JsonBody, OrgDep, RunsDep, require
+from runlane.permissions import Permission
 from runs.dry_run import DryRunNode
 
 router = APIRouter(
@@ -21,7 +22,11 @@ router = APIRouter(
 )
 
 
-@router.get("/runs/{run_id}/compare", response_model=schemas.CompareOut)
+@router.get(
+    "/runs/{run_id}/compare",
+    response_model=schemas.CompareOut,
+    dependencies=[require(Permission.READ)],
+)
 async def compare_runs(
     run_id: str,
     org: OrgDep,
@@ -59,7 +64,10 @@ async def compare_runs(
 
 
 @router.post(
-    "/{workflow_id}/dry-run", response_model=schemas.DryRunOut, response_model_exclude_unset=True
+    "/{workflow_id}/dry-run",
+    response_model=schemas.DryRunOut,
+    response_model_exclude_unset=True,
+    dependencies=[require(Permission.READ)],
 )
 async def dry_run(
     workflow_id: str, body: schemas.DryRunIn, org: OrgDep, runs: RunsDep

@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from api import schemas
-from api.deps import EndpointsDep, JsonBody, OrgDep, PageDep, cursor_error
+from api.deps import EndpointsDep, JsonBody, OrgDep, PageDep, cursor_error, require
+from runlane.permissions import Permission
 from store.endpoints import DeliveryRecord, EndpointRecord
 from store.pagination import InvalidCursor
 
@@ -34,7 +35,12 @@ def delivery_out(record: DeliveryRecord) -> schemas.WebhookDeliveryOut:
     return schemas.WebhookDeliveryOut.model_validate(record, from_attributes=True)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.WebhookEndpointCreated)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.WebhookEndpointCreated,
+    dependencies=[require(Permission.MANAGE)],
+)
 async def create_endpoint(
     body: schemas.WebhookEndpointCreate, org: OrgDep, endpoints: EndpointsDep
 ) -> schemas.WebhookEndpointCreated:
@@ -45,7 +51,11 @@ async def create_endpoint(
     return schemas.WebhookEndpointCreated(**endpoint_out(record).model_dump(), secret=secret)
 
 
-@router.get("", response_model=schemas.Page[schemas.WebhookEndpointOut])
+@router.get(
+    "",
+    response_model=schemas.Page[schemas.WebhookEndpointOut],
+    dependencies=[require(Permission.READ)],
+)
 async def list_endpoints(
     org: OrgDep, endpoints: EndpointsDep, paging: PageDep
 ) -> schemas.Page[schemas.WebhookEndpointOut]:
@@ -59,7 +69,11 @@ async def list_endpoints(
     return schemas.Page(data=[endpoint_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{endpoint_id}", response_model=schemas.WebhookEndpointOut)
+@router.get(
+    "/{endpoint_id}",
+    response_model=schemas.WebhookEndpointOut,
+    dependencies=[require(Permission.READ)],
+)
 async def get_endpoint(
     endpoint_id: str, org: OrgDep, endpoints: EndpointsDep
 ) -> schemas.WebhookEndpointOut:
@@ -67,7 +81,11 @@ async def get_endpoint(
     return endpoint_out(await endpoints.get(org, endpoint_id))
 
 
-@router.patch("/{endpoint_id}", response_model=schemas.WebhookEndpointOut)
+@router.patch(
+    "/{endpoint_id}",
+    response_model=schemas.WebhookEndpointOut,
+    dependencies=[require(Permission.MANAGE)],
+)
 async def update_endpoint(
     endpoint_id: str, body: schemas.WebhookEndpointPatch, org: OrgDep, endpoints: EndpointsDep
 ) -> schemas.WebhookEndpointOut:
@@ -83,14 +101,23 @@ async def update_endpoint(
     return endpoint_out(record)
 
 
-@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{endpoint_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    dependencies=[require(Permission.MANAGE)],
+)
 async def delete_endpoint(endpoint_id: str, org: OrgDep, endpoints: EndpointsDep) -> Response:
     """Delete an endpoint and its delivery log; deliveries in progress stop."""
     await endpoints.delete(org, endpoint_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{endpoint_id}/deliveries", response_model=schemas.Page[schemas.WebhookDeliveryOut])
+@router.get(
+    "/{endpoint_id}/deliveries",
+    response_model=schemas.Page[schemas.WebhookDeliveryOut],
+    dependencies=[require(Permission.READ)],
+)
 async def list_deliveries(
     endpoint_id: str, org: OrgDep, endpoints: EndpointsDep, paging: PageDep
 ) -> schemas.Page[schemas.WebhookDeliveryOut]:

@@ -10,9 +10,10 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from api import schemas
-from api.deps import FilesDep, OrgDep, SettingsDep
+from api.deps import FilesDep, OrgDep, SettingsDep, require
 from api.errors import ApiError
 from runlane.errors import invalid, not_found
+from runlane.permissions import Permission
 from store.files import FileRecord, FileTooLarge
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=schemas.ERROR_RESPONSES)
@@ -60,7 +61,12 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "file_too_large", f"The file is larger than the limit of {limit} bytes.")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.FileOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.FileOut,
+    dependencies=[require(Permission.RUN)],
+)
 async def upload_file(
     request: Request, file: UploadFile, org: OrgDep, files: FilesDep, settings: SettingsDep
 ) -> schemas.FileOut:
@@ -88,7 +94,7 @@ async def upload_file(
     return file_out(record)
 
 
-@router.get("/{file_id}", response_model=schemas.FileOut)
+@router.get("/{file_id}", response_model=schemas.FileOut, dependencies=[require(Permission.READ)])
 async def get_file(file_id: str, org: OrgDep, files: FilesDep) -> schemas.FileOut:
     """A file's metadata."""
     record = await files.get(org, file_id)
@@ -97,7 +103,9 @@ async def get_file(file_id: str, org: OrgDep, files: FilesDep) -> schemas.FileOu
     return file_out(record)
 
 
-@router.get("/{file_id}/content", response_class=FileResponse)
+@router.get(
+    "/{file_id}/content", response_class=FileResponse, dependencies=[require(Permission.READ)]
+)
 async def get_file_content(file_id: str, org: OrgDep, files: FilesDep) -> Response:
     """A file's bytes, with its original Content-Type."""
     record = await files.get(org, file_id)

@@ -9,7 +9,8 @@ from fastapi.openapi.utils import get_openapi
 
 from activities.registry import NodeRegistry, NodeType, default_registry
 from api import schemas
-from api.deps import OrgDep, RegistryDep
+from api.deps import OrgDep, RegistryDep, require
+from runlane.permissions import Permission
 
 router = APIRouter(prefix="/v1/node-types", tags=["node types"], responses=schemas.ERROR_RESPONSES)
 
@@ -27,7 +28,11 @@ def node_type_out(node_type: NodeType) -> schemas.NodeTypeOut:
     )
 
 
-@router.get("", response_model=schemas.DataList[schemas.NodeTypeOut])
+@router.get(
+    "",
+    response_model=schemas.DataList[schemas.NodeTypeOut],
+    dependencies=[require(Permission.READ)],
+)
 async def list_node_types(
     org: OrgDep, registry: RegistryDep
 ) -> schemas.DataList[schemas.NodeTypeOut]:

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query, Response, status
 
 from api import schemas
-from api.deps import JsonBody, OrgDep, RunsDep, SettingsDep
+from api.deps import CallerDep, JsonBody, OrgDep, RunsDep, SettingsDep, require
 from api.routes.runs import answer
 from api.run_views import requested_inputs
+from runlane.permissions import Permission
 from runs.models import RetrySpec
 
 router = APIRouter(
@@ -25,11 +26,13 @@ router = APIRouter(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
     responses=schemas.REPLAY_RESPONSES,
+    dependencies=[require(Permission.RUN)],
 )
 async def restart_run(
     run_id: str,
     response: Response,
     org: OrgDep,
+    caller: CallerDep,
     settings: SettingsDep,
     runs: RunsDep,
     body: Annotated[schemas.RestartBody | None, Body()] = None,
@@ -38,7 +41,11 @@ async def restart_run(
     definition; the source is untouched."""
     body = body or schemas.RestartBody()
     outcome = await runs.restart(
-        org, run_id, config_source=body.config_source, command_id=body.command_id
+        org,
+        run_id,
+        config_source=body.config_source,
+        command_id=body.command_id,
+        started_by=caller.subject,
     )
     return answer(outcome, response, settings)
 
@@ -48,22 +55,29 @@ async def restart_run(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
     responses=schemas.REPLAY_RESPONSES,
+    dependencies=[require(Permission.RUN)],
 )
 async def rerun_run(
     run_id: str,
     response: Response,
     org: OrgDep,
+    caller: CallerDep,
     settings: SettingsDep,
     runs: RunsDep,
     body: Annotated[schemas.CommandBody | None, Body()] = None,
 ) -> schemas.RunOut:
     """New run with the source's inputs and the same snapshot the source ran."""
-    outcome = await runs.rerun(org, run_id, command_id=body.command_id if body else None)
+    outcome = await runs.rerun(
+        org, run_id, command_id=body.command_id if body else None, started_by=caller.subject
+    )
     return answer(outcome, response, settings)
 
 
 @router.get(
-    "/{run_id}/retry-plan", response_model=schemas.RetryPlanOut, response_model_by_alias=True
+    "/{run_id}/retry-plan",
+    response_model=schemas.RetryPlanOut,
+    response_model_by_alias=True,
+    dependencies=[require(Permission.READ)],
 )
 async def get_retry_plan(
     run_id: str,
@@ -96,6 +110,7 @@ async def get_retry_plan(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
     responses=schemas.REPLAY_RESPONSES,
+    dependencies=[require(Permission.RUN)],
 )
 async def retry_run(
     run_id: str,

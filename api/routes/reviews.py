@@ -7,8 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from api import schemas
-from api.deps import JsonBody, OrgDep, PageDep, RunsDep, SettingsDep
+from api.deps import CallerDep, JsonBody, OrgDep, PageDep, RunsDep, SettingsDep, require
+from api.errors import ApiError
 from api.routes.runs import answer
+from runlane.permissions import Permission
+from runs.reviews import ReviewActor, assigned_to, review_assignees
 from workflows.models import ReviewDecision
 
 router = APIRouter(tags=["reviews"], dependencies=[JsonBody], responses=schemas.ERROR_RESPONSES)
@@ -19,6 +22,7 @@ router = APIRouter(tags=["reviews"], dependencies=[JsonBody], responses=schemas.
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
     responses=schemas.REPLAY_RESPONSES,
+    dependencies=[require(Permission.DECIDE_REVIEW)],
 )
 async def decide_review(
     run_id: str,
@@ -26,18 +30,37 @@ async def decide_review(
     body: schemas.ReviewDecisionIn,
     response: Response,
     org: OrgDep,
+    caller: CallerDep,
     settings: SettingsDep,
     runs: RunsDep,
 ) -> schemas.RunOut:
-    """A reviewer's decision for a waiting human_review node; 409 if it is not waiting."""
-    decision = ReviewDecision(node_id=node_id, **body.model_dump(exclude={"command_id"}))
-    outcome = await runs.review(org, run_id, decision, command_id=body.command_id)
+    """A reviewer's decision for a waiting human_review node; 409 if it is not waiting. With
+    a key that has a subject, the subject is the decision's reviewer; a reviewer's key decides
+    only reviews assigned to its subject (or to nobody)."""
+    fields = body.model_dump(exclude={"command_id"})
+    if caller.subject is not None:
+        if fields.get("reviewer") not in (None, caller.subject):
+            raise ApiError(
+                403,
+                "reviewer_not_caller",
+                f"This API key decides as '{caller.subject}'; leave `reviewer` out or give that.",
+                {"errors": [{"loc": ["body", "reviewer"], "message": "not the key's subject"}]},
+            )
+        fields["reviewer"] = caller.subject
+    decision = ReviewDecision(node_id=node_id, **fields)
+    actor = ReviewActor(subject=caller.subject, assigned_only=caller.role == "reviewer")
+    outcome = await runs.review(org, run_id, decision, command_id=body.command_id, actor=actor)
     return answer(outcome, response, settings)
 
 
-@router.get("/v1/reviews", response_model=schemas.Page[schemas.PendingReviewOut])
+@router.get(
+    "/v1/reviews",
+    response_model=schemas.Page[schemas.PendingReviewOut],
+    dependencies=[require(Permission.READ_REVIEWS)],
+)
 async def list_reviews(
     org: OrgDep,
+    caller: CallerDep,
     runs: RunsDep,
     paging: PageDep,
     status: Literal["pending"] = "pending",
@@ -52,17 +75,18 @@ async def list_reviews(
     ] = None,
 ) -> schemas.Page[schemas.PendingReviewOut]:
     """The reviewers' inbox: the organization's pending reviews across runs, newest run first
-    (oldest with `order=asc`; `limit` counts runs, each of which may wait on several nodes)."""
+    (oldest with `order=asc`; `limit` counts runs, each of which may wait on several nodes).
+    A reviewer's key sees the reviews it may decide: assigned to its subject, or to nobody."""
     pending, next_cursor = await runs.pending_reviews(
         org, limit=paging.limit, cursor=paging.cursor, order=paging.order
     )
     items = []
     for item in pending:
         review = item.review
-        assignees = list(review.assignees)
-        if review.escalated_at is not None:
-            assignees += [a for a in review.escalate_to if a not in assignees]
+        assignees = review_assignees(review)
         if assignee is not None and assignee not in assignees:
+            continue
+        if caller.role == "reviewer" and not assigned_to(review, caller.subject):
             continue
         items.append(
             schemas.PendingReviewOut(

@@ -11,10 +11,20 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from api import run_views, schemas
-from api.deps import CURSOR_SHAPE, JsonBody, OrgDep, PageDep, RunsDep, SettingsDep
+from api.deps import (
+    CURSOR_SHAPE,
+    CallerDep,
+    JsonBody,
+    OrgDep,
+    PageDep,
+    RunsDep,
+    SettingsDep,
+    require,
+)
 from api.errors import error_body, status_of
 from api.run_views import record_of, requested_inputs, step_record
 from runlane.errors import RunlaneError
+from runlane.permissions import Permission
 from runlane.settings import Settings
 from runs.models import Outcome
 from runs.reader import RunFilter
@@ -107,12 +117,14 @@ def answer(outcome: Outcome, response: Response, settings: SettingsDep) -> schem
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
     responses=schemas.REPLAY_RESPONSES,
+    dependencies=[require(Permission.RUN)],
 )
 async def start_run(
     workflow_id: str,
     body: schemas.RunCreate,
     response: Response,
     org: OrgDep,
+    caller: CallerDep,
     settings: SettingsDep,
     runs: RunsDep,
 ) -> schemas.RunOut:
@@ -124,11 +136,14 @@ async def start_run(
         config_source=body.config_source,
         command_id=body.command_id,
         body=body.model_dump(mode="json", exclude={"command_id"}),
+        started_by=caller.subject,
     )
     return answer(outcome, response, settings)
 
 
-@router.get("/runs", response_model=schemas.Page[schemas.RunOut])
+@router.get(
+    "/runs", response_model=schemas.Page[schemas.RunOut], dependencies=[require(Permission.READ)]
+)
 async def list_runs(
     org: OrgDep,
     settings: SettingsDep,
@@ -189,14 +204,20 @@ async def list_runs(
     )
 
 
-@router.get("/runs/{run_id}", response_model=schemas.RunOut)
+@router.get(
+    "/runs/{run_id}", response_model=schemas.RunOut, dependencies=[require(Permission.READ_RUN)]
+)
 async def get_run(run_id: str, org: OrgDep, settings: SettingsDep, runs: RunsDep) -> schemas.RunOut:
     """Read a run (with the runs restarted or rerun from it)."""
     view = await runs.get(org, run_id)
     return record_of(view, settings, await runs.derived_run_ids(org, run_id))
 
 
-@router.get("/runs/{run_id}/steps", response_model=schemas.DataList[schemas.StepOut])
+@router.get(
+    "/runs/{run_id}/steps",
+    response_model=schemas.DataList[schemas.StepOut],
+    dependencies=[require(Permission.READ_RUN)],
+)
 async def get_run_steps(
     run_id: str, org: OrgDep, runs: RunsDep
 ) -> schemas.DataList[schemas.StepOut]:
@@ -206,13 +227,21 @@ async def get_run_steps(
     return schemas.DataList(data=[step_record(step, ledgers.get(step.node_id)) for step in steps])
 
 
-@router.get("/runs/{run_id}/steps/{node_id}", response_model=schemas.StepOut)
+@router.get(
+    "/runs/{run_id}/steps/{node_id}",
+    response_model=schemas.StepOut,
+    dependencies=[require(Permission.READ_RUN)],
+)
 async def get_run_step(run_id: str, node_id: str, org: OrgDep, runs: RunsDep) -> schemas.StepOut:
     """One step of a run, by its node id; 404 `step_not_found` when the run has no such node."""
     return step_record(*await runs.step_with_ledger(org, run_id, node_id))
 
 
-@router.get("/runs/{run_id}/steps/{node_id}/items", response_model=schemas.Page[schemas.MapItemOut])
+@router.get(
+    "/runs/{run_id}/steps/{node_id}/items",
+    response_model=schemas.Page[schemas.MapItemOut],
+    dependencies=[require(Permission.READ_RUN)],
+)
 async def get_map_items(
     run_id: str,
     node_id: str,
@@ -240,6 +269,7 @@ async def get_map_items(
     "/runs/{run_id}/events",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
+    dependencies=[require(Permission.READ_RUN)],
 )
 async def stream_run_events(
     run_id: str, request: Request, org: OrgDep, settings: SettingsDep, runs: RunsDep
@@ -258,6 +288,7 @@ async def stream_run_events(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
     responses=schemas.REPLAY_RESPONSES,
+    dependencies=[require(Permission.RUN)],
 )
 async def cancel_run(
     run_id: str,

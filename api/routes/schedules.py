@@ -13,9 +13,11 @@ from api.deps import (
     SettingsDep,
     WorkflowsDep,
     cursor_error,
+    require,
 )
 from api.run_views import record_of
 from runlane.errors import not_found
+from runlane.permissions import Permission
 from store.pagination import InvalidCursor, Page
 from triggers.schedule_spec import TimeSpec
 from triggers.schedules import ScheduleView
@@ -80,6 +82,7 @@ def page_out(page: Page[ScheduleView]) -> schemas.Page[schemas.ScheduleOut]:
     "/v1/workflows/{workflow_id}/schedules",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.ScheduleOut,
+    dependencies=[require(Permission.MANAGE)],
 )
 async def create_schedule(
     workflow_id: str, body: schemas.ScheduleCreate, org: OrgDep, schedules: SchedulesDep
@@ -100,7 +103,9 @@ async def create_schedule(
 
 
 @router.get(
-    "/v1/workflows/{workflow_id}/schedules", response_model=schemas.Page[schemas.ScheduleOut]
+    "/v1/workflows/{workflow_id}/schedules",
+    response_model=schemas.Page[schemas.ScheduleOut],
+    dependencies=[require(Permission.READ)],
 )
 async def list_workflow_schedules(
     workflow_id: str,
@@ -125,7 +130,11 @@ async def list_workflow_schedules(
     return page_out(page)
 
 
-@router.get("/v1/schedules", response_model=schemas.Page[schemas.ScheduleOut])
+@router.get(
+    "/v1/schedules",
+    response_model=schemas.Page[schemas.ScheduleOut],
+    dependencies=[require(Permission.READ)],
+)
 async def list_schedules(
     org: OrgDep, schedules: SchedulesDep, paging: PageDep
 ) -> schemas.Page[schemas.ScheduleOut]:
@@ -139,7 +148,11 @@ async def list_schedules(
     return page_out(page)
 
 
-@router.get("/v1/schedules/{schedule_id}", response_model=schemas.ScheduleOut)
+@router.get(
+    "/v1/schedules/{schedule_id}",
+    response_model=schemas.ScheduleOut,
+    dependencies=[require(Permission.READ)],
+)
 async def get_schedule(
     schedule_id: str, org: OrgDep, schedules: SchedulesDep
 ) -> schemas.ScheduleOut:
@@ -147,7 +160,11 @@ async def get_schedule(
     return schedule_out(await schedules.get(org, schedule_id))
 
 
-@router.patch("/v1/schedules/{schedule_id}", response_model=schemas.ScheduleOut)
+@router.patch(
+    "/v1/schedules/{schedule_id}",
+    response_model=schemas.ScheduleOut,
+    dependencies=[require(Permission.MANAGE)],
+)
 async def update_schedule(
     schedule_id: str, body: schemas.SchedulePatch, org: OrgDep, schedules: SchedulesDep
 ) -> schemas.ScheduleOut:
@@ -168,6 +185,7 @@ async def update_schedule(
     "/v1/schedules/{schedule_id}/trigger",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.RunOut,
+    dependencies=[require(Permission.RUN)],
 )
 async def trigger_schedule(
     schedule_id: str, org: OrgDep, schedules: SchedulesDep, settings: SettingsDep
@@ -181,6 +199,7 @@ async def trigger_schedule(
     "/v1/schedules/{schedule_id}/backfill",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.BackfillOut,
+    dependencies=[require(Permission.MANAGE)],
 )
 async def backfill_schedule(
     schedule_id: str, body: schemas.BackfillIn, org: OrgDep, schedules: SchedulesDep
@@ -192,7 +211,10 @@ async def backfill_schedule(
 
 
 @router.delete(
-    "/v1/schedules/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+    "/v1/schedules/{schedule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    dependencies=[require(Permission.MANAGE)],
 )
 async def delete_schedule(schedule_id: str, org: OrgDep, schedules: SchedulesDep) -> Response:
     """Delete the schedule (in Temporal too); the runs it started stay."""

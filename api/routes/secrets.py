@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from api import schemas
-from api.deps import JsonBody, OrgDep, PageDep, SecretsDep, cursor_error
+from api.deps import JsonBody, OrgDep, PageDep, SecretsDep, cursor_error, require
 from runlane.errors import not_found
+from runlane.permissions import Permission
 from runlane.templating import SECRET_NAME_PATTERN
 from store.pagination import InvalidCursor
 from store.secrets import SecretRecord
@@ -35,7 +36,7 @@ def secret_out(record: SecretRecord) -> schemas.SecretOut:
     )
 
 
-@router.put("/{name}", response_model=schemas.SecretOut)
+@router.put("/{name}", response_model=schemas.SecretOut, dependencies=[require(Permission.MANAGE)])
 async def put_secret(
     name: SecretName, body: schemas.SecretPut, org: OrgDep, secrets: SecretsDep
 ) -> schemas.SecretOut:
@@ -43,7 +44,9 @@ async def put_secret(
     return secret_out(await secrets.put(org, name, body.value))
 
 
-@router.get("", response_model=schemas.Page[schemas.SecretOut])
+@router.get(
+    "", response_model=schemas.Page[schemas.SecretOut], dependencies=[require(Permission.READ)]
+)
 async def list_secrets(
     org: OrgDep, secrets: SecretsDep, paging: PageDep
 ) -> schemas.Page[schemas.SecretOut]:
@@ -55,7 +58,7 @@ async def list_secrets(
     return schemas.Page(data=[secret_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{name}", response_model=schemas.SecretOut)
+@router.get("/{name}", response_model=schemas.SecretOut, dependencies=[require(Permission.READ)])
 async def get_secret(name: SecretName, org: OrgDep, secrets: SecretsDep) -> schemas.SecretOut:
     """A secret's name and times (never its value)."""
     record = await secrets.get(org, name)
@@ -64,7 +67,12 @@ async def get_secret(name: SecretName, org: OrgDep, secrets: SecretsDep) -> sche
     return secret_out(record)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    dependencies=[require(Permission.MANAGE)],
+)
 async def delete_secret(name: SecretName, org: OrgDep, secrets: SecretsDep) -> Response:
     """Delete a secret; runs that reference it no longer start (422 `unknown_secret`)."""
     if not await secrets.delete(org, name):

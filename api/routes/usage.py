@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api import schemas
-from api.deps import JsonBody, OrgDep, RunsDep
+from api.deps import JsonBody, OrgDep, RunsDep, require
+from runlane.permissions import Permission
 
 router = APIRouter(
     prefix="/v1/usage",
@@ -17,7 +18,7 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=schemas.UsageReportOut)
+@router.get("", response_model=schemas.UsageReportOut, dependencies=[require(Permission.READ)])
 async def get_usage(
     org: OrgDep,
     runs: RunsDep,

@@ -18,7 +18,9 @@ from api.deps import (
     OrgDep,
     PageDep,
     cursor_error,
+    require,
 )
+from runlane.permissions import Permission
 from store.pagination import InvalidCursor
 from store.webhooks import InboundWebhookRecord
 
@@ -49,6 +51,7 @@ def webhook_out(record: InboundWebhookRecord, request: Request) -> dict[str, Any
     "/v1/workflows/{workflow_id}/webhooks",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.WebhookCreated,
+    dependencies=[require(Permission.MANAGE)],
 )
 async def create_webhook(
     workflow_id: str,
@@ -67,7 +70,9 @@ async def create_webhook(
 
 
 @management.get(
-    "/v1/workflows/{workflow_id}/webhooks", response_model=schemas.Page[schemas.WebhookOut]
+    "/v1/workflows/{workflow_id}/webhooks",
+    response_model=schemas.Page[schemas.WebhookOut],
+    dependencies=[require(Permission.READ)],
 )
 async def list_webhooks(
     workflow_id: str, request: Request, org: OrgDep, inbound: InboundDep, paging: PageDep
@@ -87,7 +92,10 @@ async def list_webhooks(
 
 
 @management.delete(
-    "/v1/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+    "/v1/webhooks/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    dependencies=[require(Permission.MANAGE)],
 )
 async def delete_webhook(webhook_id: str, org: OrgDep, inbound: InboundDep) -> Response:
     """Delete an inbound webhook: its calls answer 404 from now on; its runs stay."""

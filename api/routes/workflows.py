@@ -16,9 +16,11 @@ from api.deps import (
     SubworkflowsDep,
     WorkflowsDep,
     cursor_error,
+    require,
 )
 from runlane.definition import Definition, Problem, validate_definition
 from runlane.errors import invalid, not_found
+from runlane.permissions import Permission
 from store.pagination import InvalidCursor
 from store.workflows import SnapshotRecord, WorkflowRecord
 
@@ -73,7 +75,12 @@ def valid_definition(raw: Any, registry: NodeRegistry) -> dict[str, Any]:
     return definition.model_dump(mode="json", exclude_unset=True)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.WorkflowOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.WorkflowOut,
+    dependencies=[require(Permission.MANAGE)],
+)
 async def create_workflow(
     body: schemas.WorkflowCreate, org: OrgDep, repo: WorkflowsDep, registry: RegistryDep
 ) -> schemas.WorkflowOut:
@@ -85,7 +92,9 @@ async def create_workflow(
     return workflow_out(record)
 
 
-@router.get("", response_model=schemas.Page[schemas.WorkflowOut])
+@router.get(
+    "", response_model=schemas.Page[schemas.WorkflowOut], dependencies=[require(Permission.READ)]
+)
 async def list_workflows(
     org: OrgDep, repo: WorkflowsDep, paging: PageDep
 ) -> schemas.Page[schemas.WorkflowOut]:
@@ -97,7 +106,9 @@ async def list_workflows(
     return schemas.Page(data=[workflow_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/validate", response_model=schemas.ValidateResult)
+@router.post(
+    "/validate", response_model=schemas.ValidateResult, dependencies=[require(Permission.READ)]
+)
 async def validate_workflow_definition(
     body: schemas.ValidateRequest, org: OrgDep, registry: RegistryDep
 ) -> schemas.ValidateResult:
@@ -109,7 +120,9 @@ async def validate_workflow_definition(
     )
 
 
-@router.get("/{workflow_id}", response_model=schemas.WorkflowOut)
+@router.get(
+    "/{workflow_id}", response_model=schemas.WorkflowOut, dependencies=[require(Permission.READ)]
+)
 async def get_workflow(workflow_id: str, org: OrgDep, repo: WorkflowsDep) -> schemas.WorkflowOut:
     """Read a workflow and its draft."""
     record = await repo.get(org, workflow_id)
@@ -118,7 +131,11 @@ async def get_workflow(workflow_id: str, org: OrgDep, repo: WorkflowsDep) -> sch
     return workflow_out(record)
 
 
-@router.put("/{workflow_id}/draft", response_model=schemas.WorkflowOut)
+@router.put(
+    "/{workflow_id}/draft",
+    response_model=schemas.WorkflowOut,
+    dependencies=[require(Permission.MANAGE)],
+)
 async def replace_draft(
     workflow_id: str,
     body: schemas.DraftReplace,
@@ -140,6 +157,7 @@ async def replace_draft(
     "/{workflow_id}/publish",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.SnapshotOut,
+    dependencies=[require(Permission.MANAGE)],
 )
 async def publish_workflow(
     workflow_id: str,
@@ -162,7 +180,11 @@ async def publish_workflow(
     return snapshot_out(snapshot)
 
 
-@router.get("/{workflow_id}/snapshots", response_model=schemas.Page[schemas.SnapshotOut])
+@router.get(
+    "/{workflow_id}/snapshots",
+    response_model=schemas.Page[schemas.SnapshotOut],
+    dependencies=[require(Permission.READ)],
+)
 async def list_snapshots(
     workflow_id: str,
     org: OrgDep,
