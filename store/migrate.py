@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import re
 import sqlite3
@@ -40,6 +41,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -211,6 +213,47 @@ async def upgrade_to_head(url: str, *, schema: str | None = None) -> SchemaState
 async def schema_state(url: str, *, schema: str | None = None) -> SchemaState:
     """The database's revision (None: never migrated) and this code's head."""
     return await _in_transaction(url, schema, _state, create_schema=False)
+
+
+async def wait_until_migrated(
+    url: str, *, stop: asyncio.Event | None = None, poll_s: float = 1.0, log_every_s: float = 30.0
+) -> SchemaState | None:
+    """For the worker, which does not migrate: wait until the database is at this code's head
+    (the API's start or `python -m store.migrate` migrates it), saying so now and then, rather
+    than fail later on a missing table. A database a newer release migrated, or one that does
+    not answer (the worker copes with that as it works), does not hold it up."""
+    last_logged = -log_every_s
+    while stop is None or not stop.is_set():
+        try:
+            state = await schema_state(url)
+        except (OSError, SQLAlchemyError) as error:
+            log.warning(
+                "the database's schema revision cannot be read (%s); starting anyway", error
+            )
+            return None
+        if state.at_head:
+            return state
+        if state.current is not None and state.current not in _known_revisions(alembic_config()):
+            log.warning(
+                "the database is at revision %s, newer than this code's %s; starting anyway",
+                state.current,
+                state.head,
+            )
+            return state
+        if time.monotonic() - last_logged >= log_every_s:
+            log.error(
+                "the database is not migrated (revision %s, this code needs %s): waiting for "
+                "the API's start or `python -m store.migrate` to migrate it",
+                state.current or "none: no tables",
+                state.head,
+            )
+            last_logged = time.monotonic()
+        if stop is None:
+            await asyncio.sleep(poll_s)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), poll_s)
+    return None
 
 
 def _state(conn: Connection) -> SchemaState:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +37,7 @@ from store.migrate import (
     schema_differences,
     schema_state,
     upgrade_to_head,
+    wait_until_migrated,
 )
 from store.tables import Base
 from store.workflows import WorkflowRepository
@@ -383,3 +386,36 @@ def test_the_command_line_checks_and_applies_the_migrations(tmp_path: Path) -> N
     after = cli("current")
     assert after.returncode == 0
     assert f"current: {head_revision()}  head: {head_revision()}" in after.stdout
+
+
+# ---------------------------------------------------------------- the worker
+
+
+async def test_the_worker_waits_for_the_migrations_and_says_what_to_do(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'worker.sqlite'}"
+    caplog.set_level(logging.ERROR, logger="runlane.migrate")
+    waiting = asyncio.create_task(wait_until_migrated(url, poll_s=0.05))
+
+    deadline = time.monotonic() + 15
+    while "is not migrated" not in caplog.text:
+        assert time.monotonic() < deadline, "the worker did not say why it waits"
+        await asyncio.sleep(0.05)
+    assert "python -m store.migrate" in caplog.text
+    assert not waiting.done()
+
+    await upgrade_to_head(url)
+
+    state = await asyncio.wait_for(waiting, 15)
+    assert state is not None and state.at_head
+
+
+async def test_a_stopping_worker_stops_waiting(tmp_path: Path) -> None:
+    stop = asyncio.Event()
+    waiting = asyncio.create_task(
+        wait_until_migrated(f"sqlite+aiosqlite:///{tmp_path / 'w.sqlite'}", stop=stop)
+    )
+    stop.set()
+
+    assert await asyncio.wait_for(waiting, 15) is None
