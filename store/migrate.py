@@ -355,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     revision.add_argument("-m", "--message", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.command in (None, "upgrade", "current"):
+        # Alembic's own lines (its dialect, each step) say less than ours: from, to, or why not.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
     if args.command == "check":
         return asyncio.run(_check())

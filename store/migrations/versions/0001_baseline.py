@@ -1,6 +1,8 @@
-"""baseline: the schema of the last release before migrations, exactly as its
-`Base.metadata.create_all` made it (tests/store/fixtures/previous_schema_*.sql). A database that
-release made is stamped with this revision instead of running it (store/migrate.py).
+"""baseline: the schema of the last release before migrations
+
+Exactly as that release's `Base.metadata.create_all` made it (frozen in
+tests/store/fixtures/previous_schema_*.sql). A database that release made is stamped with this
+revision instead of running it (store/migrate.py).
 
 Revision ID: 0001
 Revises:
