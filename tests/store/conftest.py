@@ -26,9 +26,9 @@ POSTGRES_URL_ENV = "RUNLANE_TEST_POSTGRES_URL"
 @pytest.fixture(params=["sqlite", "postgres"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'db' / 'runlane.sqlite'}"
-        await upgrade_to_head(url)
-        database = Database(url)
+        sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'db' / 'runlane.sqlite'}"
+        await upgrade_to_head(sqlite_url)
+        database = Database(sqlite_url)
         yield database
         await database.dispose()
         return

@@ -103,7 +103,9 @@ def previous_release_ddl(dialect: str) -> list[str]:
     return [statement.strip() for statement in body.split(";") if statement.strip()]
 
 
-async def create_previous_release(target: Target, *, skip_tables: frozenset[str] = frozenset()):
+async def create_previous_release(
+    target: Target, *, skip_tables: frozenset[str] = frozenset()
+) -> None:
     """The schema as the previous release left it, with a workflow and its snapshot in it."""
 
     def create(conn: Connection) -> None:
