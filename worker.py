@@ -17,6 +17,7 @@ from runlane.secret_box import SecretsKeyError
 from runlane.settings import get_settings
 from runlane.temporal import connect, ensure_search_attributes
 from store.db import Database
+from store.migrate import wait_until_migrated
 from store.secrets import SecretRepository
 from store.usage import UsageRepository
 from triggers.wiring import trigger_work
@@ -51,7 +52,9 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     # The API's store: read for secrets' values when a node sends them; written with the
-    # effects ledger and usage as nodes work (activities/usage.py; the API creates the tables).
+    # effects ledger and usage as nodes work (activities/usage.py). The worker does not
+    # migrate it: it waits for the API's start (or `python -m store.migrate`) to.
+    await wait_until_migrated(settings.resolved_database_url, stop=stop)
     database = Database(settings.resolved_database_url)
     ledger = Ledger(UsageRepository(database), organizations=temporal_organizations(client))
     try:

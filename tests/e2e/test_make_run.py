@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from store.migrate import head_revision
 from tests.e2e.stack import (
     MakeRun,
     Ports,
@@ -101,6 +102,8 @@ def test_make_run_starts_prints_and_stops_cleanly_twice(tmp_path: Path, peer: Pe
         assert http_get(f"{banner['base']}/workflows", {"Api-Key": key}) == 200
         assert http_get(f"{banner['base']}/workflows") == 401
         assert http_get(banner["docs"]) == 200
+        # The migrations ran before the worker and the API started (store/migrate.py).
+        assert f"database at revision {head_revision()} (head)" in run.stderr_path.read_text()
         assert port_open(ports.ui), "the Temporal UI is not served on RUNLANE_TEMPORAL_UI_URL"
         # The UI decodes compressed payloads through the API's codec endpoint.
         with urllib.request.urlopen(f"{banner['ui']}/api/v1/settings", timeout=5) as response:

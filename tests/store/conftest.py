@@ -17,6 +17,7 @@ from runlane.blobs import LocalBlobStore
 from store.db import Database
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
+from store.migrate import upgrade_to_head
 from store.workflows import WorkflowRepository
 
 POSTGRES_URL_ENV = "RUNLANE_TEST_POSTGRES_URL"
@@ -25,8 +26,9 @@ POSTGRES_URL_ENV = "RUNLANE_TEST_POSTGRES_URL"
 @pytest.fixture(params=["sqlite", "postgres"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     if request.param == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'db' / 'runlane.sqlite'}")
-        await database.create_all()
+        sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'db' / 'runlane.sqlite'}"
+        await upgrade_to_head(sqlite_url)
+        database = Database(sqlite_url)
         yield database
         await database.dispose()
         return
@@ -38,7 +40,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     schema = f"runlane_test_{uuid.uuid4().hex[:12]}"
     database = Database(url, schema=schema)
     try:
-        await database.create_all()
+        await upgrade_to_head(url, schema=schema)
         yield database
     finally:
         async with database.engine.begin() as conn:

@@ -8,6 +8,7 @@ from datetime import UTC, timedelta
 import pytest
 
 from store.db import Database
+from store.migrate import upgrade_to_head
 from store.pagination import CursorOrderMismatch, InvalidCursor
 from store.workflows import WorkflowRecord, WorkflowRepository
 
@@ -330,9 +331,11 @@ async def test_concurrent_publishes_get_consecutive_versions(
     assert current.published_snapshot_id == listed.items[0].id
 
 
-async def test_create_all_is_idempotent(db: Database, workflows: WorkflowRepository) -> None:
+async def test_migrating_again_keeps_the_workflows(
+    db: Database, workflows: WorkflowRepository
+) -> None:
     created = await create(workflows)
 
-    await db.create_all()
+    await upgrade_to_head(db.engine.url.render_as_string(hide_password=False), schema=db.schema)
 
     assert await workflows.get(ORG, created.id) == created
