@@ -384,3 +384,18 @@ class BulkOutcomeRow(Base):
     finished_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_bulk_outcomes_bulk_seq", "bulk_id", "seq"),)
+
+
+class RateLimitBucketRow(Base):
+    """One organization's token bucket (api/rate_limit.py), shared by every API replica: the
+    whole update is one statement (store/rate_limits.py). `updated_at` is the database's
+    clock in Unix seconds, so replicas with skewed clocks still agree."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    organization_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    # Whether the last take was granted: RETURNING shows only the row, and a bucket left
+    # with 0.5 tokens may be either a grant (from 1.5) or a refusal (of a take of 1).
+    granted: Mapped[bool] = mapped_column(Boolean)
