@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import schemas
 from api.deps import TemporalDep
 from api.errors import ApiError, error_body, install_error_handlers
+from api.rate_limit import RateLimited
 from api.routes import (
     bulk,
     codec,
@@ -165,6 +166,12 @@ async def _refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# Routes authenticated by an API key spend the organization's rate limit (api/rate_limit.py);
+# webhooks' management routes take it in api/routes/webhooks.py, beside the signed hooks that
+# do not. Health, the reviewers' page and the codec (the Temporal UI's) are not limited.
+LIMITED = [RateLimited]
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="Runlane", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     # Immutable published definitions, checked once per process (runs/starter.py).
@@ -172,19 +179,19 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, limit_bytes=lambda: get_settings().request_limit_bytes)
     # Runs first: `/v1/workflows/runs` must not be read as a workflow id.
-    app.include_router(runs.router)
-    app.include_router(recovery.router)
-    app.include_router(compare.router)
-    app.include_router(bulk.router)
-    app.include_router(usage.router)
-    app.include_router(reviews.router)
-    app.include_router(workflows.router)
-    app.include_router(files.router)
-    app.include_router(secrets.router)
-    app.include_router(schedules.router)
+    app.include_router(runs.router, dependencies=LIMITED)
+    app.include_router(recovery.router, dependencies=LIMITED)
+    app.include_router(compare.router, dependencies=LIMITED)
+    app.include_router(bulk.router, dependencies=LIMITED)
+    app.include_router(usage.router, dependencies=LIMITED)
+    app.include_router(reviews.router, dependencies=LIMITED)
+    app.include_router(workflows.router, dependencies=LIMITED)
+    app.include_router(files.router, dependencies=LIMITED)
+    app.include_router(secrets.router, dependencies=LIMITED)
+    app.include_router(schedules.router, dependencies=LIMITED)
     app.include_router(webhooks.router)
-    app.include_router(endpoints.router)
-    app.include_router(node_types.router)
+    app.include_router(endpoints.router, dependencies=LIMITED)
+    app.include_router(node_types.router, dependencies=LIMITED)
     app.include_router(web.router)
     app.include_router(codec.router)
     app.include_router(codec_session.router)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from store.db import Database
 
@@ -51,7 +52,8 @@ _REFILL = (
 )
 
 
-def _statement(dialect: str) -> str:
+@lru_cache
+def _statement(dialect: str) -> TextClause:
     now, least, greatest = _NOW[dialect], _LEAST[dialect], _GREATEST[dialect]
     refill = _REFILL.format(least=least, greatest=greatest, now=now)
     sql = _TAKE.format(now=now, refill=refill, greatest=greatest)
@@ -59,7 +61,7 @@ def _statement(dialect: str) -> str:
         # asyncpg must know the parameters' types; SQLite takes them as they come.
         for name in ("burst", "cost", "rate"):
             sql = sql.replace(f":{name}", f"CAST(:{name} AS DOUBLE PRECISION)")
-    return sql
+    return text(sql)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class RateLimitRepository:
         dialect = db.engine.dialect.name
         if dialect not in _NOW:
             raise ValueError(f"rate limits are not supported on {dialect}")
-        self._sql = text(_statement(dialect))
+        self._sql = _statement(dialect)
 
     async def take(self, organization: str, *, rate: float, burst: float, cost: float = 1) -> Take:
         """Take `cost` tokens from the organization's bucket if it holds that many."""

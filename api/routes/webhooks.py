@@ -19,6 +19,7 @@ from api.deps import (
     PageDep,
     cursor_error,
 )
+from api.rate_limit import RateLimited
 from store.pagination import InvalidCursor
 from store.webhooks import InboundWebhookRecord
 
@@ -28,7 +29,7 @@ RECEIVE_ROUTE = "receive_webhook"
 OptionalWebhookCreate = Annotated[schemas.WebhookCreate | None, Body()]
 
 management = APIRouter(
-    tags=["webhooks"], dependencies=[JsonBody], responses=schemas.ERROR_RESPONSES
+    tags=["webhooks"], dependencies=[JsonBody, RateLimited], responses=schemas.ERROR_RESPONSES
 )
 
 

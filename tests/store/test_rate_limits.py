@@ -37,7 +37,5 @@ async def test_a_bucket_refills_at_its_rate(db: Database) -> None:
 async def test_concurrent_takes_never_spend_a_token_twice(db: Database) -> None:
     buckets = RateLimitRepository(db)
     # Takes on several pooled connections at once, as several replicas would send them.
-    takes = await asyncio.gather(
-        *(buckets.take("org_a", rate=0.001, burst=10) for _ in range(30))
-    )
+    takes = await asyncio.gather(*(buckets.take("org_a", rate=0.001, burst=10) for _ in range(30)))
     assert sum(t.granted for t in takes) == 10
