@@ -14,9 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import schemas
-from api.deps import TemporalDep
+from api.deps import RateLimited, TemporalDep
 from api.errors import ApiError, error_body, install_error_handlers
-from api.rate_limit import RateLimited
 from api.routes import (
     bulk,
     codec,
@@ -24,6 +23,7 @@ from api.routes import (
     compare,
     endpoints,
     files,
+    metrics,
     node_types,
     recovery,
     reviews,
@@ -166,7 +166,7 @@ async def _refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-# Routes authenticated by an API key spend the organization's rate limit (api/rate_limit.py);
+# Routes authenticated by an API key spend the organization's rate limit (api/deps.py);
 # webhooks' management routes take it in api/routes/webhooks.py, beside the signed hooks that
 # do not. Health, the reviewers' page and the codec (the Temporal UI's) are not limited.
 LIMITED = [RateLimited]
@@ -178,6 +178,14 @@ def create_app() -> FastAPI:
     app.state.published_definitions = PublishedDefinitions()
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, limit_bytes=lambda: get_settings().request_limit_bytes)
+    # Outermost: counts and times every request, the size limit's refusals too
+    # (api/routes/metrics.py).
+    app.state.metrics = metrics.ApiMetrics()
+    app.add_middleware(
+        metrics.RequestMetrics,
+        metrics=app.state.metrics,
+        enabled=lambda: get_settings().api_metrics,
+    )
     # Runs first: `/v1/workflows/runs` must not be read as a workflow id.
     app.include_router(runs.router, dependencies=LIMITED)
     app.include_router(recovery.router, dependencies=LIMITED)
@@ -203,6 +211,7 @@ def create_app() -> FastAPI:
         response_model=schemas.Health,
         responses={503: {"model": schemas.Health}},
     )
+    app.include_router(metrics.router)
     # Node-type config schemas come from the registry the validator uses.
     app.openapi = lambda: node_types.openapi_with_node_configs(app)  # type: ignore[method-assign]
     return app

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # The most runs one operation may match (a larger filter is refused: narrow it).
     bulk_max_runs: int = Field(default=10_000, ge=1, le=100_000)
     # Requests per second each organization may make with its API keys, shared by every API
-    # replica (a token bucket in the relational store, api/rate_limit.py); 0 switches the
+    # replica (a token bucket in the relational store, api/deps.py); 0 switches the
     # limit off. The bucket holds `rate_limit_burst` tokens (unset: twice the rate).
     rate_limit_per_s: float = Field(default=100, ge=0)
     rate_limit_burst: int | None = Field(default=None, ge=1)

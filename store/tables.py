@@ -387,7 +387,7 @@ class BulkOutcomeRow(Base):
 
 
 class RateLimitBucketRow(Base):
-    """One organization's token bucket (api/rate_limit.py), shared by every API replica: the
+    """One organization's token bucket (api/deps.py), shared by every API replica: the
     whole update is one statement (store/rate_limits.py). `updated_at` is the database's
     clock in Unix seconds, so replicas with skewed clocks still agree."""
 

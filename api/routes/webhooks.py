@@ -17,9 +17,9 @@ from api.deps import (
     JsonBody,
     OrgDep,
     PageDep,
+    RateLimited,
     cursor_error,
 )
-from api.rate_limit import RateLimited
 from store.pagination import InvalidCursor
 from store.webhooks import InboundWebhookRecord
 
