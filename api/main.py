@@ -42,6 +42,7 @@ from runs.starter import PublishedDefinitions
 from runs.temporal_errors import Reachability
 from store.db import Database
 from store.decisions import DecisionRepository
+from store.rate_limits import LeasedBuckets
 
 log = logging.getLogger("runlane.api")
 
@@ -176,6 +177,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Runlane", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     # Immutable published definitions, checked once per process (runs/starter.py).
     app.state.published_definitions = PublishedDefinitions()
+    # This process's leases of the organizations' rate-limit tokens (api/deps.py).
+    app.state.rate_limits = LeasedBuckets()
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, limit_bytes=lambda: get_settings().request_limit_bytes)
     # Outermost: counts and times every request, the size limit's refusals too

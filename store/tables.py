@@ -396,6 +396,6 @@ class RateLimitBucketRow(Base):
     organization_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
-    # Whether the last take was granted: RETURNING shows only the row, and a bucket left
-    # with 0.5 tokens may be either a grant (from 1.5) or a refusal (of a take of 1).
-    granted: Mapped[bool] = mapped_column(Boolean)
+    # Whole tokens the last take got (0: refused): RETURNING shows only the row, and the
+    # tokens left alone do not say how many were taken.
+    taken: Mapped[float] = mapped_column(Float)
