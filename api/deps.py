@@ -273,7 +273,9 @@ async def enforce_rate_limit(
     leases: LeasedBuckets = request.app.state.rate_limits
     buckets = RateLimitRepository(database)
     burst = settings.rate_limit_burst_tokens
-    admission = await leases.admit(buckets, organization, rate=rate, burst=burst)
+    admission = await leases.admit(
+        buckets, organization, rate=rate, burst=burst, lease_seconds=settings.rate_limit_lease_s
+    )
     if not admission.allowed:
         raise rate_limited(admission.retry_after_s, rate)
 

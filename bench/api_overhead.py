@@ -5,7 +5,10 @@ one variant of the settings:
 
 - `plain`: `RUNLANE_API_METRICS=false`, `RUNLANE_RATE_LIMIT_PER_S=0` (neither);
 - `metrics`: metrics on, no limiter;
-- `limiter`: no metrics, the limiter on at a rate never reached (one store write per request).
+- `limiter`: no metrics, the limiter on at a rate never reached, as shipped (tokens leased a
+  few at a time: one store write per up to 64 requests);
+- `limiter_unleased`: the same with `RUNLANE_RATE_LIMIT_LEASE_S=0` (one store write per
+  request).
 
 Rounds alternate the variants (the order rotates each round), so a slow spell of the shared
 machine weighs on all of them. Each round measures, per variant:
@@ -17,8 +20,8 @@ machine weighs on all of them. Each round measures, per variant:
 - REST p50/p95: one client reading a run (`GET /v1/workflows/runs/{run_id}`), one at a time;
 - API CPU ms per request.
 
-Figures: each variant's totals and the ratios `metrics`/`plain` and `limiter`/`plain`
-(throughput: >1 faster; latency and CPU: >1 slower).
+Figures: each variant's totals and its ratios to `plain` (`<variant>_vs_plain_*`;
+throughput: >1 faster; latency and CPU: >1 slower).
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ VARIANTS: dict[str, dict[str, str]] = {
     "plain": {"RUNLANE_API_METRICS": "false", "RUNLANE_RATE_LIMIT_PER_S": "0"},
     "metrics": {"RUNLANE_API_METRICS": "true", "RUNLANE_RATE_LIMIT_PER_S": "0"},
     "limiter": {"RUNLANE_API_METRICS": "false", "RUNLANE_RATE_LIMIT_PER_S": "1000000"},
+    "limiter_unleased": {
+        "RUNLANE_API_METRICS": "false",
+        "RUNLANE_RATE_LIMIT_PER_S": "1000000",
+        "RUNLANE_RATE_LIMIT_LEASE_S": "0",
+    },
 }
 CLIENTS = 16
 
@@ -179,7 +187,7 @@ async def api_overhead(ctx: Context) -> dict[str, Any]:
         result[f"{name}_api_cpu_ms_per_request"] = round(
             figures["cpu_s"] * 1000 / requests[name], 3
         )
-    for variant in ("metrics", "limiter"):
+    for variant in ("metrics", "limiter", "limiter_unleased"):
         for figure in ("reads_per_s", "starts_per_s", "get_p50_ms", "api_cpu_ms_per_request"):
             result[f"{variant}_vs_plain_{figure}"] = round(
                 result[f"{variant}_{figure}"] / result[f"plain_{figure}"], 3

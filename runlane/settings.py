@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # limit off. The bucket holds `rate_limit_burst` tokens (unset: twice the rate).
     rate_limit_per_s: float = Field(default=100, ge=0)
     rate_limit_burst: int | None = Field(default=None, ge=1)
+    # Each API process takes tokens a few at a time and spends them within this many seconds
+    # (store/rate_limits.py): the limit may be exceeded by rate x this over any interval;
+    # 0 takes every token from the store (exact; one write per request).
+    rate_limit_lease_s: float = Field(default=0.1, ge=0, le=5)
     # `GET /metrics` on the API (request counts and latency by route and status, runs started
     # by trigger, reviews pending); off, the API neither counts nor serves them.
     api_metrics: bool = True

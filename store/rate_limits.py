@@ -12,12 +12,13 @@ disagree still refill one bucket consistently. `updated_at` never goes back (a s
 started a moment before one that committed first refills nothing, rather than twice).
 
 A store write per request costs (bench `api_overhead`), so each process leases tokens
-(:class:`LeasedBuckets`): it takes several at once and spends them locally for at most
-`LEASE_SECONDS`; what is left then lapses (given back to nobody). The limit stays the
+(:class:`LeasedBuckets`): it takes several at once (at most `rate × L`, and `MAX_LEASE`) and
+spends them locally for at most L seconds (`RUNLANE_RATE_LIMIT_LEASE_S`, default
+`LEASE_SECONDS`); what is left then lapses (given back to nobody). The limit stays the
 organization's: over any interval of T seconds every replica together admits at most
-`burst + rate × (T + LEASE_SECONDS)` requests (a token spent was taken at most
-`LEASE_SECONDS` earlier). The other way, a replica may refuse while another still holds a
-lease: at most `rate × LEASE_SECONDS` tokens per replica, for at most `LEASE_SECONDS`.
+`burst + rate × (T + L)` requests (a token spent was taken at most L earlier). The other way,
+a replica may refuse while another still holds a lease: at most `rate × L` tokens per replica,
+for at most L seconds. L = 0: one write per request, exact.
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ class RateLimitRepository:
         return Take(taken=0, tokens=tokens, retry_after_s=max(wait, 0.0))
 
 
-# How long a process may hold tokens it took before spending them: the bound of the limit's
-# error (see the module's docstring). At 100/s: at most 10 tokens leased per replica.
+# How long a process may hold tokens it took before spending them (the default of
+# `RUNLANE_RATE_LIMIT_LEASE_S`): the bound of the limit's error (see the module's docstring).
+# At 100/s: at most 10 tokens leased per replica.
 LEASE_SECONDS = 0.1
 # The most tokens one take leases, whatever the rate (one write per this many requests at
 # best; the measured cost of a write is in bench `api_overhead`).
@@ -135,16 +137,23 @@ class LeasedBuckets:
     """One per process: spends leased tokens locally, takes more from the shared bucket
     (`RateLimitRepository`) when its lease is spent or has lapsed."""
 
-    def __init__(self, lease_seconds: float = LEASE_SECONDS, max_lease: int = MAX_LEASE) -> None:
-        self._lease_seconds = lease_seconds
+    def __init__(self, max_lease: int = MAX_LEASE) -> None:
         self._max_lease = max_lease
         # Keyed by organization: as many as the configured API keys name.
         self._leases: dict[str, _Lease] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def admit(
-        self, buckets: RateLimitRepository, organization: str, *, rate: float, burst: float
+        self,
+        buckets: RateLimitRepository,
+        organization: str,
+        *,
+        rate: float,
+        burst: float,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> Admission:
+        """Admit one request of the organization, or refuse it with the wait. `lease_seconds`
+        0: every request takes its token from the store (exact, one write each)."""
         lease = self._leases.setdefault(organization, _Lease())
         if self._spend(lease):
             return Admission(True, 0.0)
@@ -156,14 +165,14 @@ class LeasedBuckets:
                 lease.size *= 2
             elif lease.tokens > 0:  # lapsed unspent: more than this process needed
                 lease.size = max(1, lease.size // 2)
-            cap = max(1, min(self._max_lease, math.floor(rate * self._lease_seconds)))
+            cap = max(1, min(self._max_lease, math.floor(rate * lease_seconds)))
             lease.size = min(lease.size, cap)
             take = await buckets.take(organization, rate=rate, burst=burst, want=lease.size)
             if not take.taken:
                 lease.tokens, lease.expires = 0, 0.0
                 return Admission(False, take.retry_after_s)
             lease.tokens = take.taken - 1
-            lease.expires = time.monotonic() + self._lease_seconds
+            lease.expires = time.monotonic() + lease_seconds
             return Admission(True, 0.0)
 
     @staticmethod
