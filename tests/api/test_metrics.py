@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from api.deps import get_api_settings
+from runlane.settings import Settings
 from tests.api.helpers import (
     create_published,
     linear_definition,
@@ -139,3 +141,14 @@ async def test_reviews_pending_counts_runs_waiting_for_a_decision(
         return await pending() <= waiting - 1
 
     await wait_until(one_fewer)
+
+
+async def test_metrics_can_be_switched_off(app: FastAPI, settings: Settings) -> None:
+    off = settings.model_copy(update={"api_metrics": False})
+    app.dependency_overrides[get_api_settings] = lambda: off
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://scraper"
+    ) as scraper:
+        response = await scraper.get("/metrics")
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found"
