@@ -8,6 +8,7 @@ import signal
 
 import httpx
 
+from activities.metrics import ActivityMetrics
 from activities.registry import ActivityDeps, default_registry
 from activities.usage import Ledger, temporal_organizations
 from bulk.wiring import bulk_work
@@ -15,7 +16,7 @@ from runlane.blobs import BlobUrlError
 from runlane.bytecode import compiled_for_source
 from runlane.secret_box import SecretsKeyError
 from runlane.settings import get_settings
-from runlane.temporal import connect, ensure_search_attributes
+from runlane.temporal import connect, ensure_search_attributes, metrics_runtime
 from store.db import Database
 from store.migrate import wait_until_migrated
 from store.secrets import SecretRepository
@@ -45,7 +46,16 @@ async def main() -> None:
             "run (about 3 ms of CPU each); precompile with `python -m compileall` (make does)",
             run_workflow.__file__,
         )
-    client = await connect(settings)
+    # RUNLANE_WORKER_METRICS_PORT: the SDK's metrics and Runlane's own (activities/metrics.py).
+    runtime = metrics_runtime(settings)
+    client = await connect(settings, runtime=runtime)
+    interceptors = [ActivityMetrics(runtime.metric_meter)] if runtime is not None else []
+    if runtime is not None:
+        log.info(
+            "worker metrics at http://%s:%s/metrics",
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+        )
     await ensure_search_attributes(client, settings.temporal_namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -82,6 +92,7 @@ async def main() -> None:
                 max_cached_workflows=settings.worker_max_cached_workflows,
                 map_items_per_execution=settings.map_items_per_execution,
                 ledger=ledger,
+                interceptors=interceptors,
             )
             async with worker:
                 log.info(

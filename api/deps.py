@@ -12,6 +12,7 @@ thread hand-offs were the API's largest own cost after the event loop itself).
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,6 +50,7 @@ from store.endpoints import EndpointRepository
 from store.files import FileRepository
 from store.idempotency import IdempotencyRepository
 from store.pagination import CursorOrderMismatch, InvalidCursor
+from store.rate_limits import LeasedBuckets, RateLimitRepository
 from store.schedules import ScheduleRepository
 from store.secrets import SecretRepository
 from store.webhooks import InboundWebhookRepository
@@ -119,6 +121,7 @@ ReachabilityDep = Annotated[Reachability | None, Depends(get_temporal_reachabili
 
 
 async def get_run_service(
+    request: Request,
     client: TemporalDep,
     settings: SettingsDep,
     database: DatabaseDep,
@@ -133,6 +136,8 @@ async def get_run_service(
         registry=registry,
         published=published,
         reachability=reachability,
+        # The app's metrics count the runs it starts (api/routes/metrics.py).
+        run_started=request.app.state.metrics.run_started,
     )
 
 
@@ -266,6 +271,49 @@ async def current_organization(
 
 OrgDep = Annotated[str, Depends(current_organization)]
 CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+# ---------------------------------------------------------------- rate limit
+# Requests per organization (API.md "Access control"): a token bucket of
+# `RUNLANE_RATE_LIMIT_BURST` tokens refilled at `RUNLANE_RATE_LIMIT_PER_S` a second, kept in
+# the relational store so that every API replica spends from the same one
+# (store/rate_limits.py). Routes that authenticate with an API key depend on it (router
+# dependencies, api/main.py): the key is checked first (a request without a valid key spends
+# nothing), then one token is taken; without one: `429 rate_limited` with `Retry-After`, the
+# whole seconds until a token is back.
+
+
+def rate_limited(retry_after_s: float, rate: float) -> ApiError:
+    seconds = max(1, math.ceil(retry_after_s))
+    return ApiError(
+        429,
+        "rate_limited",
+        f"Too many requests for this organization (limit {rate:g} a second); "
+        f"retry after {seconds} s.",
+        {"retry_after_s": seconds, "limit_per_s": rate},
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+async def enforce_rate_limit(
+    request: Request, organization: OrgDep, settings: SettingsDep, database: DatabaseDep
+) -> None:
+    rate = settings.rate_limit_per_s
+    if rate <= 0:
+        return
+    # The app's leases (one per process) spend tokens taken from the shared bucket a few at
+    # a time; store/rate_limits.py says how far that lets the limit stray.
+    leases: LeasedBuckets = request.app.state.rate_limits
+    buckets = RateLimitRepository(database)
+    burst = settings.rate_limit_burst_tokens
+    admission = await leases.admit(
+        buckets, organization, rate=rate, burst=burst, lease_seconds=settings.rate_limit_lease_s
+    )
+    if not admission.allowed:
+        raise rate_limited(admission.retry_after_s, rate)
+
+
+RateLimited = Depends(enforce_rate_limit)
 
 
 def _is_json(content_type: str) -> bool:

@@ -51,13 +51,20 @@ def error_type(status: int) -> str:
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or {}
+        # Response headers the answer needs (`Retry-After` of a 429).
+        self.headers = headers
 
 
 # The status each kind of domain error answers with.
@@ -112,7 +119,7 @@ def _json_safe(value: Any) -> Any:
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return _response(exc.status, exc.code, exc.message, exc.details)
+    return _response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import schemas
-from api.deps import TemporalDep
+from api.deps import RateLimited, TemporalDep
 from api.errors import ApiError, error_body, install_error_handlers
 from api.routes import (
     bulk,
@@ -23,6 +23,7 @@ from api.routes import (
     compare,
     endpoints,
     files,
+    metrics,
     node_types,
     recovery,
     reviews,
@@ -42,6 +43,7 @@ from runs.temporal_errors import Reachability
 from store.db import Database
 from store.decisions import DecisionRepository
 from store.migrate import upgrade_to_head
+from store.rate_limits import LeasedBuckets
 
 log = logging.getLogger("runlane.api")
 
@@ -172,26 +174,42 @@ async def _refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# Routes authenticated by an API key spend the organization's rate limit (api/deps.py);
+# webhooks' management routes take it in api/routes/webhooks.py, beside the signed hooks that
+# do not. Health, the reviewers' page and the codec (the Temporal UI's) are not limited.
+LIMITED = [RateLimited]
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="Runlane", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     # Immutable published definitions, checked once per process (runs/starter.py).
     app.state.published_definitions = PublishedDefinitions()
+    # This process's leases of the organizations' rate-limit tokens (api/deps.py).
+    app.state.rate_limits = LeasedBuckets()
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, limit_bytes=lambda: get_settings().request_limit_bytes)
+    # Outermost: counts and times every request, the size limit's refusals too
+    # (api/routes/metrics.py).
+    app.state.metrics = metrics.ApiMetrics()
+    app.add_middleware(
+        metrics.RequestMetrics,
+        metrics=app.state.metrics,
+        enabled=lambda: get_settings().api_metrics,
+    )
     # Runs first: `/v1/workflows/runs` must not be read as a workflow id.
-    app.include_router(runs.router)
-    app.include_router(recovery.router)
-    app.include_router(compare.router)
-    app.include_router(bulk.router)
-    app.include_router(usage.router)
-    app.include_router(reviews.router)
-    app.include_router(workflows.router)
-    app.include_router(files.router)
-    app.include_router(secrets.router)
-    app.include_router(schedules.router)
+    app.include_router(runs.router, dependencies=LIMITED)
+    app.include_router(recovery.router, dependencies=LIMITED)
+    app.include_router(compare.router, dependencies=LIMITED)
+    app.include_router(bulk.router, dependencies=LIMITED)
+    app.include_router(usage.router, dependencies=LIMITED)
+    app.include_router(reviews.router, dependencies=LIMITED)
+    app.include_router(workflows.router, dependencies=LIMITED)
+    app.include_router(files.router, dependencies=LIMITED)
+    app.include_router(secrets.router, dependencies=LIMITED)
+    app.include_router(schedules.router, dependencies=LIMITED)
     app.include_router(webhooks.router)
-    app.include_router(endpoints.router)
-    app.include_router(node_types.router)
+    app.include_router(endpoints.router, dependencies=LIMITED)
+    app.include_router(node_types.router, dependencies=LIMITED)
     app.include_router(web.router)
     app.include_router(codec.router)
     app.include_router(codec_session.router)
@@ -203,6 +221,7 @@ def create_app() -> FastAPI:
         response_model=schemas.Health,
         responses={503: {"model": schemas.Health}},
     )
+    app.include_router(metrics.router)
     # Node-type config schemas come from the registry the validator uses.
     app.openapi = lambda: node_types.openapi_with_node_configs(app)  # type: ignore[method-assign]
     return app

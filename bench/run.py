@@ -26,7 +26,16 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench import bulk, cache_sizes, documents, events, raw, raw_activities, scenarios
+from bench import (
+    api_overhead,
+    bulk,
+    cache_sizes,
+    documents,
+    events,
+    raw,
+    raw_activities,
+    scenarios,
+)
 from bench.stack import REPO, TEMPORAL_BIN, Stack
 from runlane.converter import data_converter
 from tests.peer import Peer
@@ -57,6 +66,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] =
     "dry_run": scenarios.dry_run,
     "bulk_retry": bulk.bulk_retry,
     "documents_s3": documents.documents_s3,
+    "api_overhead": api_overhead.api_overhead,
     # Last: its endpoints subscribe the whole organization while it runs.
     "event_delivery": events.event_delivery,
 }

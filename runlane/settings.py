@@ -72,6 +72,22 @@ class Settings(BaseSettings):
     bulk_concurrency: int = Field(default=1, ge=1, le=64)
     # The most runs one operation may match (a larger filter is refused: narrow it).
     bulk_max_runs: int = Field(default=10_000, ge=1, le=100_000)
+    # Requests per second each organization may make with its API keys, shared by every API
+    # replica (a token bucket in the relational store, api/deps.py); 0 switches the
+    # limit off. The bucket holds `rate_limit_burst` tokens (unset: twice the rate).
+    rate_limit_per_s: float = Field(default=100, ge=0)
+    rate_limit_burst: int | None = Field(default=None, ge=1)
+    # Each API process takes tokens a few at a time and spends them within this many seconds
+    # (store/rate_limits.py): the limit may be exceeded by rate x this over any interval;
+    # 0 takes every token from the store (exact; one write per request).
+    rate_limit_lease_s: float = Field(default=0.1, ge=0, le=5)
+    # `GET /metrics` on the API (request counts and latency by route and status, runs started
+    # by trigger, reviews pending); off, the API neither counts nor serves them.
+    api_metrics: bool = True
+    # The worker's Prometheus endpoint (the Temporal SDK's metrics and Runlane's own): unset is
+    # off. 127.0.0.1 unless a scraper on another host (a compose service) must reach it.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
     # "k2:<base64 32 bytes>,k1:<base64>": the first encrypts every payload written to
     # Temporal, all decrypt (runlane/payload_crypto.py). Empty: payloads are plain JSON.
     # Parsed by payload_keys(), not by a validator: pydantic's error would echo the value.
@@ -99,6 +115,13 @@ class Settings(BaseSettings):
         if self.max_request_bytes is not None:
             return self.max_request_bytes
         return self.max_upload_bytes * 4 // 3 + 1_048_576
+
+    @property
+    def rate_limit_burst_tokens(self) -> float:
+        """The bucket's size: `RUNLANE_RATE_LIMIT_BURST`, or twice the rate (at least 1)."""
+        if self.rate_limit_burst is not None:
+            return float(self.rate_limit_burst)
+        return max(2 * self.rate_limit_per_s, 1.0)
 
     @property
     def files_dir(self) -> Path:

@@ -3,6 +3,8 @@ and the worker (schedules fire runs through it, triggers/) wire it the same."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from temporalio.client import Client
 
 from activities.registry import NodeRegistry, default_registry
@@ -28,6 +30,7 @@ def run_service(
     registry: NodeRegistry | None = None,
     published: PublishedDefinitions | None = None,
     reachability: Reachability | None = None,
+    run_started: Callable[[str], None] | None = None,
 ) -> RunService:
     """A run service over `database`; `published` and `reachability` are per process (share
     one of each). Needs a valid RUNLANE_SECRETS_KEY (checked when the process started)."""
@@ -47,4 +50,5 @@ def run_service(
         subscriptions=EndpointRepository(database, settings.secret_keys()),
         # The effects ledger and usage the worker's node activities write.
         usage=UsageRepository(database),
+        run_started=run_started,
     )

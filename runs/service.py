@@ -7,6 +7,7 @@ raise (`runlane.errors`). Every command follows one idempotency protocol (runs/c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -105,12 +106,15 @@ class RunService:
         reachability: Reachability | None = None,
         subscriptions: EventSubscriptions | None = None,
         usage: UsageRepository | None = None,
+        run_started: Callable[[str], None] | None = None,
     ) -> None:
         """`published` caches published definitions, `reachability` watches Temporal (runs/
         temporal_errors.py); share one of each per process. `subscriptions` says which events
         new runs emit (none without it). `usage` is the effects ledger the worker writes
         (runs read without it show no effects or usage)."""
         self._client = client
+        # Told the trigger type of every run this service starts (the API's metrics).
+        self._run_started = run_started
         self._usage = RunUsage(usage, registry) if usage is not None else None
         self.reachability = reachability
         self._published = published or PublishedDefinitions()
@@ -438,6 +442,8 @@ class RunService:
                     raise Conflict("run_exists", "A run with this id already exists.") from None
                 return  # a concurrent identical call started it, and it already ended
             started.append(RunView(initial_state(run_input), temporal_run_id))
+            if self._run_started is not None:
+                self._run_started(run_input.trigger.type)
 
         executed = await self._commands.execute(
             command, Steps(run_id, took_effect, prepare, perform)

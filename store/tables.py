@@ -398,3 +398,18 @@ class BulkOutcomeRow(Base):
     finished_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_bulk_outcomes_bulk_seq", "bulk_id", "seq"),)
+
+
+class RateLimitBucketRow(Base):
+    """One organization's token bucket (api/deps.py), shared by every API replica: the
+    whole update is one statement (store/rate_limits.py). `updated_at` is the database's
+    clock in Unix seconds, so replicas with skewed clocks still agree."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    organization_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    # Whole tokens the last take got (0: refused): RETURNING shows only the row, and the
+    # tokens left alone do not say how many were taken.
+    taken: Mapped[float] = mapped_column(Float)

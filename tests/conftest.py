@@ -81,6 +81,9 @@ def settings(tmp_path: Path, task_queue: str, temporal_env: WorkflowEnvironment)
         http_allow_private=True,
         # What `make run` generates into the data dir; the API and the worker need one.
         secrets_key=SecretStr(SECRETS_KEY),
+        # The limiter runs on every request, at a rate no test reaches (tests/api/
+        # test_rate_limits.py sets a low one).
+        rate_limit_per_s=100_000,
     )
 
 

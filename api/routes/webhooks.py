@@ -17,6 +17,7 @@ from api.deps import (
     JsonBody,
     OrgDep,
     PageDep,
+    RateLimited,
     cursor_error,
     require,
 )
@@ -30,7 +31,7 @@ RECEIVE_ROUTE = "receive_webhook"
 OptionalWebhookCreate = Annotated[schemas.WebhookCreate | None, Body()]
 
 management = APIRouter(
-    tags=["webhooks"], dependencies=[JsonBody], responses=schemas.ERROR_RESPONSES
+    tags=["webhooks"], dependencies=[JsonBody, RateLimited], responses=schemas.ERROR_RESPONSES
 )
 
 
