@@ -53,6 +53,7 @@ ACCESS: dict[Permission, dict[Role, Access]] = {
 # Routes without an API key, by (method, path): how each authenticates instead.
 PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "none",
+    ("GET", "/metrics"): "none (Prometheus text; `RUNLANE_API_METRICS=false` switches it off)",
     ("POST", "/hooks/{webhook_id}"): "the webhook's signature",
     ("GET", "/reviews"): "none (the page calls the API with the reviewer's key)",
     ("POST", "/codec/decode"): "any key of the organization, or a codec session",
