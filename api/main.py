@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +36,7 @@ from api.routes import (
     workflows,
 )
 from runlane.settings import get_settings
+from runlane.telemetry import API_SERVICE, tracer_provider
 from runlane.temporal import connect
 from runs.reviews import DecisionSweep
 from runs.starter import PublishedDefinitions
@@ -59,7 +61,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database = Database(settings.resolved_database_url)
     await database.create_all()
     app.state.database = database
-    app.state.temporal_client = await connect(settings, lazy=True)
+    provider = app.state.tracer_provider
+    app.state.temporal_client = await connect(settings, lazy=True, tracer_provider=provider)
     # Answers 503 at once while Temporal is gone, not after the SDK's retries.
     reachability = Reachability(app.state.temporal_client).start()
     app.state.temporal_reachability = reachability
@@ -72,6 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await sweep.stop()
         await reachability.stop()
         await database.dispose()
+        if provider is not None:
+            provider.shutdown()  # exports the spans still batched
 
 
 async def healthz(client: TemporalDep) -> JSONResponse:
@@ -165,8 +170,11 @@ async def _refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app() -> FastAPI:
+def create_app(*, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """With `tracer_provider` (runlane/telemetry.py), every request gets a server span, the
+    parent of what it does in Temporal; without one nothing is instrumented."""
     app = FastAPI(title="Runlane", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.tracer_provider = tracer_provider
     # Immutable published definitions, checked once per process (runs/starter.py).
     app.state.published_definitions = PublishedDefinitions()
     install_error_handlers(app)
@@ -198,7 +206,16 @@ def create_app() -> FastAPI:
     )
     # Node-type config schemas come from the registry the validator uses.
     app.openapi = lambda: node_types.openapi_with_node_configs(app)  # type: ignore[method-assign]
+    if tracer_provider is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # One server span per request: the ASGI send/receive spans would add one per event
+        # (a span per SSE message) and say nothing the server span does not.
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracer_provider, exclude_spans=["receive", "send"]
+        )
     return app
 
 
-app = create_app()
+# Tracing is on when an OTEL_* exporter is configured (runlane/telemetry.py).
+app = create_app(tracer_provider=tracer_provider(API_SERVICE))

@@ -3,6 +3,7 @@ workflow are built by workflows/worker.py)."""
 
 from __future__ import annotations
 
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -13,16 +14,21 @@ from temporalio.client import Client
 from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.settings import Settings
+from runlane.telemetry import temporal_interceptors
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect(
+    settings: Settings, *, lazy: bool = False, tracer_provider: TracerProvider | None = None
+) -> Client:
     """`lazy` lets the API start while Temporal is down (its /healthz then says so).
-    A malformed RUNLANE_PAYLOAD_KEY stops the caller here, before anything is written."""
+    A malformed RUNLANE_PAYLOAD_KEY stops the caller here, before anything is written.
+    With `tracer_provider` (runlane/telemetry.py) calls and a worker of this client trace."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings.payload_keys()),
         lazy=lazy,
+        interceptors=temporal_interceptors(tracer_provider),
     )
 
 
