@@ -8,6 +8,7 @@ own, and the HTTP client the worker instruments."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -34,6 +35,7 @@ from store.db import Database
 from store.secrets import SecretRepository
 from tests.api.helpers import create_published, wait_for_run, wait_until
 from tests.conftest import ORG_A_KEY
+from tests.observability.conftest import JsonLines
 from tests.otlp import Collector, ReceivedSpan
 from tests.peer import Peer
 from workflows.worker import create_worker
@@ -112,10 +114,17 @@ def calling(url: str) -> dict[str, Any]:
 
 
 async def test_one_trace_spans_the_api_the_workflow_the_activity_and_the_call(
-    traced: tuple[httpx.AsyncClient, list[TracerProvider]], collector: Collector, peer: Peer
+    traced: tuple[httpx.AsyncClient, list[TracerProvider]],
+    collector: Collector,
+    peer: Peer,
+    json_lines: JsonLines,
 ) -> None:
     api, providers = traced
-    workflow_id = await create_published(api, calling(f"{peer.url}/hook"))
+    secret = f"canary-{uuid.uuid4()}"
+    assert (await api.put("/v1/secrets/token", json={"value": secret})).status_code == 200
+    workflow_id = await create_published(
+        api, calling(f"{peer.url}/hook?key={{{{$secrets.token}}}}")
+    )
     started = await api.post(
         f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"meta": {"id": "c1"}}}
     )
@@ -124,7 +133,7 @@ async def test_one_trace_spans_the_api_the_workflow_the_activity_and_the_call(
     assert run["status"] == "completed", run
 
     # The peer got the W3C header: version 00, the trace id, the calling span, sampled.
-    [call] = peer.calls_to("/hook")
+    [call] = peer.calls_to(f"/hook?key={secret}")
     headers = {name.lower(): value for name, value in call.headers.items()}
     version, trace_id, parent_id, flags = headers["traceparent"].split("-")
     assert version == "00"
@@ -160,6 +169,15 @@ async def test_one_trace_spans_the_api_the_workflow_the_activity_and_the_call(
     by_id = {s.span_id: s for s in spans}
     assert by_id[http_span.parent_span_id].name == "RunActivity:http_request"
     assert http_span.attributes["http.status_code"] == 200
+    # The URL the node sent holds the secret: the span's is masked, as log lines are.
+    assert http_span.attributes["http.url"].endswith("/hook?key=***")
+    assert not [s for s in collector.received() if secret in repr(s)]
+    # The node's log lines carry the trace's id next to the run's and the node's.
+    node_lines = [line for line in json_lines() if line.get("node_id") == "call"]
+    assert node_lines
+    assert {(line["run_id"], line.get("trace_id")) for line in node_lines} == {
+        (run["id"], trace_id)
+    }
 
 
 def test_off_unless_an_exporter_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
