@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 CONFIG_PATH = Path(__file__).with_name("logging.json")
@@ -76,6 +77,8 @@ class JsonFormatter(_JsonFormatter):
         kwargs.setdefault("fmt", ["levelname", "name", "message"])
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
         kwargs.setdefault("timestamp", "time")
+        # uvicorn's copy of each message with terminal colours in it.
+        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "color_message"])
         super().__init__(**kwargs)
 
 
