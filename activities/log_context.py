@@ -14,19 +14,19 @@ from temporalio.worker import (
 )
 
 from activities.models import NodeTaskInput
-from runlane.logs import log_context
+from runlane.logs import RUN_WORKFLOW, log_context
 
 
 class _LogContextInbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         task = input.args[0] if input.args else None
-        run_id: str | None
-        node_id: str | None
+        run_id: str | None = None
+        node_id: str | None = None
         if isinstance(task, NodeTaskInput):
             run_id, node_id = task.run_id, task.node.id
-        else:
-            # The run workflow's other activities (batches, maps): their workflow's id.
-            run_id, node_id = activity.info().workflow_id, None
+        elif activity.info().workflow_type == RUN_WORKFLOW:
+            # The run workflow's own activities (batches of pure nodes): the run's id.
+            run_id = activity.info().workflow_id
         with log_context(run_id=run_id, node_id=node_id):
             return await self.next.execute_activity(input)
 

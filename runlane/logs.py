@@ -30,6 +30,11 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 CONFIG_PATH = Path(__file__).with_name("logging.json")
+# The run workflow's type: its workflow id is the run's id (runs/starter.py).
+RUN_WORKFLOW = "RunWorkflow"
+# Activities of the workflow's own machinery are named `runlane.*`; node activities are named
+# by their node type and have the node's id as their activity id (workflows/run_workflow.py).
+_INTERNAL_ACTIVITY_PREFIX = "runlane."
 
 _run_id: ContextVar[str | None] = ContextVar("runlane_log_run_id", default=None)
 _node_id: ContextVar[str | None] = ContextVar("runlane_log_node_id", default=None)
@@ -54,10 +59,7 @@ class ContextFilter(logging.Filter):
         run_id = _run_id.get()
         node_id = _node_id.get()
         if run_id is None:
-            # workflow.logger's lines: the run workflow's id is the run's id.
-            workflow = getattr(record, "temporal_workflow", None)
-            if isinstance(workflow, dict):
-                run_id = workflow.get("workflow_id")
+            run_id, node_id = _temporal_ids(record)
         if run_id is not None and not hasattr(record, "run_id"):
             record.run_id = run_id
         if node_id is not None and not hasattr(record, "node_id"):
@@ -67,6 +69,22 @@ class ContextFilter(logging.Filter):
             record.trace_id = format(context.trace_id, "032x")
             record.span_id = format(context.span_id, "016x")
         return True
+
+
+def _temporal_ids(record: logging.LogRecord) -> tuple[str | None, str | None]:
+    """Ids from the Temporal SDK's extras: `workflow.logger` lines carry `temporal_workflow`,
+    `activity.logger` lines (the SDK's own too, such as an activity's failure, logged after
+    the activity returned) `temporal_activity`."""
+    workflow = getattr(record, "temporal_workflow", None)
+    if isinstance(workflow, dict) and workflow.get("workflow_type") == RUN_WORKFLOW:
+        return workflow.get("workflow_id"), None
+    task = getattr(record, "temporal_activity", None)
+    if isinstance(task, dict) and task.get("workflow_type") == RUN_WORKFLOW:
+        node_activity = not str(task.get("activity_type", "")).startswith(
+            _INTERNAL_ACTIVITY_PREFIX
+        )
+        return task.get("workflow_id"), task.get("activity_id") if node_activity else None
+    return None, None
 
 
 class JsonFormatter(_JsonFormatter):

@@ -95,3 +95,36 @@ def test_configure_logging_writes_json_lines_to_stderr(capsys: pytest.CaptureFix
             logger.propagate = propagate
     [line] = capsys.readouterr().err.splitlines()
     assert '"message": "worker polling"' in line and '"logger": "runlane.worker"' in line
+
+
+async def test_a_failed_node_is_logged_with_its_ids(
+    api: httpx.AsyncClient, peer: Peer, json_lines: JsonLines
+) -> None:
+    peer.fail("/down", times=1, status=500)
+    definition = {
+        "nodes": [
+            {"id": "meta", "type": "start_json"},
+            {
+                "id": "call",
+                "type": "http_request",
+                "retry": {"max_attempts": 1},
+                "config": {"method": "POST", "url": f"{peer.url}/down"},
+            },
+            {"id": "out", "type": "end"},
+        ],
+        "edges": [{"source": "meta", "target": "call"}, {"source": "call", "target": "out"}],
+    }
+    workflow_id = await create_published(api, definition)
+    started = await api.post(f"/v1/workflows/{workflow_id}/run", json={"json_inputs": {"meta": {}}})
+    assert started.status_code == 202, started.text
+    run = await wait_for_run(api, started.json()["id"], timeout=60)
+    assert run["status"] == "error", run
+
+    # The SDK logs the activity's failure after the activity returned, with its own extras.
+    failures = [
+        line
+        for line in json_lines()
+        if line["logger"] == "temporalio.activity" and line["level"] == "WARNING"
+    ]
+    assert failures, "the failure was not logged"
+    assert {(line.get("run_id"), line.get("node_id")) for line in failures} == {(run["id"], "call")}
