@@ -80,9 +80,7 @@ def _temporal_ids(record: logging.LogRecord) -> tuple[str | None, str | None]:
         return workflow.get("workflow_id"), None
     task = getattr(record, "temporal_activity", None)
     if isinstance(task, dict) and task.get("workflow_type") == RUN_WORKFLOW:
-        node_activity = not str(task.get("activity_type", "")).startswith(
-            _INTERNAL_ACTIVITY_PREFIX
-        )
+        node_activity = not str(task.get("activity_type", "")).startswith(_INTERNAL_ACTIVITY_PREFIX)
         return task.get("workflow_id"), task.get("activity_id") if node_activity else None
     return None, None
 
