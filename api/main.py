@@ -35,6 +35,7 @@ from api.routes import (
     webhooks,
     workflows,
 )
+from runlane.logs import log_context
 from runlane.settings import get_settings
 from runlane.telemetry import API_SERVICE, tracer_provider
 from runlane.temporal import connect
@@ -170,6 +171,32 @@ async def _refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# ---------------------------------------------------------------- run ids in log lines
+# The access log line of a request about a run (`/v1/workflows/runs/{run_id}/...`) carries its
+# `run_id` (runlane/logs.py): the server writes that line as the response starts, from this
+# `send`, by which time routing has put the path's parameters into the (shared) scope.
+
+
+class RunLogContext:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_run_id(message: Message) -> None:
+            run_id = scope.get("path_params", {}).get("run_id")
+            if message["type"] != "http.response.start" or not isinstance(run_id, str):
+                await send(message)
+                return
+            with log_context(run_id=run_id):
+                await send(message)
+
+        await self._app(scope, receive, send_with_run_id)
+
+
 def create_app(*, tracer_provider: TracerProvider | None = None) -> FastAPI:
     """With `tracer_provider` (runlane/telemetry.py), every request gets a server span, the
     parent of what it does in Temporal; without one nothing is instrumented."""
@@ -179,6 +206,7 @@ def create_app(*, tracer_provider: TracerProvider | None = None) -> FastAPI:
     app.state.published_definitions = PublishedDefinitions()
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, limit_bytes=lambda: get_settings().request_limit_bytes)
+    app.add_middleware(RunLogContext)
     # Runs first: `/v1/workflows/runs` must not be read as a workflow id.
     app.include_router(runs.router)
     app.include_router(recovery.router)

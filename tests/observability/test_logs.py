@@ -3,15 +3,20 @@ secret's value or a document's bytes (API.md "Observability")."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import socket
 import uuid
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
 from runlane.logs import configure_logging, log_context
-from tests.api.helpers import create_published, wait_for_run
+from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.conftest import ORG_A_KEY
 from tests.observability.conftest import JsonLines
 from tests.peer import Peer
 
@@ -128,3 +133,35 @@ async def test_a_failed_node_is_logged_with_its_ids(
     ]
     assert failures, "the failure was not logged"
     assert {(line.get("run_id"), line.get("node_id")) for line in failures} == {(run["id"], "call")}
+
+
+async def test_the_access_line_of_a_request_about_a_run_carries_its_id(
+    app: FastAPI, json_lines: JsonLines
+) -> None:
+    """Through a real uvicorn server, which writes the access lines."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await wait_until(lambda: asyncio.sleep(0, server.started))
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Api-Key": ORG_A_KEY}
+        ) as http:
+            missing = await http.get("/v1/workflows/runs/run_0123456789abcdef/steps")
+            listed = await http.get("/v1/workflows/runs")
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+    assert (missing.status_code, listed.status_code) == (404, 200)
+    access = {
+        line["message"].split('"')[1]: line
+        for line in json_lines()
+        if line["logger"] == "uvicorn.access"
+    }
+    about_run = access["GET /v1/workflows/runs/run_0123456789abcdef/steps HTTP/1.1"]
+    assert about_run["run_id"] == "run_0123456789abcdef"
+    assert "run_id" not in access["GET /v1/workflows/runs HTTP/1.1"]
