@@ -42,4 +42,4 @@ ENV RUNLANE_DATA_DIR=/data
 USER runlane
 
 EXPOSE 8000
-CMD ["python", "-m", "uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "uvicorn", "api.main:app", "--log-config", "runlane/logging.json", "--host", "0.0.0.0", "--port", "8000"]

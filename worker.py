@@ -14,8 +14,10 @@ from activities.usage import Ledger, temporal_organizations
 from bulk.wiring import bulk_work
 from runlane.blobs import BlobUrlError
 from runlane.bytecode import compiled_for_source
+from runlane.logs import configure_logging
 from runlane.secret_box import SecretsKeyError
 from runlane.settings import get_settings
+from runlane.telemetry import WORKER_SERVICE, instrument_http_client, tracer_provider
 from runlane.temporal import connect, ensure_search_attributes, metrics_runtime
 from store.db import Database
 from store.migrate import wait_until_migrated
@@ -46,9 +48,11 @@ async def main() -> None:
             "run (about 3 ms of CPU each); precompile with `python -m compileall` (make does)",
             run_workflow.__file__,
         )
+    # Tracing is on when an OTEL_* exporter is configured (runlane/telemetry.py).
+    provider = tracer_provider(WORKER_SERVICE)
     # RUNLANE_WORKER_METRICS_PORT: the SDK's metrics and Runlane's own (activities/metrics.py).
     runtime = metrics_runtime(settings)
-    client = await connect(settings, runtime=runtime)
+    client = await connect(settings, runtime=runtime, tracer_provider=provider)
     interceptors = [ActivityMetrics(runtime.metric_meter)] if runtime is not None else []
     if runtime is not None:
         log.info(
@@ -69,6 +73,8 @@ async def main() -> None:
     ledger = Ledger(UsageRepository(database), organizations=temporal_organizations(client))
     try:
         async with httpx.AsyncClient() as http_client:
+            # http_request nodes' calls: a client span, and `traceparent` to the peer.
+            instrument_http_client(http_client, provider)
             deps = ActivityDeps(
                 settings=settings,
                 http_client=http_client,
@@ -105,11 +111,13 @@ async def main() -> None:
     finally:
         await ledger.close()
         await database.dispose()
+        if provider is not None:
+            provider.shutdown()  # exports the spans still batched
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    # httpx logs every request of every http_request node at INFO: a line per node run, with
-    # a URL that may carry a token in its query string. Failures surface as node errors.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # JSON lines (runlane/logging.json). httpx logs every request of every http_request node
+    # at INFO: a line per node run, with a URL that may carry a token in its query string;
+    # the configuration keeps it at WARNING. Failures surface as node errors.
+    configure_logging()
     asyncio.run(main())

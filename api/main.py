@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,7 +36,9 @@ from api.routes import (
     webhooks,
     workflows,
 )
+from runlane.logs import log_context
 from runlane.settings import get_settings
+from runlane.telemetry import API_SERVICE, tracer_provider
 from runlane.temporal import connect
 from runs.reviews import DecisionSweep
 from runs.starter import PublishedDefinitions
@@ -68,7 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await upgrade_to_head(settings.resolved_database_url)
     database = Database(settings.resolved_database_url)
     app.state.database = database
-    app.state.temporal_client = await connect(settings, lazy=True)
+    provider = app.state.tracer_provider
+    app.state.temporal_client = await connect(settings, lazy=True, tracer_provider=provider)
     # Answers 503 at once while Temporal is gone, not after the SDK's retries.
     reachability = Reachability(app.state.temporal_client).start()
     app.state.temporal_reachability = reachability
@@ -81,6 +85,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await sweep.stop()
         await reachability.stop()
         await database.dispose()
+        if provider is not None:
+            provider.shutdown()  # exports the spans still batched
 
 
 async def healthz(client: TemporalDep) -> JSONResponse:
@@ -180,14 +186,44 @@ async def _refuse(send: Send, limit: int) -> None:
 LIMITED = [RateLimited]
 
 
-def create_app() -> FastAPI:
+# ---------------------------------------------------------------- run ids in log lines
+# The access log line of a request about a run (`/v1/workflows/runs/{run_id}/...`) carries its
+# `run_id` (runlane/logs.py): the server writes that line as the response starts, from this
+# `send`, by which time routing has put the path's parameters into the (shared) scope.
+
+
+class RunLogContext:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_run_id(message: Message) -> None:
+            run_id = scope.get("path_params", {}).get("run_id")
+            if message["type"] != "http.response.start" or not isinstance(run_id, str):
+                await send(message)
+                return
+            with log_context(run_id=run_id):
+                await send(message)
+
+        await self._app(scope, receive, send_with_run_id)
+
+
+def create_app(*, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """With `tracer_provider` (runlane/telemetry.py), every request gets a server span, the
+    parent of what it does in Temporal; without one nothing is instrumented."""
     app = FastAPI(title="Runlane", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.tracer_provider = tracer_provider
     # Immutable published definitions, checked once per process (runs/starter.py).
     app.state.published_definitions = PublishedDefinitions()
     # This process's leases of the organizations' rate-limit tokens (api/deps.py).
     app.state.rate_limits = LeasedBuckets()
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, limit_bytes=lambda: get_settings().request_limit_bytes)
+    app.add_middleware(RunLogContext)
     # Outermost: counts and times every request, the size limit's refusals too
     # (api/routes/metrics.py).
     app.state.metrics = metrics.ApiMetrics()
@@ -224,7 +260,16 @@ def create_app() -> FastAPI:
     app.include_router(metrics.router)
     # Node-type config schemas come from the registry the validator uses.
     app.openapi = lambda: node_types.openapi_with_node_configs(app)  # type: ignore[method-assign]
+    if tracer_provider is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # One server span per request: the ASGI send/receive spans would add one per event
+        # (a span per SSE message) and say nothing the server span does not.
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracer_provider, exclude_spans=["receive", "send"]
+        )
     return app
 
 
-app = create_app()
+# Tracing is on when an OTEL_* exporter is configured (runlane/telemetry.py).
+app = create_app(tracer_provider=tracer_provider(API_SERVICE))

@@ -35,6 +35,7 @@ from bench import (
     raw,
     raw_activities,
     scenarios,
+    tracing,
 )
 from bench.stack import REPO, TEMPORAL_BIN, Stack
 from runlane.converter import data_converter
@@ -71,6 +72,10 @@ SCENARIOS: dict[str, Callable[[scenarios.Context], Awaitable[dict[str, Any]]]] =
     "event_delivery": events.event_delivery,
 }
 QUICK_SKIPS = {"run_10000_nodes", "run_10000_wide"}
+# Scenarios that start stacks of their own (`quick` is their argument), after the shared ones.
+OWN_STACKS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
+    "tracing_cost": tracing.tracing_cost,
+}
 
 # (scenario, figure, comparison, target, human description)
 TARGETS = [
@@ -213,6 +218,16 @@ async def run_all(quick: bool, only: set[str] | None = None) -> dict[str, Any]:
     finally:
         peer.stop()
         stack.stop()
+    for name, own in OWN_STACKS.items():
+        if only is not None and name not in only:
+            continue
+        sys.stdout.write(f"{name} (stacks of its own) ... ")
+        sys.stdout.flush()
+        try:
+            results[name] = await own(quick)
+        except Exception as exc:  # noqa: BLE001 - a failed scenario is a result
+            results[name] = {"failed": f"{type(exc).__name__}: {exc}"[:500]}
+        sys.stdout.write(f"{results[name]}\n")
     if only is not None and "waiting_memory" not in only:
         return results
     # On a stack of its own: after the scenarios above (the 10,000-node run above all), the
@@ -326,7 +341,7 @@ def main() -> None:
     # The raw retry baseline fails an activity on purpose; the SDK logs each such failure
     # with a traceback, which is no news here.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
-    known = [*SCENARIOS, "waiting_memory"]
+    known = [*SCENARIOS, *OWN_STACKS, "waiting_memory"]
     if only is not None and (unknown := only - set(known)):
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(known)}")
     if args.render:

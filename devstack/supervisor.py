@@ -62,7 +62,8 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
 # The entry points docker-compose.yml runs as well (after `python`): tests/test_compose.py
 # keeps the two equal, so the processes tested locally are the ones deployed.
 WORKER_ARGS = ("worker.py",)
-API_ARGS = ("-m", "uvicorn", "api.main:app")
+# The API logs JSON lines as the worker does (runlane/logs.py): uvicorn's own lines too.
+API_ARGS = ("-m", "uvicorn", "api.main:app", "--log-config", "runlane/logging.json")
 # Applies pending migrations to RUNLANE_DATABASE_URL and exits (store/migrate.py).
 MIGRATE_ARGS = ("-m", "store.migrate")
 

@@ -120,3 +120,8 @@ def masking(redactor: Redactor) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def current_redactor() -> Redactor | None:
+    """The redactor made current by `masking`, if any (for what else records a request)."""
+    return _current.get()

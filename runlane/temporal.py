@@ -3,6 +3,7 @@ workflow are built by workflows/worker.py)."""
 
 from __future__ import annotations
 
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -14,22 +15,29 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from runlane import search_attributes
 from runlane.converter import data_converter
 from runlane.settings import Settings
+from runlane.telemetry import temporal_interceptors
 
 ACTIVITY_DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 60_000)
 
 
 async def connect(
-    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    runtime: Runtime | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Client:
     """`lazy` lets the API start while Temporal is down (its /healthz then says so).
     A malformed RUNLANE_PAYLOAD_KEY stops the caller here, before anything is written.
-    `runtime`: the SDK runtime of the client and its workers (None: the SDK's default)."""
+    `runtime`: the SDK runtime of the client and its workers (None: the SDK's default).
+    With `tracer_provider` (runlane/telemetry.py) calls and a worker of this client trace."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings.payload_keys()),
         lazy=lazy,
         runtime=runtime,
+        interceptors=temporal_interceptors(tracer_provider),
     )
 
 

@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from activities import workflow_support
 from activities.evaluation import PureBatches
+from activities.log_context import LogContextInterceptor
 from activities.maps import MapActivities
 from activities.recorded import RecordedOutcomes
 from activities.registry import default_registry
@@ -46,6 +47,9 @@ def create_worker(
     # A RecursionError in workflow code fails again at every retry of the workflow task: the
     # run would stay open for ever. It fails the run instead (the reader shows it as an error).
     failure_types = [RecursionError, *options.pop("workflow_failure_exception_types", [])]
+    # Node activities' log lines carry their run_id and node_id (runlane/logs.py). Tracing's
+    # interceptor, when on, comes from the client and wraps this one.
+    interceptors = [LogContextInterceptor(), *options.pop("interceptors", [])]
     return Worker(
         client,
         task_queue=task_queue,
@@ -58,5 +62,6 @@ def create_worker(
             maps.evaluate,
         ],
         workflow_failure_exception_types=failure_types,
+        interceptors=interceptors,
         **options,
     )
