@@ -23,7 +23,7 @@ from tests.api.helpers import create_published, review_definition, wait_for_run
 from tests.conftest import ORG_A_KEY
 from tests.test_secrets_startup import API, start
 
-README_PART = Path(__file__).parents[2] / "docs" / "roles-readme.md"
+README = Path(__file__).parents[2] / "README.md"
 # One key per role in organization A; the reviewer's subject is who the reviews are for.
 KEYS = {
     "admin": ORG_A_KEY,
@@ -107,8 +107,8 @@ def test_every_route_declares_a_permission_or_is_public(app: FastAPI) -> None:
 
 def test_the_readme_table_is_the_one_in_code(app: FastAPI) -> None:
     table = role_table(declared_permissions(app))
-    assert table in README_PART.read_text(), (
-        f"docs/roles-readme.md's table differs from the code's; it is:\n{table}"
+    assert table in README.read_text(), (
+        f"the README's table differs from the code's; it is:\n{table}"
     )
 
 
