@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,7 +42,7 @@ from bench.scenarios import (
     start_run,
     transform_chain,
 )
-from bench.stack import REPO, cpu_seconds, free_port
+from bench.stack import REPO, cpu_seconds, free_port, uvicorn_command
 
 VARIANTS: dict[str, dict[str, str]] = {
     "plain": {"RUNLANE_API_METRICS": "false", "RUNLANE_RATE_LIMIT_PER_S": "0"},
@@ -65,18 +64,7 @@ class Api:
         env = {**ctx.stack.env(), **settings, "RUNLANE_API_PORT": str(self.port)}
         log = (ctx.stack.workdir / f"api-{name}.log").open("wb")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_command(self.port),
             cwd=REPO,
             env=env,
             stdout=log,

@@ -51,6 +51,22 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def uvicorn_command(port: int) -> list[str]:
+    """The API as the benchmarks run it: uvicorn on 127.0.0.1, warnings only."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
 @dataclass
 class Stack:
     temporal_port: int = field(default_factory=free_port)
@@ -128,19 +144,7 @@ class Stack:
         self._spawn("worker", [sys.executable, "worker.py"])
         self._spawn(
             "api",
-            self.api_command
-            or [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.api_port),
-                "--log-level",
-                "warning",
-            ],
+            self.api_command or uvicorn_command(self.api_port),
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

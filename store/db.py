@@ -20,22 +20,8 @@ class Database:
     migrations' (store/migrate.py upgrade_to_head), never created here."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
-        parsed = make_url(url)
-        backend = parsed.get_backend_name()
-        self._is_sqlite = backend == "sqlite"
-        connect_args: dict[str, Any] = {}
-        if schema is not None:
-            if backend != "postgresql":
-                raise ValueError("schema is only supported on PostgreSQL")
-            if not _SCHEMA_RE.match(schema):
-                raise ValueError(f"invalid schema name: {schema!r}")
-            # asyncpg sets it per connection: every statement runs in the isolated schema.
-            connect_args["server_settings"] = {"search_path": schema}
+        self._is_sqlite, connect_args = engine_options(url, schema=schema)
         self._schema = schema
-        if self._is_sqlite:
-            database = parsed.database
-            if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
         # Sessions and connections end their own transactions, so the pool need not roll back
         # again on check-in: one aiosqlite thread hand-off less per query (profiled on the
         # start path, bench/start_path.py).
@@ -53,6 +39,28 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self._sessions()
+
+
+def engine_options(url: str, *, schema: str | None = None) -> tuple[bool, dict[str, Any]]:
+    """Whether `url` is SQLite, and the driver's connect arguments: on PostgreSQL `schema` is
+    the search path of every connection (asyncpg sets it per connection, so every statement
+    runs in the isolated schema). A SQLite file's directory is created. Shared by the
+    application's engine and the migrations' (store/migrate.py)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if schema is not None:
+        if backend != "postgresql":
+            raise ValueError("schema is only supported on PostgreSQL")
+        if not _SCHEMA_RE.match(schema):
+            raise ValueError(f"invalid schema name: {schema!r}")
+        connect_args["server_settings"] = {"search_path": schema}
+    is_sqlite = backend == "sqlite"
+    if is_sqlite:
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    return is_sqlite, connect_args
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

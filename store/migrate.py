@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import re
 import sqlite3
 import sys
 import tempfile
@@ -44,6 +43,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+from store.db import engine_options
 
 log = logging.getLogger("runlane.migrate")
 
@@ -73,7 +74,6 @@ BASELINE_TABLES = frozenset(
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock(key, schema hash): one upgrade at a time per database and schema.
 _PG_LOCK_KEY = 0x526C6E65  # "Rlne"
-_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 T = TypeVar("T")
@@ -123,21 +123,9 @@ def migration_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     driver would otherwise run DDL outside any transaction, and two starting processes would
     both see an empty file and both create tables); on PostgreSQL `schema` is the search path,
     as store.db.Database sets it."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    connect_args: dict[str, Any] = {}
-    if schema is not None:
-        if backend != "postgresql":
-            raise ValueError("schema is only supported on PostgreSQL")
-        if not _SCHEMA_RE.match(schema):
-            raise ValueError(f"invalid schema name: {schema!r}")
-        connect_args["server_settings"] = {"search_path": schema}
-    if backend == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    is_sqlite, connect_args = engine_options(url, schema=schema)
     engine = create_async_engine(url, connect_args=connect_args, poolclass=NullPool)
-    if backend == "sqlite":
+    if is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine

@@ -99,13 +99,22 @@ class RateLimitRepository:
         if want < 1 or burst < 1:
             raise ValueError("want and burst must be at least 1")
         params = {"org": organization, "rate": rate, "burst": burst, "want": want}
-        async with self._db.engine.begin() as conn:
-            row = (await conn.execute(self._sql, params)).one()
-        tokens, taken = float(row[0]), round(float(row[1]))
+        # Every request takes its tokens first, so a client that hangs up mid-request often
+        # cancels this write: shielded, the transaction always ends and its connection goes
+        # back to the pool whole (a cancelled aiosqlite statement once stalled the API's
+        # loop). The caller still sees its cancellation; the tokens taken lapse unspent.
+        tokens, taken_float = await asyncio.shield(self._take(params))
+        taken = round(taken_float)
         if taken:
             return Take(taken=taken, tokens=tokens, retry_after_s=0.0)
         wait = (1 - tokens) / rate if rate > 0 else math.inf
         return Take(taken=0, tokens=tokens, retry_after_s=max(wait, 0.0))
+
+    async def _take(self, params: dict[str, object]) -> tuple[float, float]:
+        """The bucket's tokens after the take, and the tokens taken."""
+        async with self._db.engine.begin() as conn:
+            row = (await conn.execute(self._sql, params)).one()
+        return float(row[0]), float(row[1])
 
 
 # How long a process may hold tokens it took before spending them (the default of

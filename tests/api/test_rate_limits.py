@@ -15,6 +15,7 @@ from api.main import create_app
 from runlane.secret_box import generate_key
 from runlane.settings import Settings
 from store.db import Database
+from store.migrate import upgrade_to_head
 
 KEY_A, KEY_B = "limits_key_a", "limits_key_b"
 
@@ -36,7 +37,7 @@ async def replicas(limited: Settings) -> AsyncIterator[list[FastAPI]]:
     """Two API processes' apps over one database, each with its own engine, as two replicas
     behind a load balancer would run."""
     databases = [Database(limited.resolved_database_url) for _ in range(2)]
-    await databases[0].create_all()
+    await upgrade_to_head(limited.resolved_database_url)
     apps = []
     for database in databases:
         app = create_app()

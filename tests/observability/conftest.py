@@ -13,6 +13,7 @@ import pytest
 from runlane.logs import ContextFilter, JsonFormatter
 
 JsonLines = Callable[[], list[dict[str, Any]]]
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error")
 
 
 @pytest.fixture
@@ -27,6 +28,13 @@ def json_lines() -> Iterator[JsonLines]:
     level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    # Another test's uvicorn.Config may have applied uvicorn's own logging configuration, which
+    # gives its loggers handlers of their own and stops them propagating: undo that here.
+    uvicorn_loggers = [logging.getLogger(name) for name in UVICORN_LOGGERS]
+    saved = [(lg, lg.propagate, lg.disabled, lg.level) for lg in uvicorn_loggers]
+    for logger in uvicorn_loggers:
+        logger.propagate, logger.disabled = True, False
+        logger.setLevel(logging.NOTSET)
 
     def lines() -> list[dict[str, Any]]:
         handler.flush()
@@ -37,3 +45,6 @@ def json_lines() -> Iterator[JsonLines]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+        for logger, propagate, disabled, logger_level in saved:
+            logger.propagate, logger.disabled = propagate, disabled
+            logger.setLevel(logger_level)

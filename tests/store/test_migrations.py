@@ -349,14 +349,14 @@ async def test_a_model_the_migrations_do_not_create_is_reported(target: Target) 
     for table in Base.metadata.tables.values():
         table.to_metadata(models)
     models.tables["workflows"].append_column(Column("archived_by", String(64), nullable=True))
-    Table("rate_limit_buckets", models, Column("key", String(255), primary_key=True))
+    Table("run_archive", models, Column("key", String(255), primary_key=True))
 
     differences = await target.run(lambda conn: schema_differences(conn, models))
 
     added_columns = [(d[2], d[3].name) for d in differences if d[0] == "add_column"]
     added_tables = [d[1].name for d in differences if d[0] == "add_table"]
     assert added_columns == [("workflows", "archived_by")]
-    assert added_tables == ["rate_limit_buckets"]
+    assert added_tables == ["run_archive"]
     assert len(differences) == 2
 
 
