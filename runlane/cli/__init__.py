@@ -14,9 +14,7 @@ from runlane.cli.workflows import workflows
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @connection_options
 @click.pass_context
-def cli(
-    ctx: click.Context, api_key: str | None, base_url: str | None, output: str | None
-) -> None:
+def cli(ctx: click.Context, api_key: str | None, base_url: str | None, output: str | None) -> None:
     """Runlane: durable workflow runs on Temporal, from the command line.
 
     Connects like the Python client: --api-key or RUNLANE_API_KEY (else the key `make run`

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from runlane.cli import render
+import runlane.cli.render as render
 from runlane.client import (
     APIConnectionError,
     APIStatusError,
@@ -110,6 +110,9 @@ def command_options(func: Callable[..., Any]) -> Callable[..., Any]:
         with api_errors(invocation):
             return func(invocation, *args, **kwargs)
 
+    # The command's own arguments and options first in its --help, the shared ones after.
+    params = wrapper.__click_params__  # type: ignore[attr-defined]
+    params[:] = params[-3:] + params[:-3]
     return wrapper
 
 

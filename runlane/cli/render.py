@@ -82,7 +82,12 @@ def error(
 ) -> None:
     """API.md's error on stderr: `{"error": {...}}` with --output json, else a readable line
     and, for validation errors, one line per problem."""
-    body = {"type": type_, "code": code, "message": message, "details": dict(details or {})}
+    body: dict[str, Any] = {
+        "type": type_,
+        "code": code,
+        "message": message,
+        "details": dict(details or {}),
+    }
     if as_json:
         sys.stderr.write(json.dumps({"error": body}, ensure_ascii=False) + "\n")
         return
@@ -284,7 +289,7 @@ def steps_table(steps: list[Mapping[str, Any]], title: str | None = "Steps") -> 
             step["node_id"],
             step.get("node_type", ""),
             status(step["status"]),
-            _cell(step.get("attempt")),
+            _cell(step.get("attempt") or None),  # 0: not run
             _duration(step.get("duration_ms")),
             detail,
         )
@@ -299,7 +304,7 @@ def plan_view(plan: Mapping[str, Any]) -> RenderableType:
     allowed = Text("yes", style="green") if plan["allowed"] else Text("no", style="red")
     rows: list[tuple[str, Any]] = [
         ("plan", plan.get("plan_id")),
-        ("from", plan.get("from") + (f" {plan['node_id']}" if plan.get("node_id") else "")),
+        ("from", f"{plan.get('from')}" + (f" {plan['node_id']}" if plan.get("node_id") else "")),
         ("allowed", allowed),
     ]
     if plan.get("reason"):
@@ -335,7 +340,12 @@ class WatchView:
             f"  {ended}/{total} steps",
         )
         bar = ProgressBar(total=max(total, 1), completed=ended, width=60)
-        return Group(head, bar, steps_table(list(self.steps.values()), title=None))
+        # A grid puts each part on its own lines (a bare bar ends without a newline).
+        grid = Table.grid()
+        grid.add_row(head)
+        grid.add_row(bar)
+        grid.add_row(steps_table(list(self.steps.values()), title=None))
+        return grid
 
 
 # ------------------------------------------------------------------ reviews

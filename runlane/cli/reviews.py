@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runlane.cli import render
+import runlane.cli.render as render
 from runlane.cli.common import Invocation, command_options, first, limit_option
 from runlane.cli.inputs import json_inputs
 

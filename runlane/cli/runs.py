@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.live import Live
 
-from runlane.cli import render
+import runlane.cli.render as render
 from runlane.cli.common import (
     EXIT_OK,
     EXIT_RUN_CANCELLED,
@@ -165,8 +165,11 @@ def watch(invocation: Invocation, run_id: str) -> None:
 def follow(invocation: Invocation, client: Runlane, run_id: str) -> int:
     """Follow the run's events; show where it stopped; its exit code."""
     view = render.WatchView(run_id)
-    live = Live(view, console=render.out(), auto_refresh=False, redirect_stderr=False)
-    if not invocation.json:
+    console = render.out()
+    # Live frames only on a terminal; a pipe or a file gets the last frame, once.
+    live = Live(view, console=console, auto_refresh=False, redirect_stderr=False)
+    animated = console.is_terminal and not invocation.json
+    if animated:
         live.start()
     try:
         for event in client.workflows.runs.events(run_id):
@@ -174,19 +177,22 @@ def follow(invocation: Invocation, client: Runlane, run_id: str) -> int:
                 view.update_step(render.as_data(event.step))
             elif isinstance(event, RunEvent):
                 view.update_run(render.as_data(event.run))
-            live.refresh()
+            if animated:
+                live.refresh()
             # The stream ends with the run; a run waiting for a person stops the watch too.
             if isinstance(event, EndEvent) or view.run["status"] == "waiting_for_human":
                 break
     finally:
-        if not invocation.json:
+        if animated:
             live.stop()
     # The stream's last record may be older than its `end`: read the run as it ended.
     run = render.as_data(client.workflows.runs.get(run_id))
     if invocation.json:
         render.emit(True, run, render.run_view)
     else:
-        render.out().print(render.run_view(run))
+        if not animated:
+            console.print(view)
+        console.print(render.run_view(run))
         if run["status"] == "waiting_for_human":
             nodes = " ".join(run.get("waiting_for_node_ids") or [])
             render.note(False, f"waiting for a review: runlane reviews approve {run_id} {nodes}")

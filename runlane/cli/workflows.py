@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from runlane.cli import render
+import runlane.cli.render as render
 from runlane.cli.common import (
     EXIT_FAILED,
     Failure,
@@ -86,7 +86,9 @@ def validate(invocation: Invocation, files: tuple[Path, ...]) -> None:
     client = invocation.client()
     results = []
     for path in files:
-        answer = render.as_data(client.workflows.validate(definition=workflow_file(path).definition))
+        answer = render.as_data(
+            client.workflows.validate(definition=workflow_file(path).definition)
+        )
         results.append({"file": str(path), **answer})
     render.emit(invocation.json, results, render.validation)
     if not all(result["valid"] for result in results):

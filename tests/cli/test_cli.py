@@ -3,6 +3,7 @@ and the exit codes (docs/cli-readme.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -27,15 +28,6 @@ def write_workflow(path: Path, name: str, definition: dict) -> Path:
 
 
 async def test_workflows_validate_push_list_show_publish(runlane: Cli, tmp_path: Path) -> None:
-    # Every example is valid for the API's validation endpoint.
-    valid = await runlane("workflows", "validate", *map(str, EXAMPLES))
-    assert valid.code == 0, valid.stderr
-    for path in EXAMPLES:
-        assert f"{path}: valid" in valid.stdout
-    as_json = await runlane("workflows", "validate", str(INVOICE), "-o", "json")
-    assert as_json.json() == [{"file": str(INVOICE), "valid": True, "errors": []}]
-
-    # An invalid definition: every problem, with its node, and exit code 1.
     broken = tmp_path / "broken.yaml"
     broken.write_text(
         "nodes:\n"
@@ -46,19 +38,30 @@ async def test_workflows_validate_push_list_show_publish(runlane: Cli, tmp_path:
         "  - {source: in, target: magic}\n"
         "  - {source: magic, target: out}\n"
     )
-    invalid = await runlane("workflows", "validate", str(broken), str(INVOICE))
+    unreadable = tmp_path / "unreadable.yaml"
+    unreadable.write_text("nodes: [unclosed\n")
+    # Independent commands run at once: the machine has two cores.
+    valid, as_json, invalid, listed, usage = await asyncio.gather(
+        runlane("workflows", "validate", *map(str, EXAMPLES)),
+        runlane("workflows", "validate", str(INVOICE), "-o", "json"),
+        runlane("workflows", "validate", str(broken), str(INVOICE)),
+        runlane("workflows", "validate", str(broken), "--output", "json"),
+        runlane("workflows", "validate", str(unreadable)),
+    )
+    # Every example is valid for the API's validation endpoint.
+    assert valid.code == 0, valid.stderr
+    for path in EXAMPLES:
+        assert f"{path}: valid" in valid.stdout
+    assert as_json.json() == [{"file": str(INVOICE), "valid": True, "errors": []}]
+    # An invalid definition: every problem, with its node, and exit code 1.
     assert invalid.code == 1
     assert "broken.yaml: " in invalid.stdout and "problem" in invalid.stdout
     assert "node magic: " in invalid.stdout and "node out: " in invalid.stdout
     assert f"{INVOICE}: valid" in invalid.stdout
-    listed = await runlane("workflows", "validate", str(broken), "--output", "json")
     assert listed.code == 1
     [result] = listed.json()
     assert result["valid"] is False
     assert {"magic", "out"} <= {problem["node_id"] for problem in result["errors"]}
-    unreadable = tmp_path / "unreadable.yaml"
-    unreadable.write_text("nodes: [unclosed\n")
-    usage = await runlane("workflows", "validate", str(unreadable))
     assert usage.code == 2 and "not valid YAML" in usage.stderr
 
     # push creates the workflow named in the file, then replaces that workflow's draft.
@@ -81,30 +84,40 @@ async def test_workflows_validate_push_list_show_publish(runlane: Cli, tmp_path:
     named = await runlane("workflows", "push", str(bare), "--output", "json")
     assert named.json()["name"] == "bare-linear"
 
-    listed_table = await runlane("workflows", "list")
+    (
+        listed_table,
+        listed_json,
+        shown,
+        snapshot,
+        missing,
+        missing_json,
+        refused,
+    ) = await asyncio.gather(
+        runlane("workflows", "list"),
+        runlane("workflows", "list", "-o", "json"),
+        runlane("workflows", "show", "Invoice Processing"),
+        runlane("workflows", "publish", workflow["id"], "-o", "json"),
+        runlane("workflows", "show", "wf_" + "0" * 32),
+        runlane("workflows", "show", "No such name", "-o", "json"),
+        runlane("workflows", "list", "--api-key", "not-a-key", "-o", "json"),
+    )
     assert listed_table.code == 0
     assert workflow["id"] in listed_table.stdout and "Invoice Processing" in listed_table.stdout
-    listed_json = await runlane("workflows", "list", "-o", "json")
     assert {item["id"] for item in listed_json.json()["data"]} == {
         workflow["id"],
         named.json()["id"],
     }
 
-    shown = await runlane("workflows", "show", "Invoice Processing")
     assert shown.code == 0
     assert workflow["id"] in shown.stdout
     assert "Over 1000?" in shown.stdout and "condition" in shown.stdout
-    snapshot = await runlane("workflows", "publish", workflow["id"], "-o", "json")
     assert snapshot.code == 0 and snapshot.json()["version"] == 2
 
     # Errors: API.md's type, code and message on stderr, nothing on stdout, exit code 1.
-    missing = await runlane("workflows", "show", "wf_" + "0" * 32)
     assert missing.code == 1 and missing.stdout == ""
     assert "not_found" in missing.stderr and "workflow_not_found" in missing.stderr
-    missing_json = await runlane("workflows", "show", "No such name", "-o", "json")
     assert missing_json.code == 1 and missing_json.stdout == ""
     assert missing_json.error()["type"] == "not_found"
-    refused = await runlane("workflows", "list", "--api-key", "not-a-key", "-o", "json")
     assert refused.code == 1 and refused.error()["type"] == "authentication"
 
 
@@ -255,7 +268,7 @@ async def test_reviews_list_approve_reject_and_cancel(runlane: Cli, tmp_path: Pa
         assert "reviews approve" in started.stderr
         return next(word for word in started.stdout.split() if word.startswith("run_"))
 
-    approved_run, rejected_run, cancelled_run = [await start(amount) for amount in (250, 9, 1)]
+    approved_run, rejected_run, cancelled_run = await asyncio.gather(start(250), start(9), start(1))
 
     inbox = await runlane("reviews", "list")
     assert inbox.code == 0
