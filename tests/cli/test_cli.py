@@ -4,6 +4,7 @@ and the exit codes (docs/cli-readme.md)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def write_workflow(path: Path, name: str, definition: dict) -> Path:
     return path
 
 
-async def test_workflows_validate_push_list_show_publish(runlane: Cli, tmp_path: Path) -> None:
+async def test_workflows_validate_push_list_show_publish(
+    runlane: Cli, base_url: str, tmp_path: Path
+) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text(
         "nodes:\n"
@@ -92,6 +95,7 @@ async def test_workflows_validate_push_list_show_publish(runlane: Cli, tmp_path:
         missing,
         missing_json,
         refused,
+        keyless,
     ) = await asyncio.gather(
         runlane("workflows", "list"),
         runlane("workflows", "list", "-o", "json"),
@@ -99,7 +103,19 @@ async def test_workflows_validate_push_list_show_publish(runlane: Cli, tmp_path:
         runlane("workflows", "publish", workflow["id"], "-o", "json"),
         runlane("workflows", "show", "wf_" + "0" * 32),
         runlane("workflows", "show", "No such name", "-o", "json"),
-        runlane("workflows", "list", "--api-key", "not-a-key", "-o", "json"),
+        # The root group's options, over the variables (a closed port, had they been used).
+        runlane(
+            "--base-url",
+            base_url,
+            "--api-key",
+            "not-a-key",
+            "-o",
+            "json",
+            "workflows",
+            "list",
+            RUNLANE_BASE_URL="http://127.0.0.1:9",
+        ),
+        runlane("workflows", "list", RUNLANE_API_KEY=""),
     )
     assert listed_table.code == 0
     assert workflow["id"] in listed_table.stdout and "Invoice Processing" in listed_table.stdout
@@ -118,7 +134,8 @@ async def test_workflows_validate_push_list_show_publish(runlane: Cli, tmp_path:
     assert "not_found" in missing.stderr and "workflow_not_found" in missing.stderr
     assert missing_json.code == 1 and missing_json.stdout == ""
     assert missing_json.error()["type"] == "not_found"
-    assert refused.code == 1 and refused.error()["type"] == "authentication"
+    assert refused.code == 1 and refused.error()["code"] == "invalid_api_key", refused.stderr
+    assert keyless.code == 1 and "missing_api_key" in keyless.stderr
 
 
 async def test_runs_start_with_a_document_json_and_text_then_follow_restart_and_rerun(
@@ -142,7 +159,19 @@ async def test_runs_start_with_a_document_json_and_text_then_follow_restart_and_
     assert "skipped" in started.stdout and "completed" in started.stdout
     run_id = next(word for word in started.stdout.split() if word.startswith("run_"))
 
-    shown = await runlane("runs", "show", run_id, "--output", "json")
+    shown, table, steps, steps_json, listed, missing_doc, bad_option = await asyncio.gather(
+        runlane("runs", "show", run_id, "--output", "json"),
+        runlane("runs", "show", run_id),
+        runlane("runs", "steps", run_id),
+        runlane("runs", "steps", run_id, "-o", "json"),
+        runlane("runs", "list", "--workflow", workflow_id, "--status", "completed"),
+        # Inline JSON and text, no document: the API's 422 names the node.
+        runlane(
+            "runs", "start", workflow_id, "--json", 'meta={"customer_id": "c", "amount": 1}',
+            "--text", "note=hi", "-o", "json",
+        ),
+        runlane("runs", "start", workflow_id, "--json", "meta"),
+    )  # fmt: skip
     run = shown.json()
     assert run["status"] == "completed"
     assert run["final_outputs"] == {
@@ -152,41 +181,35 @@ async def test_runs_start_with_a_document_json_and_text_then_follow_restart_and_
     }
     assert run["inputs"]["documents"]["doc"]["mime_type"] == "application/pdf"
     assert run["inputs"]["text_data"] == {"note": "Process this invoice urgently"}
-    table = await runlane("runs", "show", run_id)
     assert run_id in table.stdout and "completed" in table.stdout and "cust_123" in table.stdout
 
-    steps = await runlane("runs", "steps", run_id)
     assert steps.code == 0
     auto = next(line for line in steps.stdout.splitlines() if " auto " in f" {line} ")
     assert "skipped" in auto
-    steps_json = await runlane("runs", "steps", run_id, "-o", "json")
     assert [step["node_id"] for step in steps_json.json()["data"]][:3] == ["doc", "meta", "note"]
-    assert steps_json.json()["data"][0]["output"]["sha256"]
+    document = steps_json.json()["data"][0]["output"]  # the file's own bytes were sent
+    assert (document["sha256"], document["size_bytes"]) == (
+        hashlib.sha256(PDF).hexdigest(),
+        len(PDF),
+    )
 
-    listed = await runlane("runs", "list", "--workflow", workflow_id, "--status", "completed")
     assert run_id in listed.stdout and "Invoice Processing" in listed.stdout
-
-    # Inline JSON and text, no document: the API's 422 names the node.
-    missing_doc = await runlane(
-        "runs", "start", workflow_id, "--json", 'meta={"customer_id": "c", "amount": 1}',
-        "--text", "note=hi", "-o", "json",
-    )  # fmt: skip
     assert missing_doc.code == 1 and missing_doc.stdout == ""
     assert missing_doc.error()["type"] == "invalid_request"
     assert "doc" in json.dumps(missing_doc.error())
-    bad_option = await runlane("runs", "start", workflow_id, "--json", "meta")
     assert bad_option.code == 2 and "NODE=VALUE" in bad_option.stderr
 
     # Restart twice with one command id: one new run.
-    first = await runlane("runs", "restart", run_id, "--command-id", "cli-restart", "-o", "json")
-    again = await runlane("runs", "restart", run_id, "--command-id", "cli-restart", "-o", "json")
+    first = await runlane(
+        "runs", "restart", run_id, "--draft", "--command-id", "cli-restart", "-o", "json"
+    )
+    again = await runlane(
+        "runs", "restart", run_id, "--draft", "--command-id", "cli-restart", "-o", "json"
+    )
     assert first.code == 0 and again.code == 0, (first.stderr, again.stderr)
     assert first.json()["id"] == again.json()["id"] != run_id
-    assert first.json()["trigger"] == {"type": "restart", "source_run_id": run_id} | {
-        key: value
-        for key, value in first.json()["trigger"].items()
-        if key not in {"type", "source_run_id"}
-    }
+    trigger = first.json()["trigger"]
+    assert (trigger["type"], trigger["source_run_id"]) == ("restart", run_id)
     watched = await runlane("runs", "watch", first.json()["id"])
     assert watched.code == 0, watched.stderr
     assert first.json()["id"] in watched.stdout and "completed" in watched.stdout
@@ -231,11 +254,12 @@ async def test_a_failed_run_exits_non_zero_then_plan_and_retry(
     assert watched.code == 3, watched.stderr
     assert "error" in watched.stdout and "call" in watched.stdout
 
-    plan = await runlane("runs", "plan", run_id, "-o", "json")
+    plan, plan_table = await asyncio.gather(
+        runlane("runs", "plan", run_id, "-o", "json"), runlane("runs", "plan", run_id)
+    )
     assert plan.code == 0, plan.stderr
     assert plan.json()["allowed"] is True
     assert "call" in plan.json()["rerun"] and "prep" in plan.json()["reuse"]
-    plan_table = await runlane("runs", "plan", run_id)
     assert plan.json()["plan_id"] in plan_table.stdout
 
     retried = await runlane("runs", "retry", run_id, "--plan", plan.json()["plan_id"], "--watch")
