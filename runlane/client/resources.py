@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from runlane.client import _requests as rq
+import runlane.client._requests as rq
 from runlane.client._http import AsyncTransport, SyncTransport
 from runlane.client._requests import (
     SETTLED_STATUSES,

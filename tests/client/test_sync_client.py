@@ -262,7 +262,8 @@ async def test_reviews_decide_cancel_and_wait_for_a_human(base_url: str) -> None
             assert decided.id == waiting.id
             done = runs.wait(waiting.id, timeout=30)
             assert done.final_outputs == {"approved": {"amount": 200}}
-            assert runs.step(waiting.id, "review").review.reviewer == "ann"
+            review = runs.step(waiting.id, "review").review
+            assert review is not None and review.reviewer == "ann"
 
             assert runs.cancel(other.id).id == other.id
             assert runs.wait(other.id, timeout=30).status == "cancelled"
@@ -331,14 +332,14 @@ async def test_typed_errors_carry_the_api_error_body(base_url: str) -> None:
             bad = {"nodes": [{"id": "x", "type": "no_such_type"}], "edges": []}
             with pytest.raises(UnprocessableEntityError) as invalid:
                 client.workflows.create(name="bad", definition=bad)
-            error = invalid.value
-            assert (error.status, error.type, error.code) == (
+            unprocessable = invalid.value
+            assert (unprocessable.status, unprocessable.type, unprocessable.code) == (
                 422,
                 "invalid_request",
                 "invalid_definition",
             )
-            assert error.errors and any(p.get("node_id") == "x" for p in error.errors)
-            assert error.param is not None
+            assert any(p.get("node_id") == "x" for p in unprocessable.errors)
+            assert unprocessable.param == "x"
 
             workflow_id = published(client, linear_definition())
             with pytest.raises(UnprocessableEntityError) as bad_input:
