@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install bytecode run test browser lint bench chaos clean migrate migration
+.PHONY: install bytecode run test browser lint bench chaos clean migrate migration client-models
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ bench: bytecode
 ## of `make test`; a few minutes); CHAOS_ARGS=--quick for a smoke run.
 chaos: bytecode
 	$(BIN)/python -m chaos.run $(CHAOS_ARGS)
+
+## runlane/client/models.py from the API's OpenAPI document (datamodel-code-generator);
+## tests/client/test_models_current.py fails when the committed file is out of date.
+client-models: $(STAMP)
+	$(BIN)/python -m scripts.client_models
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

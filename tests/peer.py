@@ -25,6 +25,8 @@ class Peer:
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[int]] = field(default_factory=dict)
     locations: dict[str, str] = field(default_factory=dict)
+    # Scripted JSON answers by path (instead of the echo), e.g. an API's answer for a client.
+    answers: dict[str, Any] = field(default_factory=dict)
     # The bytes of each call's body, in call order (signatures are computed over them).
     raw_bodies: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -45,6 +47,11 @@ class Peer:
         with self.lock:
             self.failures[path] = [status] * times
             self.locations[path] = location
+
+    def respond(self, path: str, body: Any) -> None:
+        """Answer calls to `path` with `body` (JSON) instead of the echo."""
+        with self.lock:
+            self.answers[path] = body
 
     def count(self, path: str) -> int:
         with self.lock:
@@ -80,7 +87,10 @@ class Peer:
                     peer.calls.append(Call(self.command, self.path, dict(self.headers), body))
                     peer.raw_bodies.append(raw)
                 status = peer._answer(self.path)
-                payload = json.dumps({"path": self.path, "method": self.command, "received": body})
+                with peer.lock:
+                    scripted = peer.answers.get(self.path)
+                echo = {"path": self.path, "method": self.command, "received": body}
+                payload = json.dumps(echo if scripted is None or status >= 300 else scripted)
                 self.send_response(status)
                 if 300 <= status < 400 and self.path in peer.locations:
                     self.send_header("location", peer.locations[self.path])
