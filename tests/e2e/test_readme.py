@@ -56,6 +56,13 @@ def test_readme_snippets_work_against_make_run(tmp_path: Path) -> None:
         assert re.search(r"^workflow wf_", output, re.M)
         assert re.search(r"^run run_", output, re.M)
         assert "event: end" in output and "event: step" in output
+        # The Python client and the CLI next to curl.
+        assert "client completed {'route': 'manual', 'customer': 'cust_123'}" in output
+        assert "restarted once: True" in output
+        assert re.search(r"^waiting_for_human$", output, re.M)
+        assert "{'approved': {'amount': 200}}" in output
+        assert re.search(r"^plan_$", output, re.M)
+        assert "exit code 1" in output and "run_not_found" in done.stderr
         assert "{'amount': 4000}" in output  # the quorum review took ann's edit
         outputs = {
             "manual": {"route": "manual", "customer": "cust_123"},
