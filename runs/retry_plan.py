@@ -27,14 +27,18 @@ attempt reaches the new execution as the `retry` signal right after the reset.
 Retrying from the start is not a reset: the run's workflow id gets a fresh execution whose
 input carries the attempts so far and the overriding inputs, so nothing can race them.
 
-Retrying from a chosen node (any ended run, completed too) resets the run to its first task:
-the `retry` signal then carries the recorded outcomes of every completed step not downstream of
-that node, and the new execution waits for it before it runs anything (RunWorkflow.
-_await_retry_request), so those steps keep their outputs and are not executed again, parallel
-branches included, wherever in the history they ran. The node, everything downstream of it, the
-start nodes whose inputs the retry overrides and the steps that had not completed run again.
-Resetting to a later point would not do: whatever started after it would run again, downstream
-of the node or not.
+Retrying from a chosen node (any ended run, completed too) resets the run to its first task,
+the first of its chain (`TaskBoundaries.first`): the `retry` signal then carries the recorded
+outcomes of every completed step not downstream of that node, and the new execution waits for
+it before it runs anything (RunWorkflow._await_retry_request), so those steps keep their
+outputs and are not executed again, parallel branches included, wherever in the history they
+ran. The node, everything downstream of it, the start nodes whose inputs the retry overrides
+and the steps that had not completed run again. Resetting to a later point would not do:
+whatever started after it would run again, downstream of the node or not. Nor would the first
+task of an execution that an earlier retry made by a reset to the first task (the run's
+`first_task_event_id` then): that retry's signal may have reached Temporal before the task
+started, a reset keeps every event before its point, and the new execution would take that old
+request for its own, keep nothing and run everything again before its own signal came.
 """
 
 from __future__ import annotations
@@ -134,6 +138,12 @@ class TaskBoundaries:
             elif kind != EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
                 quiet_since_completed = False
         return cls(started, heads, cancel_requested)
+
+    def first(self) -> int | None:
+        """The first workflow task of the execution's chain (a reset keeps the history up to
+        its point, so every execution of a run starts with it); None when no task started.
+        Nothing but the run's start comes before it: no `retry` signal of an earlier retry."""
+        return self._ids[0] if self._ids else None
 
     def snap(self, recorded: int | None) -> int | None:
         if recorded is None:
@@ -330,7 +340,11 @@ def plan_from_node(
             reason="This run's outputs were too large to record, so there are none to keep; "
             'retry it with {"from": "start"} or restart it.',
         )
-    reset_event_id = boundaries.snap(state.first_task_event_id)
+    # The chain's first task, not the run's `first_task_event_id`: after a retry that reset
+    # the run to its first task, that is the new execution's first task, which may come after
+    # the retry's `retry` signal (see the module docstring). (A run recorded before task ids
+    # has no `first_task_event_id` and still no reset point.)
+    reset_event_id = boundaries.first() if state.first_task_event_id is not None else None
     if reset_event_id is not None:
         reset_event_id = boundaries.before_cancel_request(reset_event_id)
     if reset_event_id is None:

@@ -34,7 +34,7 @@ from temporalio.worker import (
 from activities.models import PureBatchResult
 from activities.registry import default_registry
 from runlane.converter import data_converter
-from runs.retry_plan import RetryFrom, RetryPlan, TaskBoundaries, plan_retry
+from runs.retry_plan import RetryFrom, RetryPlan, TaskBoundaries, plan_from_node, plan_retry
 from workflows.models import (
     RunError,
     RunInput,
@@ -771,3 +771,66 @@ def test_a_run_cancelled_before_its_first_task_can_only_be_retried_from_the_star
     assert not plan.allowed and plan.reset_event_id is None
     assert plan.reason is not None and '{"from": "start"}' in plan.reason
     assert plan_retry(state, _BATCHES, REGISTRY, "start", boundaries).allowed
+
+
+# ------------------------------------------------------------------------ retry from a node
+
+# A run a first retry reset to its first task, whose `retry` signal (6) reached Temporal before
+# the new execution's first task started (7), then completed.
+RETRIED_TO_THE_FIRST_TASK = _events(
+    "WORKFLOW_EXECUTION_STARTED",  # 1
+    "WORKFLOW_TASK_SCHEDULED",  # 2
+    "WORKFLOW_TASK_STARTED",  # 3: the chain's first task
+    "WORKFLOW_TASK_FAILED",  # 4: the first retry's reset
+    "WORKFLOW_TASK_SCHEDULED",  # 5
+    "WORKFLOW_EXECUTION_SIGNALED",  # 6: its `retry` signal
+    "WORKFLOW_TASK_STARTED",  # 7: this execution's first task (its first_task_event_id)
+    "WORKFLOW_TASK_COMPLETED",  # 8
+    "MARKER_RECORDED",  # 9: the start's batch
+    "ACTIVITY_TASK_SCHEDULED",  # 10: call
+    "ACTIVITY_TASK_STARTED",  # 11
+    "ACTIVITY_TASK_COMPLETED",  # 12
+    "WORKFLOW_TASK_SCHEDULED",  # 13
+    "WORKFLOW_TASK_STARTED",  # 14
+    "WORKFLOW_TASK_COMPLETED",  # 15
+    "MARKER_RECORDED",  # 16: out's batch
+    "WORKFLOW_EXECUTION_COMPLETED",  # 17
+)
+
+
+def test_a_retry_from_a_node_resets_to_the_first_task_of_the_chain() -> None:
+    """Not to the first task of the execution an earlier retry made: a reset there would keep
+    that retry's signal, which the new execution would apply as its own request before the
+    new one came (and keep nothing, running the upstream `call` again)."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def step(node_id: str, node_type: str, attempt: int, *tasks: int) -> StepState:
+        return StepState(
+            node_id=node_id,
+            node_type=node_type,
+            status="completed",
+            attempt=attempt,
+            started_at=at,
+            started_event_id=tasks[0],
+            finished_event_id=tasks[1],
+        )
+
+    state = _hand_built(
+        "retried",
+        "completed",
+        first_task_event_id=7,
+        steps=[
+            step("start", "start_json", 1, 3, 3),
+            step("call", "http_request", 2, 7, 14),
+            step("out", "end", 2, 14, 14),
+        ],
+    )
+    boundaries = TaskBoundaries.from_events(RETRIED_TO_THE_FIRST_TASK)
+    assert boundaries.first() == 3
+
+    plan = plan_from_node(state, [], REGISTRY, "out", boundaries)
+
+    assert plan.allowed
+    assert plan.reset_event_id == 3
+    assert plan.reuse == ["start", "call"] and plan.kept == ["start", "call"]
+    assert plan.rerun == ["out"] and plan.repeated_side_effects == []
