@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -15,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from temporalio.worker import Worker
 
-from tests.api.helpers import wait_until
 from tests.conftest import ORG_A_KEY
+from tests.live_api import served
 
 ROOT = Path(__file__).resolve().parents[2]
 # The slowest command waits on a run that a busy 2-core machine may take seconds to finish.
@@ -46,18 +44,8 @@ Cli = Callable[..., Awaitable[Result]]
 
 @pytest.fixture
 async def base_url(app: FastAPI, worker: Worker) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await wait_until(lambda: asyncio.sleep(0, server.started))
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
+    async with served(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from runlane.client import (
 from runlane.settings import DEV_KEY_FILENAME, Settings
 from store.db import Database
 from tests.api.helpers import create_published, linear_definition
-from tests.client.conftest import serve
 from tests.conftest import ORG_A_KEY
+from tests.live_api import served
 from tests.peer import Peer
 
 SERVER_PACKAGES = (
@@ -71,7 +71,7 @@ async def limited_url(settings: Settings, client: Client, database: Database) ->
     app.dependency_overrides[get_api_settings] = lambda: limited
     app.dependency_overrides[get_temporal_client] = lambda: client
     app.dependency_overrides[get_database] = lambda: database
-    async for url in serve(app):
+    async with served(app) as url:
         yield url
 
 

@@ -3,20 +3,18 @@ secret's value or a document's bytes (API.md "Observability")."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-import socket
 import uuid
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from runlane.logs import configure_logging, log_context
-from tests.api.helpers import create_published, wait_for_run, wait_until
+from tests.api.helpers import create_published, wait_for_run
 from tests.conftest import ORG_A_KEY
+from tests.live_api import served
 from tests.observability.conftest import JsonLines
 from tests.peer import Peer
 
@@ -139,23 +137,12 @@ async def test_the_access_line_of_a_request_about_a_run_carries_its_id(
     app: FastAPI, json_lines: JsonLines
 ) -> None:
     """Through a real uvicorn server, which writes the access lines."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_config=None)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await wait_until(lambda: asyncio.sleep(0, server.started))
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers={"Api-Key": ORG_A_KEY}
-        ) as http:
-            missing = await http.get("/v1/workflows/runs/run_0123456789abcdef/steps")
-            listed = await http.get("/v1/workflows/runs")
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
+    async with (
+        served(app) as base_url,
+        httpx.AsyncClient(base_url=base_url, headers={"Api-Key": ORG_A_KEY}) as http,
+    ):
+        missing = await http.get("/v1/workflows/runs/run_0123456789abcdef/steps")
+        listed = await http.get("/v1/workflows/runs")
     assert (missing.status_code, listed.status_code) == (404, 200)
     access = {
         line["message"].split('"')[1]: line
