@@ -101,8 +101,10 @@ class RateLimitRepository:
         params = {"org": organization, "rate": rate, "burst": burst, "want": want}
         # Every request takes its tokens first, so a client that hangs up mid-request often
         # cancels this write: shielded, the transaction always ends and its connection goes
-        # back to the pool whole (a cancelled aiosqlite statement once stalled the API's
-        # loop). The caller still sees its cancellation; the tokens taken lapse unspent.
+        # back to the pool whole. (The full suite once hung in a test that cancels requests
+        # mid-flight, after the limiter came in; a cancelled aiosqlite write is the likely
+        # cause, and shielding rules it out.) The caller still sees its cancellation; the
+        # tokens taken lapse unspent.
         tokens, taken_float = await asyncio.shield(self._take(params))
         taken = round(taken_float)
         if taken:

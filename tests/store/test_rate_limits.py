@@ -4,6 +4,7 @@ per-process leases that spend its tokens a few at a time within the documented b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -83,3 +84,21 @@ async def test_a_low_rate_is_exact_one_token_at_a_time(db: Database) -> None:
         for i in range(5)
     ]
     assert allowed == [True, True, True, False, False]
+
+
+async def test_takes_cancelled_mid_write_leave_the_store_usable(db: Database) -> None:
+    """Clients hang up while their request takes its token: each take is cancelled at a
+    different point of its write. Every write still ends (no transaction left holding the
+    database for busy_timeout's 15 s), so takes right after answer at once."""
+    buckets = RateLimitRepository(db)
+    for attempt in range(15):
+        task = asyncio.create_task(buckets.take("org_cut", rate=0.001, burst=20))
+        await asyncio.sleep(attempt * 0.0005)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    after = await asyncio.wait_for(buckets.take("org_cut_other", rate=1, burst=1), timeout=5)
+    assert after.taken == 1
+    # Each of the 15 cancelled takes took one token or none: the bucket of 20 has more.
+    left = await asyncio.wait_for(buckets.take("org_cut", rate=0.001, burst=20), timeout=5)
+    assert left.taken == 1
